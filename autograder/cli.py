@@ -13,7 +13,8 @@ from . import __version__
 
 NOT_YET = (
     "autograde: grading is not built yet (it arrives with the grader). Meanwhile run the "
-    "notebook's own test cells, or 'python -m reference' to see the lesson checked against autograd."
+    "notebook's own test cells, or 'python -m reference' to see the lesson checked "
+    "against autograd."
 )
 
 

@@ -41,15 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     mean, std = x_train.mean(), x_train.std()
     x_train = ((x_train - mean) / std).to(dev)
     y_train = y_train.float().to(dev)
-    n, m = x_train.shape
+    m = x_train.shape[1]
     nh = 50
     # Kaiming init for the relu layer, 1/sqrt(fan_in) for the linear output.
     w1 = (torch.randn(m, nh) * math.sqrt(2 / m)).to(dev)
     b1 = torch.zeros(nh, device=dev)
     w2 = (torch.randn(nh, 1) / math.sqrt(nh)).to(dev)
     b2 = torch.zeros(1, device=dev)
-    print(f"data: {data.source}; x_train {tuple(x_train.shape)}, "
-          f"mean {x_train.mean().item():.3f}, std {x_train.std().item():.3f}; device {dev}")
+    print(
+        f"data: {data.source}; x_train {tuple(x_train.shape)}, "
+        f"mean {x_train.mean().item():.3f}, std {x_train.std().item():.3f}; device {dev}"
+    )
 
     params = [w1, b1, w2, b2]
     loss = forward_and_backward(x_train, y_train, *params)
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     # float32 rounding over sums of ~1e3 terms stays below 1e-5 norm-relative; a real
     # mistake (a factor of 2, a transpose, a missing mask) is >= 0.3.
     ok = worst < 1e-5
-    print(f"\nworst norm-relative error {worst:.1e}: {'agrees with' if ok else 'DIFFERS from'} autograd")
+    verdict = "agrees with" if ok else "DIFFERS from"
+    print(f"\nworst norm-relative error {worst:.1e}: {verdict} autograd")
 
     a, b = x_valid[:5].to(dev), torch.randn(m, 10, device=dev)
     print(f"\nmatmul ladder on {tuple(a.shape)} @ {tuple(b.shape)}:")

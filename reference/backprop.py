@@ -36,7 +36,8 @@ def mse(output: Tensor, targ: Tensor) -> Tensor:
 
 
 def mse_grad(inp: Tensor, targ: Tensor) -> None:
-    # loss = (1/N) sum_n (inp[n, 0] - targ[n])^2, so d loss / d inp[n, 0] = 2 (inp[n, 0] - targ[n]) / N.
+    # loss = (1/N) sum_n (inp[n, 0] - targ[n])^2
+    # so d loss / d inp[n, 0] = 2 (inp[n, 0] - targ[n]) / N.
     # unsqueeze(-1) gives (N, 1) like inp; (N, 1) - (N,) would broadcast to (N, N).
     inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]
 
