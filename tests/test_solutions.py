@@ -4,10 +4,14 @@ offline, on the bundled data."""
 from __future__ import annotations
 
 import ast
+import gzip
+import pickle
 import re
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 from notebook_tools import (
     OFFLINE_STARTUP,
     SOLUTIONS,
@@ -97,4 +101,47 @@ def test_injected_parameters_reach_the_notebook(tmp_path, offline_kernel):
     nb, _ = execute(path, tmp_path / "seeded.ipynb", seed=7)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "seed = 7" in injected[0].source
+    assert not any(errors(c) for c in nb.cells)
+
+
+def _tiny_mnist(path):
+    """A file in the course's MNIST pickle format: 28x28 = 784 pixels in [0, 1]."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+
+    with gzip.open(path, "wb") as f:
+        pickle.dump((split(300), split(50), split(50)), f)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.parent.name)
+def test_solution_notebook_reads_the_course_mnist_pickle(path, tmp_path, offline_kernel):
+    data = _tiny_mnist(tmp_path / "mnist.pkl.gz")
+    nb, _ = execute(path, tmp_path / path.name, data_path=str(data))
+    assert not any(errors(c) for c in nb.cells)
+    text = "".join(
+        o.get("text", "") + str(o.get("data", "")) for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert "784" in text, "the notebook did not use the 784-pixel data it was given"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, offline_kernel):
+    path = next(p for p in SOLUTIONS if p.parent.name == "backprop")
+    nb, _ = execute(path, tmp_path / path.name, allow_errors=True, device="cuda")
+    first_error = next(e for c in nb.cells for e in errors(c))
+    assert first_error.ename == "RuntimeError"
+    assert "torch sees no CUDA device" in first_error.evalue
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.parent.name)
+def test_solution_notebook_runs_on_cuda(path, tmp_path, offline_kernel):
+    nb, seconds = execute(path, tmp_path / path.name, device="cuda")
+    print(f"{path.parent.name} on CUDA: {seconds:.1f} s")
     assert not any(errors(c) for c in nb.cells)
