@@ -66,6 +66,12 @@ def _digits() -> Data:
     return Data(x[:n], y[:n], x[n:], y[n:], source="scikit-learn digits (8x8)")
 
 
+_MNIST_LAYOUT = (
+    "the course's MNIST pickle: ((x_train, y_train), (x_valid, y_valid), (x_test, y_test)) "
+    "with images (N, pixels) and labels (N,)"
+)
+
+
 def _mnist_pickle(path: Path) -> Data:
     if not path.is_file():
         raise DataError(f"data_path {str(path)!r} is not a file; pass the course's mnist.pkl.gz.")
@@ -74,17 +80,21 @@ def _mnist_pickle(path: Path) -> Data:
         with opener(path, "rb") as f:
             # The course's file is a Python 2 pickle of numpy arrays, hence latin-1.
             (x_train, y_train), (x_valid, y_valid), _ = pickle.load(f, encoding="latin-1")
-    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        raise DataError(
-            f"could not read {str(path)!r} as the course's MNIST pickle "
-            f"(((x_train, y_train), (x_valid, y_valid), (x_test, y_test))): {e}"
-        ) from e
-    x_train, y_train, x_valid, y_valid = (
-        torch.as_tensor(np.asarray(a)) for a in (x_train, y_train, x_valid, y_valid)
-    )
-    return Data(
-        x_train.float(), y_train.long(), x_valid.float(), y_valid.long(), source=f"MNIST ({path})"
-    )
+        x_train, x_valid = (
+            torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (x_train, x_valid)
+        )
+        y_train, y_valid = (
+            torch.as_tensor(np.asarray(a, dtype=np.int64)) for a in (y_train, y_valid)
+        )
+    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as e:
+        raise DataError(f"could not read {str(path)!r} as {_MNIST_LAYOUT}: {e}") from e
+    for x, y, split in ((x_train, y_train, "train"), (x_valid, y_valid, "valid")):
+        if x.dim() != 2 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+            raise DataError(
+                f"{str(path)!r}: the {split} split has images {tuple(x.shape)} and labels "
+                f"{tuple(y.shape)}; expected {_MNIST_LAYOUT}"
+            )
+    return Data(x_train, y_train, x_valid, y_valid, source=f"MNIST ({path})")
 
 
 def get_data(data_path: str | Path | None = None) -> Data:
