@@ -1,30 +1,200 @@
-"""The `autograde` command.
+"""The `autograde` command: parse, call the pipeline, print. Nothing else lives here.
 
-Grading (`check`, `grade`, `verify`) is built in the next stage of the project; until
-then the command says so and exits 2, the exit code for "could not grade".
+Exit codes, the same for every verb: 0 everything passed, 1 something failed (a check, a
+submission, a sync), 2 nothing could be graded (bad notebook, bad option, no CUDA), with a
+one-line reason on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
 from . import __version__
 
-NOT_YET = (
-    "autograde: grading is not built yet (it arrives with the grader). Meanwhile run the "
-    "notebook's own test cells, or 'python -m reference' to see the lesson checked "
-    "against autograd."
-)
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _seed(text: str | None) -> int:
+    from .pipeline import DEFAULT_SEED
+
+    if text is None:
+        text = os.environ.get("AUTOGRADE_SEED")
+    if text is None:
+        return DEFAULT_SEED
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="where the student's code runs (default: cpu)",
+    )
+    p.add_argument(
+        "--seed",
+        default=None,
+        help="seed for the grader's inputs (default: $AUTOGRADE_SEED or 2019)",
+    )
+    p.add_argument(
+        "--assignment",
+        default=None,
+        help="matmul or backprop (default: detected from the notebook)",
+    )
+    p.add_argument(
+        "--data-path",
+        default=None,
+        help="the course's mnist.pkl.gz for the notebook (default: bundled digits)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a notebook cell may run (default: 120)",
+    )
+    p.add_argument(
+        "--call-timeout",
+        type=float,
+        default=20.0,
+        help="seconds one call of a graded function may run (default: 20)",
+    )
+
+
+def _options(args: argparse.Namespace):
+    from .pipeline import Options
+
+    return Options(
+        seed=_seed(args.seed),
+        device=args.device,
+        assignment=args.assignment,
+        data_path=args.data_path,
+        cell_timeout=args.cell_timeout,
+        call_timeout=args.call_timeout,
+    )
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and pipes: wide enough for the messages
+        console = Console(highlight=False, width=120)
+    return console
+
+
+def _fail(message: str) -> int:
+    print(f"autograde: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .pipeline import GradingError, NotebookError, grade
+    from .report import gradescope_results, print_table
+
+    console = _console()
+    try:
+        options = _options(args)
+        with console.status(f"Running {args.notebook} and grading it..."):
+            result = grade(Path(args.notebook), options)
+    except (NotebookError, GradingError, argparse.ArgumentTypeError) as exc:
+        return _fail(str(exc))
+    print_table(result, console)
+    console.print(
+        "This self-check used its own inputs; grading uses other inputs and the same checks.",
+        style="dim",
+    )
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(gradescope_results(result), indent=2), encoding="utf-8")
+    return EXIT_OK if not result.score.failed else EXIT_FAILED
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .batch import grade_submissions
+    from .pipeline import GradingError, check_device
+
+    try:
+        options = _options(args)
+        check_device(options.device)
+    except (GradingError, argparse.ArgumentTypeError) as exc:
+        return _fail(str(exc))
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        return _fail(f"{missing[0]}: no such file or folder")
+    summary = grade_submissions(
+        paths, Path(args.out), options=options, workers=args.workers, progress=not args.quiet
+    )
+    return summary.exit_code
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .pipeline import GradingError, check_device
+    from .verify import verify
+
+    try:
+        options = _options(args)
+        check_device(options.device)
+    except (GradingError, argparse.ArgumentTypeError) as exc:
+        return _fail(str(exc))
+    problems = verify(Path(args.root), options, _console())
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autograde",
+        description="Grade backprop-lab notebooks: check yours, grade a class, verify the course.",
+    )
+    parser.add_argument("--version", action="version", version=f"autograde {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{check,grade,verify}")
+
+    p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
+    p.add_argument("notebook", help="the .ipynb to check")
+    p.add_argument("--json", default=None, help="also write Gradescope results.json here")
+    _common(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("grade", help="instructors: grade notebooks or folders of submissions")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="notebooks, folders with one sub-folder per student, or nbgrader's submitted/ folder",
+    )
+    p.add_argument("--out", required=True, help="folder for results.json, grades.csv, summary.md")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 1)),
+        help="notebooks graded at once (default: the number of CPUs)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser(
+        "verify",
+        help="instructors, CI: solutions full marks, assignments zero, "
+        "assignments in sync with solutions",
+    )
+    p.add_argument("--root", default=".", help="the course repository (default: .)")
+    _common(p)
+    p.set_defaults(func=cmd_verify)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="autograde", description="Grade backprop-lab notebooks.")
-    parser.add_argument("--version", action="version", version=f"autograde {__version__}")
-    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
-    parser.parse_args(argv)
-    print(NOT_YET, file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

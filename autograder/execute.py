@@ -1,0 +1,108 @@
+"""The only module that starts a kernel: run a notebook with papermill, with the grader's
+parameters and time limits, and say what happened (cell errors, a timeout, a dead kernel)
+without ever raising for the student's mistakes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbformat import NotebookNode
+
+__all__ = ["CellError", "Execution", "run_notebook"]
+
+
+@dataclass(frozen=True)
+class CellError:
+    index: int  # position among the notebook's cells, as the student sees them
+    ename: str
+    evalue: str
+
+
+@dataclass(frozen=True)
+class Execution:
+    notebook: NotebookNode | None
+    seconds: float
+    cell_errors: tuple[CellError, ...] = ()
+    # Set when execution stopped early: the kernel died, a cell ran out of time, or the
+    # kernel could not start. Points then come only from what the harvest recorded.
+    stopped: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
+    errors, index = [], 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if skip_tag in tags or "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                errors.append(CellError(index, out.get("ename", ""), out.get("evalue", "")))
+        index += 1
+    return tuple(errors)
+
+
+def run_notebook(
+    nb: NotebookNode,
+    *,
+    parameters: dict[str, Any],
+    workdir: Path,
+    cell_timeout: float,
+    skip_tag: str,
+    kernel_name: str = "python3",
+) -> Execution:
+    """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`.
+    Every cell runs even after errors, as the student would see them in order; the
+    executed notebook is written to `workdir / "executed.ipynb"` as it goes."""
+    # Imported here: papermill costs about a second to import, and only grading needs it.
+    import papermill
+    from jupyter_client.manager import KernelManager
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    output = workdir / "executed.ipynb"
+    started = time.perf_counter()
+    stopped, executed = None, None
+    # IPC sockets in the scratch folder: reachable by nothing off this machine, and no
+    # "running over TCP without encryption" warning on every run.
+    km = KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"))
+    try:
+        executed = papermill.execute_notebook(
+            nb,
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            cwd=str(workdir),
+            allow_errors=True,
+            execution_timeout=cell_timeout,
+            start_timeout=120,
+            km=km,
+        )
+    except PapermillExecutionError:
+        pass  # a cell raised: recorded in the notebook, graded like any other outcome
+    except CellTimeoutError:
+        stopped = f"a cell ran longer than the {cell_timeout:.0f} s limit"
+    except DeadKernelError:
+        stopped = "the kernel died (the process running the notebook exited or crashed)"
+    except RuntimeError as exc:  # nbclient: kernel failed to start, or its channels broke
+        stopped = f"the notebook could not be run: {exc}"
+    finally:
+        # papermill leaves a kernel it did not create running: shut it down here.
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    seconds = time.perf_counter() - started
+    if executed is None and output.exists():
+        import nbformat
+
+        try:
+            executed = nbformat.read(output, as_version=4)
+        except Exception:  # a half-written file: the reason above says enough
+            executed = None
+    errors = _cell_errors(executed, skip_tag) if executed is not None else ()
+    return Execution(executed, seconds, errors, stopped)

@@ -1,0 +1,234 @@
+"""Between the grader and the kernel: the plan of calls, the cells that carry it into the
+notebook, and the reader of what comes back.
+
+The grader makes every input itself (seeded), writes them with `torch.save`, and reads the
+kernel's answers back with `torch.load(weights_only=True)` and `json`: plain tensors and
+data, never a pickled object from the student's process.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import torch
+from nbformat import NotebookNode
+from torch import Tensor
+
+from . import kernel
+from .exercises import Case, Check, Exercise
+from .protocols import Inputs, make_inputs
+
+__all__ = [
+    "AUTOGRADER_TAG",
+    "Call",
+    "CallResult",
+    "Harvest",
+    "HarvestError",
+    "Plan",
+    "Value",
+    "inject",
+    "make_plan",
+    "read_harvest",
+    "strip_injected",
+]
+
+AUTOGRADER_TAG = "autograder"
+_KERNEL_SOURCE = Path(kernel.__file__).read_text(encoding="utf-8")
+
+
+class HarvestError(RuntimeError):
+    """The kernel's results are missing or not plain data."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of student code on one case. Several checks may share it (lin_grad's
+    inp.g, w.g and b.g checks read the same call)."""
+
+    key: str
+    target: str
+    protocol: str
+    case: Case
+    cell: str  # the exercise's nbgrader grade_id, to pick the right definition
+    rung: int  # which definition of `target` this is, in notebook order (matmul's ladder)
+    rungs: int  # how many exercises define `target`
+    inputs: Inputs = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    calls: dict[str, Call]
+    # (exercise cell, check name) -> the keys of its calls, one per case, in case order
+    checks: dict[tuple[str, str], tuple[str, ...]]
+    device: str
+    seed: int
+
+
+def call_key(exercise: Exercise, check: Check, case: Case) -> str:
+    return f"{exercise.cell}/{check.target}/{check.protocol}/{case.name}"
+
+
+def make_plan(exercises: tuple[Exercise, ...], *, seed: int, device: str) -> Plan:
+    # Exercises that grade the same name in turn (matmul's rungs) are told apart by cell,
+    # and by order when a student's cell lost its nbgrader metadata.
+    by_target: dict[str, list[str]] = {}
+    for ex in exercises:
+        for check in ex.checks:
+            cells = by_target.setdefault(check.target, [])
+            if ex.cell not in cells:
+                cells.append(ex.cell)
+    calls: dict[str, Call] = {}
+    checks: dict[tuple[str, str], tuple[str, ...]] = {}
+    for ex in exercises:
+        for check in ex.checks:
+            keys = []
+            for case in check.cases:
+                key = call_key(ex, check, case)
+                if key not in calls:
+                    cells = by_target[check.target]
+                    calls[key] = Call(
+                        key,
+                        check.target,
+                        check.protocol,
+                        case,
+                        ex.cell,
+                        cells.index(ex.cell),
+                        len(cells),
+                        make_inputs(check.protocol, case, seed, key),
+                    )
+                keys.append(key)
+            checks[(ex.cell, check.name)] = tuple(keys)
+    return Plan(calls, checks, device, seed)
+
+
+def _code_cell(source: str) -> NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [AUTOGRADER_TAG]
+    return cell
+
+
+def inject(
+    nb: NotebookNode, plan: Plan, workdir: Path, *, call_timeout: float, cell_shas: dict[str, str]
+) -> NotebookNode:
+    """A copy of `nb` with the grader's two cells, and the plan's files written to
+    `workdir`. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
+    this notebook."""
+    inputs_path, plan_path = workdir / "inputs.pt", workdir / "plan.json"
+    torch.save({k: c.inputs for k, c in plan.calls.items()}, inputs_path)
+    calls = [
+        {
+            "key": c.key,
+            "target": c.target,
+            "protocol": c.protocol,
+            "timeout": call_timeout,
+            "cell_sha": cell_shas.get(c.cell),
+            "index": c.rung,
+            "rungs": c.rungs,
+        }
+        for c in plan.calls.values()
+    ]
+    plan_json = {
+        "device": plan.device,
+        "inputs": str(inputs_path),
+        "calls": calls,
+        "tensors_out": str(workdir / "results.pt"),
+        "json_out": str(workdir / "results.json"),
+    }
+    plan_path.write_text(json.dumps(plan_json), encoding="utf-8")
+    targets = sorted({c.target for c in plan.calls.values()})
+    start = (
+        "# Added by the autograder (not part of your notebook): records your definitions.\n"
+        f"__autograde__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, {kernel.GRADER_FILE!r}, 'exec'),"
+        " __autograde__)\n"
+        f"__autograde__['start']({targets!r})"
+    )
+    finish = (
+        "# Added by the autograder: calls your functions on the grader's inputs.\n"
+        f"__autograde__['harvest']({str(plan_path)!r})"
+    )
+    out = nbformat.from_dict(nb)  # a deep copy
+    out.cells = [_code_cell(start), *out.cells, _code_cell(finish)]
+    return out
+
+
+def strip_injected(nb: NotebookNode) -> NotebookNode:
+    """The executed notebook as the student wrote it: without the grader's cells."""
+    nb.cells = [
+        c
+        for c in nb.cells
+        if AUTOGRADER_TAG not in c.get("metadata", {}).get("tags", [])
+        and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
+    ]
+    return nb
+
+
+# -- reading results back -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Value:
+    """One value the kernel reported: a tensor, or why there is none."""
+
+    kind: str  # tensor | missing | none | sequence | other
+    tensor: Tensor | None = None
+    dtype: str | None = None
+    device: str | None = None
+    type: str | None = None
+    items: tuple[Value, ...] = ()
+    repr: str = ""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    values: dict[str, Value]
+    error: dict[str, Any] | None
+    picked: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Harvest:
+    calls: dict[str, CallResult]
+    defined: tuple[str, ...]
+
+
+def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
+    kind = meta.get("kind")
+    if kind == "tensor":
+        t = tensors.get(key)
+        if not isinstance(t, Tensor):
+            raise HarvestError(f"tensor {key} is missing from the results")
+        return Value("tensor", t, meta.get("dtype"), meta.get("device"))
+    if kind == "sequence":
+        items = tuple(_value(m, f"{key}[{i}]", tensors) for i, m in enumerate(meta["items"]))
+        return Value("sequence", type=meta.get("type"), items=items)
+    if kind in ("missing", "none", "other"):
+        return Value(kind, type=meta.get("type"), repr=str(meta.get("repr", "")))
+    raise HarvestError(f"unknown value kind {kind!r} for {key}")
+
+
+def read_harvest(workdir: Path) -> Harvest:
+    """The kernel's results, as data. Raises HarvestError if they are absent or not
+    plain tensors and JSON (a pickled object is refused by `weights_only=True`)."""
+    json_path, tensors_path = workdir / "results.json", workdir / "results.pt"
+    if not json_path.exists() or not tensors_path.exists():
+        raise HarvestError("the grading cell did not write its results")
+    try:
+        tensors = torch.load(tensors_path, weights_only=True, map_location="cpu")
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+        raise HarvestError(f"the results are not plain data: {exc}") from exc
+    if not isinstance(tensors, dict) or not isinstance(data, dict):
+        raise HarvestError("the results have the wrong structure")
+    calls = {}
+    for key, entry in data.get("calls", {}).items():
+        values = {k: _value(m, f"{key}|{k}", tensors) for k, m in entry.get("values", {}).items()}
+        calls[key] = CallResult(
+            values, entry.get("error"), entry.get("picked"), float(entry.get("seconds", 0.0))
+        )
+    return Harvest(calls, tuple(data.get("defined", ())))

@@ -1,0 +1,291 @@
+"""The grader's code that runs *inside the student's kernel*.
+
+The grader never imports this module. `harvest.py` injects its source into the notebook
+(compiled under the file name `<autograder>`, so tracebacks can tell grader frames from
+student frames) as two cells: one at the top that starts recording every definition of the
+graded names as cells run, and one at the end that calls the student's functions on the
+grader's inputs and writes back plain data only: tensors for `torch.load(weights_only=True)`
+and JSON. Nothing here trusts or returns a student object to the grader.
+
+Only the standard library and torch: the kernel may be any environment that can run the
+notebook.
+"""
+
+import difflib
+import hashlib
+import json
+import signal
+import time
+import traceback
+
+import torch
+
+GRADER_FILE = "<autograder>"
+_MISSING = object()
+
+
+class CallTimeout(BaseException):
+    """Raised by the per-call alarm; a BaseException so `except Exception` in student
+    code cannot swallow it."""
+
+
+class _State:
+    # Class attributes as module-level state: this code runs once per kernel.
+    targets: tuple = ()
+    # name -> list of (sha1 of the defining cell's source, object), in definition order
+    versions: dict = {}  # noqa: RUF012
+    last: dict = {}  # noqa: RUF012
+
+
+def cell_sha(source):
+    return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def start(targets):
+    """Record, after every cell, any new object bound to a graded name, with the cell's
+    source hash: the matmul notebook defines `matmul` three times and each is graded."""
+    from IPython import get_ipython
+
+    _State.targets = tuple(targets)
+    _State.versions = {}
+    _State.last = {}
+    get_ipython().events.register("post_run_cell", _after_cell)
+
+
+def _after_cell(result):
+    from IPython import get_ipython
+
+    ns = get_ipython().user_ns
+    info = getattr(result, "info", None)
+    src = getattr(info, "raw_cell", "") or ""
+    for name in _State.targets:
+        obj = ns.get(name, _MISSING)
+        if obj is not _MISSING and obj is not _State.last.get(name, _MISSING):
+            _State.last[name] = obj
+            _State.versions.setdefault(name, []).append((cell_sha(src), obj))
+
+
+def _pick(ns, call):
+    """The object to grade for a call: the definition from the exercise's own cell if
+    it can be told apart, else the k-th definition, else the last one bound."""
+    versions = _State.versions.get(call["target"], [])
+    for sha, obj in versions:
+        if sha == call.get("cell_sha"):
+            return obj, "cell"
+    k = call.get("index")
+    if k is not None and len(versions) > k and len(versions) >= call.get("rungs", 1):
+        return versions[k][1], "order"
+    if versions:
+        return versions[-1][1], "last"
+    obj = ns.get(call["target"], _MISSING)
+    return obj, "global"
+
+
+# -- call recipes: one per protocol name in protocols.py ----------------------------------
+# Each gets the object under test and fresh copies of the inputs on the grading device,
+# calls it the way the lesson does, and returns the values to compare by name.
+
+
+def _g(t):
+    return getattr(t, "g", _MISSING)
+
+
+def _with_grads(values, tensors):
+    """Add `name.g` for each tensor, and `name.grad` where a student stored one there."""
+    for name, t in tensors.items():
+        values[f"{name}.g"] = _g(t)
+        if t.grad is not None:
+            values[f"{name}.grad"] = t.grad
+    return values
+
+
+def _matmul(fn, t, ns):
+    return {"return": fn(t["a"], t["b"])}
+
+
+def _mse_grad(fn, t, ns):
+    ret = fn(t["inp"], t["targ"])
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _relu_grad(fn, t, ns):
+    t["out"].g = t["out.g"]
+    ret = fn(t["inp"], t["out"])
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _lin_grad(fn, t, ns):
+    t["out"].g = t["out.g"]
+    ret = fn(t["inp"], t["out"], t["w"], t["b"])
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+
+_PARAMS = ("w1", "b1", "w2", "b2")
+
+
+def _forward_and_backward(fn, t, ns):
+    # The lesson's forward_and_backward(inp, targ) reads w1, b1, w2, b2 from the
+    # notebook's globals: set them to the grader's tensors for the call, then restore.
+    scope = getattr(fn, "__globals__", ns)
+    saved = {k: scope.get(k, _MISSING) for k in _PARAMS}
+    scope.update({k: t[k] for k in _PARAMS})
+    try:
+        ret = fn(t["inp"], t["targ"])
+    finally:
+        for k, v in saved.items():
+            if v is _MISSING:
+                scope.pop(k, None)
+            else:
+                scope[k] = v
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+
+def _relu_class(cls, t, ns):
+    layer = cls()
+    out = layer(t["inp"])
+    out.g = t["out.g"]
+    ret = layer.backward()
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _lin_class(cls, t, ns):
+    layer = cls(t["w"], t["b"])
+    out = layer(t["inp"])
+    out.g = t["out.g"]
+    ret = layer.backward()
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+
+def _mse_class(cls, t, ns):
+    layer = cls()
+    layer(t["inp"], t["targ"])
+    ret = layer.backward()
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _model_class(cls, t, ns):
+    model = cls(*(t[k] for k in _PARAMS))
+    loss = model(t["inp"], t["targ"])
+    ret = model.backward()
+    return _with_grads({"loss": loss, "return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+
+RECIPES = {
+    "matmul": _matmul,
+    "mse_grad": _mse_grad,
+    "mse_class": _mse_class,
+    "relu_grad": _relu_grad,
+    "relu_class": _relu_class,
+    "lin_grad": _lin_grad,
+    "lin_class": _lin_class,
+    "forward_and_backward": _forward_and_backward,
+    "model_class": _model_class,
+}
+
+# -- recording results as plain data ------------------------------------------------------
+
+
+def _describe(key, value, tensors):
+    """JSON metadata for one value; tensors go to `tensors` (detached, on the CPU)."""
+    if value is _MISSING:
+        return {"kind": "missing"}
+    if value is None:
+        return {"kind": "none"}
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+        return {
+            "kind": "tensor",
+            "dtype": str(value.dtype).removeprefix("torch."),
+            "shape": list(value.shape),
+            "device": str(value.device),
+        }
+    if isinstance(value, tuple | list):
+        return {
+            "kind": "sequence",
+            "type": type(value).__name__,
+            "items": [_describe(f"{key}[{i}]", v, tensors) for i, v in enumerate(value)],
+        }
+    text = repr(value) if isinstance(value, int | float | bool | str) else ""
+    return {"kind": "other", "type": type(value).__name__, "repr": text[:200]}
+
+
+def _error(exc):
+    """The exception, and the last line of student code it passed through."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != GRADER_FILE]
+    student = [
+        f for f in frames if "site-packages" not in f.filename and "/torch/" not in f.filename
+    ]
+    where = student[-1] if student else None
+    lines = traceback.format_exception_only(type(exc), exc)
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc)[:2000],
+        "summary": "".join(lines).strip()[:2000],
+        "function": where.name if where else None,
+        "line": where.line if where else None,
+        "lineno": where.lineno if where else None,
+        "traceback": "".join(traceback.format_list(frames))[-4000:],
+    }
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+def _run_call(obj, recipe, inputs, device, timeout, ns):
+    t = {k: v.to(device).clone() for k, v in inputs.items()}
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        values = recipe(obj, t, ns)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
+        return values
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def harvest(plan_path):
+    """Run every call of the plan and write the results files it names."""
+    from IPython import get_ipython
+
+    with open(plan_path, encoding="utf-8") as f:
+        plan = json.load(f)
+    ns = get_ipython().user_ns
+    device = torch.device(plan["device"])
+    inputs = torch.load(plan["inputs"], weights_only=True)
+    defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
+    tensors, calls = {}, {}
+    for call in plan["calls"]:
+        key = call["key"]
+        obj, how = _pick(ns, call)
+        entry = {"picked": how}
+        started = time.perf_counter()
+        if obj is _MISSING:
+            close = difflib.get_close_matches(call["target"], defined, n=1, cutoff=0.6)
+            entry["error"] = {
+                "type": "Missing",
+                "message": f"no {call['target']} defined",
+                "close": close[0] if close else None,
+            }
+        else:
+            try:
+                values = _run_call(
+                    obj, RECIPES[call["protocol"]], inputs[key], device, call["timeout"], ns
+                )
+                entry["values"] = {
+                    k: _describe(f"{key}|{k}", v, tensors) for k, v in values.items()
+                }
+            except CallTimeout:
+                entry["error"] = {
+                    "type": "Timeout",
+                    "message": f"still running after {call['timeout']} s",
+                }
+            except BaseException as exc:
+                entry["error"] = _error(exc)
+        entry["seconds"] = time.perf_counter() - started
+        calls[key] = entry
+    torch.save(tensors, plan["tensors_out"])
+    with open(plan["json_out"], "w", encoding="utf-8") as f:
+        json.dump({"calls": calls, "defined": defined}, f)

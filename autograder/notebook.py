@@ -1,0 +1,163 @@
+"""Reading a submission: is it a notebook we can grade, which assignment is it, and where
+are the exercise cells. Student code is found by name and by nbgrader metadata, never by
+cell position: students move, split and retype cells."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from .exercises import ASSIGNMENTS, EXERCISES
+from .kernel import cell_sha
+
+__all__ = [
+    "NotebookError",
+    "cell_shas",
+    "defined_names",
+    "detect_assignment",
+    "read_notebook",
+    "replace_definition",
+    "replace_function",
+]
+
+MAX_NOTEBOOK_BYTES = 50 * 2**20
+
+
+class NotebookError(Exception):
+    """The file cannot be graded at all; the message is one line a person can act on."""
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    path = Path(path)
+    if not path.exists():
+        raise NotebookError(f"{path}: no such file")
+    if path.is_dir():
+        raise NotebookError(f"{path} is a folder, not a notebook (.ipynb file)")
+    size = path.stat().st_size
+    if size == 0:
+        raise NotebookError(f"{path} is empty: save the notebook in Jupyter and submit again")
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(
+            f"{path} is {size / 2**20:.0f} MiB: clear the outputs (Kernel > Restart & Clear "
+            "Output) and submit again"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not UTF-8 text (byte {exc.start}): is it a notebook?"
+        ) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not valid notebook JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}): was it edited outside Jupyter?"
+        ) from None
+    if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
+        raise NotebookError(f"{path} is JSON but not a Jupyter notebook (no cells)")
+    major = raw.get("nbformat")
+    if not isinstance(major, int) or major < 3:
+        raise NotebookError(f"{path} has notebook format {major!r}; expected 4 (Jupyter)")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several kinds; all mean "not a notebook"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NotebookError(f"{path} is not a valid notebook: {first}") from None
+    return nb
+
+
+def _grade_ids(nb: NotebookNode) -> list[str]:
+    return [
+        c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        for c in nb.cells
+        if c.get("cell_type") == "code"
+    ]
+
+
+def defined_names(source: str) -> set[str]:
+    """Top-level function and class names a cell defines (empty if it does not parse,
+    e.g. because of IPython magics)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+
+
+def detect_assignment(nb: NotebookNode, path: Path | None = None) -> str:
+    """Which assignment a notebook is: by its nbgrader cells, else by the names it
+    defines, else by its file name."""
+    ids = set(_grade_ids(nb))
+    scores = {a: len(ids & {e.cell for e in EXERCISES if e.assignment == a}) for a in ASSIGNMENTS}
+    best = max(scores.values())
+    if best and list(scores.values()).count(best) == 1:
+        return max(scores, key=scores.__getitem__)
+    names = set().union(*(defined_names(c.source) for c in nb.cells if c.cell_type == "code"))
+    targets = {
+        a: {c.target for e in EXERCISES if e.assignment == a for c in e.checks} for a in ASSIGNMENTS
+    }
+    scores = {a: len(names & t) for a, t in targets.items()}
+    best = max(scores.values())
+    if best and list(scores.values()).count(best) == 1:
+        return max(scores, key=scores.__getitem__)
+    if path is not None and Path(path).stem in ASSIGNMENTS:
+        return Path(path).stem
+    raise NotebookError(
+        f"cannot tell which assignment {path or 'this notebook'} is "
+        f"({', '.join(ASSIGNMENTS)}): pass --assignment NAME"
+    )
+
+
+def cell_shas(nb: NotebookNode) -> dict[str, str]:
+    """grade_id -> hash of that cell's source, as the kernel will see it run."""
+    shas = {}
+    for c in nb.cells:
+        gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if c.get("cell_type") == "code" and gid:
+            shas.setdefault(gid, cell_sha(c.source))
+    return shas
+
+
+def replace_definition(nb: NotebookNode, cell: str, source: str) -> NotebookNode:
+    """A copy of `nb` whose cell with grade_id `cell` holds `source` instead: how the
+    tests and the benchmarks make submissions (right, wrong, unusual) from a notebook."""
+    out = nbformat.from_dict(nb)
+    for c in out.cells:
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == cell:
+            c.source = source
+            return out
+    raise KeyError(f"no cell with grade_id {cell!r}")
+
+
+def replace_function(
+    nb: NotebookNode, name: str, source: str, *, cell: str | None = None
+) -> NotebookNode:
+    """A copy of `nb` in which the top-level `def`/`class` `name` (in the cell with
+    grade_id `cell`, when given; else the last cell defining it) is replaced by `source`,
+    leaving the rest of its cell as it was."""
+    out = nbformat.from_dict(nb)
+    found = None
+    for c in out.cells:
+        gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if c.get("cell_type") != "code" or (cell is not None and gid != cell):
+            continue
+        try:
+            tree = ast.parse(c.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
+                found = (c, node)
+    if found is None:
+        raise KeyError(f"no definition of {name!r}" + (f" in cell {cell!r}" if cell else ""))
+    c, node = found
+    lines = c.source.splitlines()
+    start = node.lineno - 1 - len(node.decorator_list)
+    c.source = "\n".join([*lines[:start], source.strip("\n"), *lines[node.end_lineno :]])
+    return out

@@ -1,0 +1,151 @@
+"""`grade(notebook, ...) -> GradeResult`: the one path every verb (check, grade, verify,
+pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .execute import run_notebook
+from .exercises import exercises_for
+from .harvest import AUTOGRADER_TAG, HarvestError, inject, make_plan, read_harvest, strip_injected
+from .notebook import NotebookError, cell_shas, detect_assignment, read_notebook
+from .score import Score, score
+
+__all__ = ["DEFAULT_SEED", "GradeResult", "GradingError", "Options", "grade", "notebook_digest"]
+
+# Inputs for self-checks; instructors grade with a seed of their own (--seed or
+# AUTOGRADE_SEED), so the inputs that count are not the ones students checked against.
+DEFAULT_SEED = 2019
+
+
+class GradingError(Exception):
+    """The command cannot grade at all (not the student's fault): a bad option, no CUDA."""
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = DEFAULT_SEED
+    device: str = "cpu"
+    assignment: str | None = None  # detected from the notebook when None
+    data_path: str | None = None
+    cell_timeout: float = 120.0  # per notebook cell
+    call_timeout: float = 20.0  # per call of student code by the grader
+    keep_executed: Path | None = None  # copy the executed notebook here
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    notebook: Path
+    assignment: str
+    score: Score
+    seed: int
+    device: str
+    seconds: float
+    execution_seconds: float
+    digest: str  # of the notebook's bytes: a re-run with the same digest can be skipped
+    grader_version: str = __version__
+    executed: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def notebook_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise GradingError(f"unknown device {device!r}: use cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GradingError(
+            "--device cuda was asked for, but torch sees no CUDA device here: grade on a "
+            "machine with a GPU, or use --device cpu"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise GradingError(f"unsupported device {device!r}: use cpu or cuda")
+
+
+def _notes(execution) -> tuple[str, ...]:
+    notes = []
+    if execution.stopped:
+        notes.append(f"Execution stopped: {execution.stopped}.")
+    for err in execution.cell_errors[:10]:
+        notes.append(
+            f"Cell {err.index} raised {err.ename}: {err.evalue.splitlines()[0][:200]}"
+            if err.evalue
+            else f"Cell {err.index} raised {err.ename}"
+        )
+    return tuple(notes)
+
+
+def grade(notebook: Path, options: Options = Options()) -> GradeResult:
+    """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
+    and GradingError for a bad option; every problem in the student's code is a score."""
+    started = time.perf_counter()
+    check_device(options.device)
+    notebook = Path(notebook)
+    nb = read_notebook(notebook)
+    assignment = options.assignment or detect_assignment(nb, notebook)
+    try:
+        exercises = exercises_for(assignment)
+    except KeyError as exc:
+        raise GradingError(str(exc.args[0])) from None
+    digest = notebook_digest(notebook)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
+        workdir = Path(tmp)
+        t = time.perf_counter()
+        plan = make_plan(exercises, seed=options.seed, device=options.device)
+        prepared = inject(
+            nb, plan, workdir, call_timeout=options.call_timeout, cell_shas=cell_shas(nb)
+        )
+        timings["plan"] = time.perf_counter() - t
+        params = {"seed": options.seed, "device": options.device, "data_path": options.data_path}
+        execution = run_notebook(
+            prepared,
+            parameters=params,
+            workdir=workdir,
+            cell_timeout=options.cell_timeout,
+            skip_tag=AUTOGRADER_TAG,
+        )
+        timings["execute"] = execution.seconds
+        t = time.perf_counter()
+        harvest, why = None, None
+        try:
+            harvest = read_harvest(workdir)
+        except HarvestError as exc:
+            why = execution.stopped or str(exc)
+        result_score = score(exercises, plan, harvest, not_graded=why, notes=_notes(execution))
+        timings["score"] = time.perf_counter() - t
+        executed = None
+        if options.keep_executed is not None and execution.notebook is not None:
+            import nbformat
+
+            options.keep_executed.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(strip_injected(execution.notebook), options.keep_executed)
+            executed = options.keep_executed
+        shutil.rmtree(workdir, ignore_errors=True)
+    return GradeResult(
+        notebook,
+        assignment,
+        result_score,
+        options.seed,
+        options.device,
+        time.perf_counter() - started,
+        execution.seconds,
+        digest,
+        executed=executed,
+        timings=timings,
+    )
+
+
+__all__ += ["NotebookError", "check_device"]

@@ -1,0 +1,170 @@
+"""From what the kernel produced to points: compare every value of every check with the
+reference, name the mistake where the catalogue knows it, and add up. Pure: no files, no
+processes. Points come only from explicit passes; anything not graded scores zero."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .compare import Verdict, compare
+from .exercises import Check, Exercise
+from .harvest import CallResult, Harvest, Plan, Value
+from .mistakes import Observation, diagnose
+from .protocols import expected_values
+
+__all__ = ["CheckResult", "Score", "score"]
+
+_CALL_FORMS = {
+    "matmul": "{t}(a, b)",
+    "mse_grad": "{t}(inp, targ)",
+    "relu_grad": "{t}(inp, out)",
+    "lin_grad": "{t}(inp, out, w, b)",
+    "forward_and_backward": "{t}(inp, targ)",
+    "relu_class": "{t}().backward()",
+    "lin_class": "{t}(w, b).backward()",
+    "mse_class": "{t}().backward()",
+    "model_class": "{t}(w1, b1, w2, b2)",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    exercise: str  # the exercise's cell (nbgrader grade_id)
+    exercise_title: str
+    name: str
+    max_score: int
+    score: int
+    passed: bool
+    message: str  # empty when passed
+    hint: str | None = None
+    mistake: str | None = None  # the catalogue id of the recognised mistake
+    advisory: bool = False
+    cases: int = 0
+    cases_failed: int = 0
+    verdict: Verdict | None = None  # the first failing comparison, for reports
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.passed else "failed"
+
+
+@dataclass(frozen=True)
+class Score:
+    assignment: str
+    checks: tuple[CheckResult, ...]
+    notes: tuple[str, ...] = ()  # what happened while running the notebook
+
+    @property
+    def total(self) -> int:
+        return sum(c.score for c in self.checks)
+
+    @property
+    def max_total(self) -> int:
+        return sum(c.max_score for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.passed and not c.advisory)
+
+    def by_exercise(self) -> dict[str, tuple[int, int]]:
+        """exercise cell -> (score, max)."""
+        out: dict[str, tuple[int, int]] = {}
+        for c in self.checks:
+            s, m = out.get(c.exercise, (0, 0))
+            out[c.exercise] = (s + c.score, m + c.max_score)
+        return out
+
+
+def _call_error_message(check: Check, case_name: str, error: dict) -> str:
+    form = _CALL_FORMS.get(check.protocol, "{t}").format(t=check.target)
+    where = f" at `{error['line'].strip()}`" if error.get("line") else ""
+    summary = error.get("summary") or f"{error.get('type')}: {error.get('message')}"
+    return f"{form} on {case_name} raised {summary.splitlines()[-1]}{where}"
+
+
+def _judge_case(
+    check: Check, case_name: str, result: CallResult, plan_call, device: str
+) -> tuple[bool, str, str | None, str | None, Verdict | None]:
+    """(passed, message, hint, mistake id, verdict) for one call of one check."""
+    want = expected_values(check.protocol, plan_call.inputs, check.values)
+    inputs64 = {k: v.double() for k, v in plan_call.inputs.items()}
+    if result.error is not None:
+        obs = Observation(
+            check.protocol,
+            check.target,
+            check.values[0],
+            None,
+            result.error,
+            result.values,
+            want,
+            inputs64,
+        )
+        found = diagnose(obs)
+        mistake, hint = found if found else (None, None)
+        if mistake in ("not-implemented", "missing-definition", "timeout"):
+            return False, hint or "", None, mistake, None
+        return False, _call_error_message(check, case_name, result.error), hint, mistake, None
+    form = _CALL_FORMS.get(check.protocol, "{t}").format(t=check.target)
+    for value in check.values:
+        got = result.values.get(value, Value("missing"))
+        verdict = compare(value, got, want[value], dtype=plan_call.case.dtype, device=device)
+        if verdict.passed:
+            continue
+        obs = Observation(
+            check.protocol, check.target, value, verdict, None, result.values, want, inputs64
+        )
+        found = diagnose(obs)
+        mistake, hint = found if found else (None, None)
+        return False, f"{form} on {case_name}: {verdict.message}", hint, mistake, verdict
+    return True, "", None, None, None
+
+
+def score(
+    exercises: tuple[Exercise, ...],
+    plan: Plan,
+    harvest: Harvest | None,
+    *,
+    not_graded: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Score:
+    """Points for every check. `harvest` is None when the kernel produced no results;
+    `not_graded` then says why, and every check scores zero with that message."""
+    results = []
+    for ex in exercises:
+        for check in ex.checks:
+            keys = plan.checks[(ex.cell, check.name)]
+            failures = []
+            for key in keys:
+                call = plan.calls[key]
+                if harvest is None or key not in harvest.calls:
+                    reason = not_graded or "the notebook stopped before this check could run"
+                    failures.append((f"not graded: {reason}", None, None, None))
+                    break
+                ok, message, hint, mistake, verdict = _judge_case(
+                    check, call.case.name, harvest.calls[key], call, plan.device
+                )
+                if not ok:
+                    failures.append((message, hint, mistake, verdict))
+            passed = not failures
+            message, hint, mistake, verdict = failures[0] if failures else ("", None, None, None)
+            quiet = mistake in ("not-implemented", "missing-definition", "timeout")
+            if len(failures) > 1 and harvest is not None and not quiet:
+                message += f" (failed on {len(failures)} of {len(keys)} inputs)"
+            results.append(
+                CheckResult(
+                    ex.cell,
+                    ex.title,
+                    check.name,
+                    check.points,
+                    check.points if passed else 0,
+                    passed,
+                    message,
+                    hint,
+                    mistake,
+                    check.advisory,
+                    len(keys),
+                    len(failures),
+                    verdict,
+                )
+            )
+    return Score(exercises[0].assignment, tuple(results), notes)

@@ -1,0 +1,80 @@
+"""`autograde verify`: the course is consistent. Solutions score full marks, untouched
+assignments score zero, `assignments/` is what nbgrader generates from `solutions/`, and
+the points in the notebooks' nbgrader test cells are the points in the exercise table."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from .assignments import assignment_names, sync_problems
+from .exercises import ASSIGNMENTS, exercises_for
+from .notebook import read_notebook
+from .pipeline import Options, grade
+
+__all__ = ["points_problems", "verify"]
+
+
+def points_problems(solution: Path, assignment: str) -> list[str]:
+    """Where the notebook's nbgrader points and the exercise table disagree."""
+    nb = read_notebook(solution)
+    points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points")
+        for c in nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    }
+    problems = []
+    for ex in exercises_for(assignment):
+        if ex.test_cell not in points:
+            problems.append(f"{solution}: no graded test cell {ex.test_cell!r}")
+        elif points[ex.test_cell] != ex.points:
+            problems.append(
+                f"{solution}: {ex.test_cell} is worth {points[ex.test_cell]} in the "
+                f"notebook but {ex.points} in autograder/exercises.py"
+            )
+    return problems
+
+
+def _notebooks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.ipynb"))
+
+
+def verify(root: Path, options: Options, console: Console) -> list[str]:
+    problems: list[str] = []
+    names = assignment_names(root)
+    unknown = sorted(set(names) - set(ASSIGNMENTS))
+    problems += [f"solutions/{n} has no exercises in autograder/exercises.py" for n in unknown]
+    for name in sorted(set(names) & set(ASSIGNMENTS)):
+        for nb in _notebooks(root / "solutions" / name):
+            problems += points_problems(nb, name)
+            r = grade(nb, Options(**{**options.__dict__, "assignment": name}))
+            ok = r.score.total == r.score.max_total
+            console.print(
+                f"{'ok ' if ok else 'BAD'} solution   {nb.relative_to(root)}: "
+                f"{r.score.total}/{r.score.max_total} (want full marks)"
+            )
+            if not ok:
+                problems += [f"{nb}: {c.name}: {c.message}" for c in r.score.failed]
+        for nb in _notebooks(root / "assignments" / name):
+            r = grade(nb, Options(**{**options.__dict__, "assignment": name}))
+            ok = r.score.total == 0
+            console.print(
+                f"{'ok ' if ok else 'BAD'} assignment {nb.relative_to(root)}: "
+                f"{r.score.total}/{r.score.max_total} (want 0)"
+            )
+            if not ok:
+                problems += [
+                    f"{nb}: {c.name} passes on the untouched stub"
+                    for c in r.score.checks
+                    if c.passed and not c.advisory
+                ]
+    with tempfile.TemporaryDirectory() as scratch:
+        sync = sync_problems(root, Path(scratch))
+    console.print(f"{'ok ' if not sync else 'BAD'} assignments/ in sync with solutions/")
+    problems += sync
+    for p in problems:
+        console.print(f"[red]problem:[/red] {p}")
+    console.print("verify: all good" if not problems else f"verify: {len(problems)} problem(s)")
+    return problems
