@@ -1,0 +1,1 @@
+"""Grading checks as pytest tests: `pytest --pyargs autograder.grading --notebook NB`."""

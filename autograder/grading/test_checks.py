@@ -1,0 +1,63 @@
+"""One pytest test per check of the exercise table, for the notebook given by
+`--notebook`. Collected by `pytest --pyargs autograder.grading --notebook NB`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from autograder.exercises import exercises_for
+from autograder.notebook import NotebookError, detect_assignment, read_notebook
+from autograder.pipeline import DEFAULT_SEED, GradeResult, GradingError, Options, grade
+
+
+def _options(config: pytest.Config) -> tuple[Path, Options]:
+    notebook = config.getoption("notebook")
+    if not notebook:
+        raise pytest.UsageError("pass the notebook to grade: --notebook PATH")
+    seed = config.getoption("seed")
+    if seed is None:
+        seed = int(os.environ.get("AUTOGRADE_SEED", DEFAULT_SEED))
+    options = Options(seed=seed, device=config.getoption("device"),
+                      assignment=config.getoption("assignment"))  # fmt: skip
+    return Path(notebook), options
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "check" not in metafunc.fixturenames:
+        return
+    path, options = _options(metafunc.config)
+    try:
+        assignment = options.assignment or detect_assignment(read_notebook(path), path)
+        exercises = exercises_for(assignment)
+    except (NotebookError, KeyError) as exc:
+        raise pytest.UsageError(f"cannot grade {path}: {exc}") from None
+    params = [
+        pytest.param((ex.cell, check.name), id=f"{ex.cell}: {check.name}",
+                     marks=[pytest.mark.points(check.points)])
+        for ex in exercises
+        for check in ex.checks
+    ]  # fmt: skip
+    metafunc.parametrize("check", params)
+
+
+@pytest.fixture(scope="session")
+def graded(pytestconfig: pytest.Config) -> GradeResult:
+    path, options = _options(pytestconfig)
+    try:
+        return grade(path, options)
+    except (NotebookError, GradingError) as exc:
+        pytest.exit(f"cannot grade {path}: {exc}", returncode=2)
+
+
+def test_check(graded: GradeResult, check: tuple[str, str]) -> None:
+    cell, name = check
+    (result,) = [c for c in graded.score.checks if (c.exercise, c.name) == (cell, name)]
+    if result.passed:
+        return
+    text = result.message + (f"\nHint: {result.hint}" if result.hint else "")
+    if result.advisory:
+        pytest.xfail(f"advice (0 points): {text}")
+    pytest.fail(text, pytrace=False)

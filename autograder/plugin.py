@@ -1,0 +1,28 @@
+"""The pytest face of the grader: `pytest --pyargs autograder.grading --notebook NB`.
+
+A thin layer over `pipeline.grade`: the notebook is graded once per session, and each
+check of the exercise table becomes one test (so `--junitxml` gives one testcase per
+check), carrying its points in a `points` marker. Registered as a `pytest11` entry point,
+so it works from any folder once backprop-lab is installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+__all__ = ["pytest_addoption", "pytest_configure"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autograde", "grading a backprop-lab notebook")
+    group.addoption("--notebook", default=None, help="the notebook to grade")
+    group.addoption("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where the student's code runs (default: cpu)")  # fmt: skip
+    group.addoption("--seed", default=None, type=int,
+                    help="seed for the grader's inputs (default: $AUTOGRADE_SEED or 2019)")  # fmt: skip
+    group.addoption("--assignment", default=None,
+                    help="matmul or backprop (default: detected from the notebook)")  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): how many points a grading check is worth")

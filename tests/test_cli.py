@@ -1,0 +1,186 @@
+"""The `autograde` verbs a student and an instructor type: check, verify, and the pytest
+form. Exit codes 0 / 1 / 2, Gradescope's results.json, one JUnit testcase per check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from notebook_tools import ROOT
+
+from autograder.cli import main
+from autograder.exercises import exercises_for
+from autograder.notebook import replace_function
+from autograder.verify import points_problems
+
+pytestmark = pytest.mark.slow
+
+SOLUTIONS, ASSIGNMENTS = ROOT / "solutions", ROOT / "assignments"
+GRADESCOPE_TEST_FIELDS = {"name", "score", "max_score", "status", "output", "output_format",
+                          "tags", "visibility"}  # fmt: skip
+VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
+OUTPUT_FORMATS = {"text", "html", "simple_format", "md", "ansi"}
+
+
+def validate_gradescope(data: dict) -> None:
+    """The fields Gradescope reads, with their types and allowed values."""
+    assert isinstance(data["score"], int | float)
+    assert isinstance(data["execution_time"], int | float)
+    assert data["output_format"] in OUTPUT_FORMATS
+    assert data["visibility"] in VISIBILITIES and data["stdout_visibility"] in VISIBILITIES
+    assert isinstance(data["tests"], list) and data["tests"]
+    for t in data["tests"]:
+        assert set(t) >= GRADESCOPE_TEST_FIELDS, set(t) ^ GRADESCOPE_TEST_FIELDS
+        assert t["status"] in ("passed", "failed")
+        assert t["output_format"] in OUTPUT_FORMATS and t["visibility"] in VISIBILITIES
+        assert 0 <= t["score"] <= t["max_score"]
+    assert data["score"] == sum(t["score"] for t in data["tests"])
+
+
+def test_check_solution_full_marks_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "results.json"
+    code = main(["check", str(SOLUTIONS / "backprop" / "backprop.ipynb"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "Total: 15/15" in printed
+    assert "grading uses other inputs" in printed
+    data = json.loads(out.read_text())
+    validate_gradescope(data)
+    assert data["score"] == 15
+    assert len(data["tests"]) == sum(len(e.checks) for e in exercises_for("backprop"))
+
+
+def test_check_untouched_assignment_zero_exit_1_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "results.json"
+    code = main(["check", str(ASSIGNMENTS / "matmul" / "matmul.ipynb"), "--json", str(out)])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "Total: 0/10" in printed.out
+    assert "Traceback" not in printed.out + printed.err
+    data = json.loads(out.read_text())
+    validate_gradescope(data)
+    failed = [t for t in data["tests"] if t["max_score"] > 0]
+    assert failed and all("not implemented yet" in t["output"] for t in failed)
+
+
+def test_check_one_broken_exercise_costs_only_its_points(tmp_path: Path) -> None:
+    nb = nbformat.read(SOLUTIONS / "backprop" / "backprop.ipynb", as_version=4)
+    nb = replace_function(
+        nb,
+        "Mse",
+        """class Mse:
+    def __call__(self, inp, targ):
+        self.inp, self.targ = inp, targ
+        self.out = mse(inp, targ)
+        return self.out
+
+    def backward(self):
+        self.inp.g = (self.inp[:, 0] - self.targ).unsqueeze(-1) / self.targ.shape[0]""",
+    )
+    path = tmp_path / "backprop.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "r.json"
+    assert main(["check", str(path), "--json", str(out)]) == 1
+    tests = {t["name"]: t for t in json.loads(out.read_text())["tests"]}
+    lost = {n: t["max_score"] - t["score"] for n, t in tests.items() if t["score"] < t["max_score"]}
+    # Mse's own check, and Model's gradients (Model uses the student's Mse); not its loss.
+    assert lost == {
+        "the Relu, Lin and Mse classes: Mse().backward() sets inp.g": 1,
+        "the Model class: model.backward() sets every .g": 1,
+    }
+    assert (
+        "mse-missing-2"
+        in tests["the Relu, Lin and Mse classes: Mse().backward() sets inp.g"]["tags"]
+    )
+
+
+def bad_file(folder: Path, kind: str) -> Path:
+    """A file (or not) that is no gradeable notebook."""
+    path = folder / f"{kind}.ipynb"
+    contents = {"empty": b"", "not-json": b"{not json", "not-utf8": b"\xff\xfe\x00bad",
+                "not-a-notebook": b'{"hello": 1}'}  # fmt: skip
+    if kind == "folder":
+        return folder
+    if kind in contents:
+        path.write_bytes(contents[kind])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "phrase"),
+    [
+        ("missing", "no such file"),
+        ("folder", "is a folder"),
+        ("empty", "is empty"),
+        ("not-json", "not valid notebook JSON"),
+        ("not-utf8", "not UTF-8"),
+        ("not-a-notebook", "not a Jupyter notebook"),
+    ],
+)
+def test_check_ungradeable_file_exit_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, kind: str, phrase: str
+) -> None:
+    assert main(["check", str(bad_file(tmp_path, kind))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert phrase in err and len(err.splitlines()) == 1
+
+
+def test_check_cuda_without_cuda_is_exit_2(capsys: pytest.CaptureFixture) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["check", str(SOLUTIONS / "matmul" / "matmul.ipynb"), "--device", "cuda"])
+    assert code == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["matmul", "backprop"])
+def test_check_solution_on_cuda_full_marks(name: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["check", str(SOLUTIONS / name / f"{name}.ipynb"), "--device", "cuda"]) == 0
+    assert "device cuda" in capsys.readouterr().out
+
+
+def test_pytest_form_one_testcase_per_check(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    notebook = ASSIGNMENTS / "matmul" / "matmul.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
+         str(notebook), f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cases = ET.parse(junit).getroot().iter("testcase")
+    by_outcome: dict[str, list[str]] = {"failed": [], "xfail": [], "passed": []}
+    for case in cases:
+        kind = ("failed" if case.find("failure") is not None
+                else "xfail" if case.find("skipped") is not None else "passed")  # fmt: skip
+        by_outcome[kind].append(case.get("name"))
+    checks = [c for e in exercises_for("matmul") for c in e.checks]
+    assert len(by_outcome["failed"]) == sum(1 for c in checks if not c.advisory)
+    assert len(by_outcome["xfail"]) == sum(1 for c in checks if c.advisory)
+    assert not by_outcome["passed"]
+
+
+def test_verify_passes_on_this_repository(capsys: pytest.CaptureFixture) -> None:
+    assert main(["verify", "--root", str(ROOT)]) == 0
+    assert "verify: all good" in capsys.readouterr().out
+
+
+def test_points_in_notebooks_match_the_table(tmp_path: Path) -> None:
+    for name in ("matmul", "backprop"):
+        assert points_problems(SOLUTIONS / name / f"{name}.ipynb", name) == []
+    nb = nbformat.read(SOLUTIONS / "backprop" / "backprop.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "lin_grad_tests":
+            cell.metadata["nbgrader"]["points"] = 4
+    nbformat.write(nb, tmp_path / "backprop.ipynb")
+    (problem,) = points_problems(tmp_path / "backprop.ipynb", "backprop")
+    assert "lin_grad_tests is worth 4 in the notebook but 3" in problem
