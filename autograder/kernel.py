@@ -254,6 +254,11 @@ def harvest(plan_path):
         plan = json.load(f)
     ns = get_ipython().user_ns
     device = torch.device(plan["device"])
+    # TF32 rounds float32 matmuls on recent GPUs to ~3 digits; grade at full precision even
+    # if the notebook's own set-up cell was deleted.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     inputs = torch.load(plan["inputs"], weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
     tensors, calls = {}, {}

@@ -148,25 +148,30 @@ def test_check_solution_on_cuda_full_marks(name: str, capsys: pytest.CaptureFixt
     assert "device cuda" in capsys.readouterr().out
 
 
-def test_pytest_form_one_testcase_per_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["solutions", "assignments"])
+def test_pytest_form_one_testcase_per_check(tmp_path: Path, folder: str) -> None:
     junit = tmp_path / "junit.xml"
-    notebook = ASSIGNMENTS / "matmul" / "matmul.ipynb"
+    notebook = ROOT / folder / "matmul" / "matmul.ipynb"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
          str(notebook), f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    cases = ET.parse(junit).getroot().iter("testcase")
+    solution = folder == "solutions"
+    assert proc.returncode == (0 if solution else 1), proc.stdout + proc.stderr
     by_outcome: dict[str, list[str]] = {"failed": [], "xfail": [], "passed": []}
-    for case in cases:
+    for case in ET.parse(junit).getroot().iter("testcase"):
         kind = ("failed" if case.find("failure") is not None
                 else "xfail" if case.find("skipped") is not None else "passed")  # fmt: skip
         by_outcome[kind].append(case.get("name"))
     checks = [c for e in exercises_for("matmul") for c in e.checks]
+    if solution:
+        assert len(by_outcome["passed"]) == len(checks)
+        return
     assert len(by_outcome["failed"]) == sum(1 for c in checks if not c.advisory)
     assert len(by_outcome["xfail"]) == sum(1 for c in checks if c.advisory)
     assert not by_outcome["passed"]
+    assert "not implemented yet" in proc.stdout
 
 
 def test_verify_passes_on_this_repository(capsys: pytest.CaptureFixture) -> None:
