@@ -59,7 +59,8 @@ def run_notebook(
     executed notebook is written to `workdir / "executed.ipynb"` as it goes."""
     # Imported here: papermill costs about a second to import, and only grading needs it.
     import papermill
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -67,8 +68,10 @@ def run_notebook(
     started = time.perf_counter()
     stopped, executed = None, None
     # IPC sockets in the scratch folder: reachable by nothing off this machine, and no
-    # "running over TCP without encryption" warning on every run.
-    km = KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"))
+    # "running over TCP without encryption" warning on every run. The async manager, not
+    # the blocking one: with a blocking client nbclient's reads block its event loop, so a
+    # cell that never ends is never timed out.
+    km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"))
     try:
         executed = papermill.execute_notebook(
             nb,
@@ -81,6 +84,9 @@ def run_notebook(
             cwd=str(workdir),
             allow_errors=True,
             execution_timeout=cell_timeout,
+            # A cell over its limit is interrupted (KeyboardInterrupt, kept in its outputs)
+            # and the notebook goes on, so the grader's own calls still run at the end.
+            interrupt_on_timeout=True,
             start_timeout=120,
             km=km,
         )
@@ -95,7 +101,7 @@ def run_notebook(
     finally:
         # papermill leaves a kernel it did not create running: shut it down here.
         if km.has_kernel:
-            km.shutdown_kernel(now=True)
+            run_sync(km.shutdown_kernel)(now=True)
     seconds = time.perf_counter() - started
     if executed is None and output.exists():
         import nbformat

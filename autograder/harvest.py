@@ -152,8 +152,16 @@ def inject(
         f"__autograde__['harvest']({str(plan_path)!r})"
     )
     out = nbformat.from_dict(nb)  # a deep copy
-    out.cells = [_code_cell(start), *out.cells, _code_cell(finish)]
+    cells = [c for c in out.cells if not _is_test_cell(c)]
+    out.cells = [_code_cell(start), *cells, _code_cell(finish)]
     return out
+
+
+def _is_test_cell(cell: NotebookNode) -> bool:
+    """The notebook's own graded test cells. The grader's checks replace them, so they are
+    not run: they would only cost time, and a hanging function would hang them too."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def strip_injected(nb: NotebookNode) -> NotebookNode:

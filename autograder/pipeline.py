@@ -74,11 +74,17 @@ def check_device(device: str) -> None:
         raise GradingError(f"unsupported device {device!r}: use cpu or cuda")
 
 
-def _notes(execution) -> tuple[str, ...]:
+def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     notes = []
     if execution.stopped:
         notes.append(f"Execution stopped: {execution.stopped}.")
     for err in execution.cell_errors[:10]:
+        if err.ename == "KeyboardInterrupt":  # how the executor stops a cell over its limit
+            notes.append(
+                f"Cell {err.index} ran longer than the {cell_timeout:g} s limit and was "
+                "stopped: look for a loop that never ends, or work on far more data than needed"
+            )
+            continue
         notes.append(
             f"Cell {err.index} raised {err.ename}: {err.evalue.splitlines()[0][:200]}"
             if err.evalue
@@ -124,7 +130,9 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             harvest = read_harvest(workdir)
         except HarvestError as exc:
             why = execution.stopped or str(exc)
-        result_score = score(exercises, plan, harvest, not_graded=why, notes=_notes(execution))
+        result_score = score(
+            exercises, plan, harvest, not_graded=why, notes=_notes(execution, options.cell_timeout)
+        )
         timings["score"] = time.perf_counter() - t
         executed = None
         if options.keep_executed is not None and execution.notebook is not None:

@@ -20,8 +20,9 @@ def _options(config: pytest.Config) -> tuple[Path, Options]:
     seed = config.getoption("seed")
     if seed is None:
         seed = int(os.environ.get("AUTOGRADE_SEED", DEFAULT_SEED))
-    options = Options(seed=seed, device=config.getoption("device"),
-                      assignment=config.getoption("assignment"))  # fmt: skip
+    options = Options(
+        seed=seed, device=config.getoption("device"), assignment=config.getoption("assignment")
+    )
     return Path(notebook), options
 
 
@@ -35,11 +36,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except (NotebookError, KeyError) as exc:
         raise pytest.UsageError(f"cannot grade {path}: {exc}") from None
     params = [
-        pytest.param((ex.cell, check.name), id=f"{ex.cell}: {check.name}",
-                     marks=[pytest.mark.points(check.points)])
+        pytest.param(
+            (ex.cell, check.name),
+            id=f"{ex.cell}: {check.name}",
+            marks=[pytest.mark.points(check.points)],
+        )
         for ex in exercises
         for check in ex.checks
-    ]  # fmt: skip
+    ]
     metafunc.parametrize("check", params)
 
 
