@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
 from autograder.cli import main
@@ -22,25 +23,6 @@ from autograder.verify import points_problems
 pytestmark = pytest.mark.slow
 
 SOLUTIONS, ASSIGNMENTS = ROOT / "solutions", ROOT / "assignments"
-GRADESCOPE_TEST_FIELDS = {"name", "score", "max_score", "status", "output", "output_format",
-                          "tags", "visibility"}  # fmt: skip
-VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
-OUTPUT_FORMATS = {"text", "html", "simple_format", "md", "ansi"}
-
-
-def validate_gradescope(data: dict) -> None:
-    """The fields Gradescope reads, with their types and allowed values."""
-    assert isinstance(data["score"], int | float)
-    assert isinstance(data["execution_time"], int | float)
-    assert data["output_format"] in OUTPUT_FORMATS
-    assert data["visibility"] in VISIBILITIES and data["stdout_visibility"] in VISIBILITIES
-    assert isinstance(data["tests"], list) and data["tests"]
-    for t in data["tests"]:
-        assert set(t) >= GRADESCOPE_TEST_FIELDS, set(t) ^ GRADESCOPE_TEST_FIELDS
-        assert t["status"] in ("passed", "failed")
-        assert t["output_format"] in OUTPUT_FORMATS and t["visibility"] in VISIBILITIES
-        assert 0 <= t["score"] <= t["max_score"]
-    assert data["score"] == sum(t["score"] for t in data["tests"])
 
 
 def test_check_solution_full_marks_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

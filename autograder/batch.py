@@ -1,0 +1,336 @@
+"""`autograde grade`: grade every submission under some paths, several at once.
+
+Each submission is graded by `pipeline.grade` in a worker process and leaves
+`<out>/<student>/<assignment>/results.json` (written atomically) whatever happened: a
+score, "could not be graded" with the reason, or a grader error. `grades.csv` and
+`summary.md` are then built from all the records. Because the records are on disk, a
+re-run (or a run after a crash or Ctrl-C) skips what is already graded with the same
+notebook bytes, grader version, seed and device, and grades only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .exercises import ASSIGNMENTS, exercises_for
+from .gradebook import summary_markdown, write_grades_csv
+from .notebook import NotebookError
+from .pipeline import GradingError, Options, grade, notebook_digest
+from .report import gradescope_results
+from .submissions import Submission, find_submissions
+
+__all__ = ["BatchSummary", "grade_one", "grade_submissions"]
+
+RESULTS = "results.json"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    out: Path
+    records: tuple[dict[str, Any], ...]
+    skipped: int  # already graded by an earlier run
+
+    def count(self, status: str) -> int:
+        return sum(r["extra_data"]["status"] == status for r in self.records)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every submission graded; 1: some could not be; 2: nothing to grade."""
+        if not self.records:
+            return 2
+        return 0 if self.count("graded") == len(self.records) else 1
+
+
+def _write_atomic(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp.replace(path)  # readers see the old record or the new one, never half of one
+
+
+def _meta(sub: Submission, status: str, message: str, digest: str | None) -> dict[str, Any]:
+    return {
+        "student": sub.student,
+        "key": sub.key,
+        "notebook": str(sub.notebook) if sub.notebook else None,
+        "status": status,
+        "message": message,
+        "notebook_sha256": digest,
+    }
+
+
+def _unscored(
+    sub: Submission, options: Options, status: str, message: str, digest: str | None
+) -> dict[str, Any]:
+    """A record for a submission that got no score: zero points and the reason, in the
+    same Gradescope shape as a graded one so every reader handles it."""
+    assignment = options.assignment or sub.assignment
+    if assignment is None and sub.notebook is not None and sub.notebook.stem in ASSIGNMENTS:
+        assignment = sub.notebook.stem  # the best guess left, so the row sorts with its kind
+    try:
+        max_score = sum(e.points for e in exercises_for(assignment)) if assignment else None
+    except KeyError:
+        max_score = None
+    return {
+        "score": 0,
+        "execution_time": 0,
+        "output": message,
+        "output_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "extra_data": {
+            "assignment": assignment,
+            "max_score": max_score,
+            "grader_version": __version__,
+            "seed": options.seed,
+            "device": options.device,
+            **_meta(sub, status, message, digest),
+        },
+    }
+
+
+def _reusable(path: Path, digest: str, options: Options) -> dict[str, Any] | None:
+    """The earlier record at `path` if it graded these exact bytes the same way."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        meta = record["extra_data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same = (
+        meta.get("notebook_sha256") == digest
+        and meta.get("grader_version") == __version__
+        and meta.get("seed") == options.seed
+        and meta.get("device") == options.device
+        # grader errors are worth another try; a student's outcome is deterministic
+        and meta.get("status") in ("graded", "ungradeable")
+    )
+    return record if same else None
+
+
+def _previous(sub: Submission, out: Path, options: Options) -> dict[str, Any] | None:
+    if sub.notebook is None:
+        return None
+    try:
+        digest = notebook_digest(sub.notebook)
+    except OSError:
+        return None
+    return _reusable(out / sub.key / RESULTS, digest, options)
+
+
+def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, Any], bool]:
+    """Grade one submission, write its results.json, return (record, skipped). Never
+    raises for anything about the submission: every outcome is a record."""
+    dest = out / sub.key / RESULTS
+    if sub.notebook is None:
+        record = _unscored(sub, options, "ungradeable", sub.problem or "", None)
+        _write_atomic(dest, record)
+        return record, False
+    try:
+        digest = notebook_digest(sub.notebook)
+    except OSError as exc:
+        record = _unscored(sub, options, "ungradeable", f"cannot read the notebook: {exc}", None)
+        _write_atomic(dest, record)
+        return record, False
+    previous = _reusable(dest, digest, options)
+    if previous is not None:  # also checked by the caller; the file may have changed since
+        return previous, True
+    try:
+        result = grade(
+            sub.notebook, replace(options, assignment=options.assignment or sub.assignment)
+        )
+        record = gradescope_results(result)
+        notes = "; ".join(result.score.notes)
+        record["extra_data"].update(_meta(sub, "graded", notes, digest))
+    except NotebookError as exc:
+        record = _unscored(sub, options, "ungradeable", str(exc), digest)
+    except GradingError as exc:
+        record = _unscored(sub, options, "error", str(exc), digest)
+    except Exception as exc:  # a grader bug must not cost the rest of the class
+        message = (
+            f"the grader failed on this notebook ({type(exc).__name__}: {exc}); this is not "
+            "the student's doing: run `autograde grade` again, and report it if it repeats"
+        )
+        record = _unscored(sub, options, "error", message, digest)
+    _write_atomic(dest, record)
+    return record, False
+
+
+def _limit_threads(threads: int) -> None:
+    # Inherited by each notebook's kernel: N kernels each using every core would slow
+    # all of them down.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _crashed(sub: Submission, out: Path, options: Options, why: str) -> dict[str, Any]:
+    message = (
+        f"the grading process crashed on this notebook ({why}); this is not the student's "
+        "doing: run `autograde grade` again, and report it if it repeats"
+    )
+    digest = None
+    if sub.notebook is not None:
+        with contextlib.suppress(OSError):
+            digest = notebook_digest(sub.notebook)
+    record = _unscored(sub, options, "error", message, digest)
+    _write_atomic(out / sub.key / RESULTS, record)
+    return record
+
+
+def _run_pool(
+    subs: list[Submission],
+    out: Path,
+    options: Options,
+    workers: int,
+    done: Callable[[Submission, dict[str, Any], bool], None],
+) -> list[Submission]:
+    """Grade `subs` in worker processes; return those whose worker died under them."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    broken: list[Submission] = []
+    # spawn: a fresh interpreter per worker, no inherited torch or event-loop state.
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=_limit_threads,
+        initargs=(threads,),
+    ) as pool:
+        futures: dict[Future, Submission] = {
+            pool.submit(grade_one, s, out, options): s for s in subs
+        }
+        try:
+            for future in as_completed(futures):
+                sub = futures[future]
+                try:
+                    record, skipped = future.result()
+                except BrokenProcessPool:
+                    broken.append(sub)
+                    continue
+                except Exception as exc:  # pickling or the like: still one submission's
+                    record, skipped = _crashed(sub, out, options, repr(exc)), False
+                done(sub, record, skipped)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return broken
+
+
+def grade_submissions(
+    paths: list[Path],
+    out: Path,
+    *,
+    options: Options | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    console=None,
+) -> BatchSummary:
+    """Grade everything under `paths` into `out`; see the module's docstring."""
+    options = options or Options()
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console(stderr=True, highlight=False)
+    subs = find_submissions(paths)
+    if not subs:
+        console.print(
+            f"autograde: no notebooks found under {', '.join(map(str, paths))}: expected "
+            ".ipynb files, folders with one sub-folder per student, or nbgrader's submitted/"
+        )
+        return BatchSummary(out, (), 0)
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict[str, Any]] = {}
+    skipped = 0
+    started = time.perf_counter()
+    bar = Progress(
+        TextColumn("[bold]Grading[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        disable=not progress,
+        transient=False,
+    )
+
+    def done(sub: Submission, record: dict[str, Any], was_skipped: bool) -> None:
+        nonlocal skipped
+        records[sub.key] = record
+        skipped += was_skipped
+        meta = record["extra_data"]
+        what = "already graded" if was_skipped else meta["status"]
+        bar.update(task, advance=1, description=f"{sub.student}: {record['score']} ({what})")
+
+    try:
+        with bar:
+            task = bar.add_task("", total=len(subs))
+            todo = []
+            for sub in subs:  # in this process: no worker needs to start to skip
+                previous = _previous(sub, out, options)
+                if previous is not None:
+                    done(sub, previous, True)
+                else:
+                    todo.append(sub)
+            workers = max(1, min(workers, len(todo)))
+            if workers == 1:
+                for sub in todo:
+                    done(sub, *grade_one(sub, out, options))
+            else:
+                broken = _run_pool(todo, out, options, workers, done)
+                # A dead worker takes the pool down with it. Re-grade those submissions one
+                # per pool, so the one that kills its worker costs only itself.
+                for sub in broken:
+                    left = _run_pool([sub], out, options, 1, done)
+                    if left:
+                        done(sub, _crashed(sub, out, options, "worker process died"), False)
+    except KeyboardInterrupt:
+        console.print(
+            f"Interrupted after {len(records)} of {len(subs)} submissions; their results are "
+            f"in {out}. Run the same command again to grade the rest."
+        )
+        raise
+    ordered = tuple(records[s.key] for s in subs if s.key in records)
+    write_grades_csv(ordered, out / "grades.csv")
+    (out / "summary.md").write_text(summary_markdown(ordered), encoding="utf-8")
+    summary = BatchSummary(out, ordered, skipped)
+    _print_summary(console, summary, len(subs), time.perf_counter() - started)
+    return summary
+
+
+def _print_summary(console, summary: BatchSummary, total: int, seconds: float) -> None:
+    graded = summary.count("graded")
+    unchanged = (
+        f" ({summary.skipped} unchanged since an earlier run, not graded again)"
+        if summary.skipped
+        else ""
+    )
+    console.print(
+        f"{total} submissions{unchanged} in {seconds:.1f} s: {graded} graded, "
+        f"{summary.count('ungradeable')} could not be graded, "
+        f"{summary.count('error')} grader errors."
+    )
+    for r in summary.records:
+        meta = r["extra_data"]
+        if meta["status"] != "graded":
+            console.print(f"  {meta['student']} ({meta['status']}): {meta['message']}")
+    console.print(f"Grades: {summary.out / 'grades.csv'}; summary: {summary.out / 'summary.md'}")

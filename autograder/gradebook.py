@@ -1,0 +1,161 @@
+"""A class's grades from the per-submission records (`results.json` files): `grades.csv`
+for the gradebook and `summary.md` for the people who teach. Pure functions of records;
+the records are the source of truth, so a re-run that skips graded work loses nothing."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .exercises import EXERCISES
+
+__all__ = [
+    "STATUSES",
+    "grades_rows",
+    "read_grades_csv",
+    "summary_markdown",
+    "write_grades_csv",
+]
+
+# graded: scored (whatever the score); ungradeable: the file is not a gradeable notebook
+# (the student can fix it); error: the grader failed (not the student's fault; re-run).
+STATUSES = ("graded", "ungradeable", "error")
+
+_FIRST = ("student", "assignment", "score", "max")
+_LAST = ("status", "message", "notebook", "sha256")
+
+
+def _meta(record: dict[str, Any]) -> dict[str, Any]:
+    return record.get("extra_data", {})
+
+
+def _exercise_columns(records: list[dict[str, Any]]) -> list[str]:
+    present = {_meta(r).get("assignment") for r in records}
+    return [e.cell for e in EXERCISES if e.assignment in present]
+
+
+def _row(record: dict[str, Any], columns: list[str]) -> dict[str, str]:
+    meta = _meta(record)
+    per_exercise: dict[str, int] = {}
+    for t in record.get("tests", []):
+        per_exercise[t["number"]] = per_exercise.get(t["number"], 0) + int(t["score"])
+    row = {
+        "student": meta.get("student", ""),
+        "assignment": meta.get("assignment") or "",
+        "score": str(record.get("score", 0)),
+        "max": "" if meta.get("max_score") is None else str(meta["max_score"]),
+    }
+    for col in columns:
+        row[col] = str(per_exercise[col]) if col in per_exercise else ""
+    row.update(
+        status=meta.get("status", "graded"),
+        message=meta.get("message", ""),
+        notebook=meta.get("notebook") or "",
+        sha256=meta.get("notebook_sha256") or "",
+    )
+    return row
+
+
+def grades_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
+    """The CSV's header and rows, sorted by student then assignment."""
+    records = sorted(records, key=lambda r: (_meta(r).get("student", ""), _meta(r).get("key", "")))
+    columns = _exercise_columns(records)
+    header = [*_FIRST, *columns, *_LAST]
+    return header, [_row(r, columns) for r in records]
+
+
+def write_grades_csv(records: Iterable[dict[str, Any]], path: Path) -> None:
+    header, rows = grades_rows(records)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def read_grades_csv(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
+    """What a TA reads first: how the class did, which checks most failed and why, and
+    which submissions need a person (ungradeable or grader errors)."""
+    records = list(records)
+    _, rows = grades_rows(records)
+    by_status = Counter(r["status"] for r in rows)
+    lines = [
+        "# Grading summary",
+        "",
+        f"{len(rows)} submissions: {by_status['graded']} graded, "
+        f"{by_status['ungradeable']} could not be graded, {by_status['error']} grader errors.",
+        "",
+    ]
+    for assignment in sorted({r["assignment"] for r in rows if r["status"] == "graded"}):
+        scores = [int(r["score"]) for r in rows if r["assignment"] == assignment]
+        full = next(r["max"] for r in rows if r["assignment"] == assignment)
+        lines += [
+            f"## {assignment}",
+            "",
+            f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{full}, "
+            f"median {statistics.median(scores):g}/{full}; full marks: "
+            f"{sum(s == int(full) for s in scores)}",
+            "",
+        ]
+        failures: Counter[str] = Counter()
+        mistakes: Counter[tuple[str, str]] = Counter()
+        total: Counter[str] = Counter()
+        for rec in records:
+            if _meta(rec).get("assignment") != assignment:
+                continue
+            for t in rec.get("tests", []):
+                if t["max_score"] == 0:
+                    continue
+                total[t["name"]] += 1
+                if t["status"] != "passed":
+                    failures[t["name"]] += 1
+                    extra = [tag for tag in t.get("tags", []) if tag != t["number"]]
+                    if extra:
+                        mistakes[(t["name"], extra[0])] += 1
+        if failures:
+            lines += ["| check | failed | most common recognised mistake |", "|---|---:|---|"]
+            for name, n in failures.most_common():
+                top = [(m, k) for (c, m), k in mistakes.most_common() if c == name]
+                common = f"{top[0][0]} ({top[0][1]})" if top else ""
+                lines.append(f"| {_md(name)} | {n}/{total[name]} | {_md(common)} |")
+            lines.append("")
+    attention = [r for r in rows if r["status"] != "graded"]
+    if attention:
+        lines += [
+            "## Needs a person",
+            "",
+            "| student | status | why | notebook |",
+            "|---|---|---|---|",
+        ]
+        for r in attention:
+            lines.append(
+                f"| {_md(r['student'])} | {r['status']} | {_md(r['message'])} | "
+                f"{_md(r['notebook'])} |"
+            )
+        lines.append("")
+    lines += [
+        "## Every submission",
+        "",
+        "| student | assignment | score | status |",
+        "|---|---|---:|---|",
+    ]
+    for r in rows:
+        score = f"{r['score']}/{r['max']}" if r["max"] else r["score"]
+        lines.append(
+            f"| {_md(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} |"
+        )
+    return "\n".join(lines) + "\n"

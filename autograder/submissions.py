@@ -1,0 +1,124 @@
+"""Find the submissions under the paths an instructor gives `autograde grade`.
+
+Layouts understood, the ones courses really hand over:
+- a notebook: one submission; the student is the file's stem (`alice.ipynb`), or its
+  folder's name when the stem is an assignment name (`alice/backprop.ipynb`);
+- nbgrader's course root or its `submitted/` folder: `submitted/<student>/<assignment>/*.ipynb`;
+- a folder of per-student folders: `<student>/**/*.ipynb` (Classroom clones, LMS exports);
+- a folder of notebooks: each notebook is one student's (`alice.ipynb`, `bob.ipynb`).
+
+A student folder with no notebook in it is still a submission, one that cannot be graded:
+it gets a row in grades.csv saying so, rather than silently vanishing from the gradebook.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exercises import ASSIGNMENTS
+
+__all__ = ["Submission", "find_submissions"]
+
+# Jupyter's autosaves and macOS/zip debris hold copies, not submissions.
+_IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", ".git", "feedback", "autograded"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    notebook: Path | None  # None: the student's folder holds no notebook
+    # From nbgrader's layout, where the folder names the assignment; otherwise None and
+    # the notebook's own cells say which it is (a file's name is the weakest evidence).
+    assignment: str | None = None
+    key: str = ""  # unique within a batch: where its results go under --out
+
+    @property
+    def problem(self) -> str | None:
+        if self.notebook is None:
+            return "no .ipynb notebook in the student's folder: nothing was submitted"
+        return None
+
+
+def _slug(text: str) -> str:
+    """A folder name that is safe on every file system and still readable."""
+    slug = re.sub(r"[^A-Za-z0-9_.@+-]+", "_", text).strip("._")
+    return slug or "_"
+
+
+def _notebooks(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*.ipynb")
+        if p.is_file()
+        and not p.name.startswith("._")  # macOS resource forks from zip files
+        and not (_IGNORED_PARTS & set(p.relative_to(folder).parts))
+    )
+
+
+def _from_student_folder(student: str, folder: Path, assignment: str | None) -> list[Submission]:
+    found = _notebooks(folder)
+    if not found:
+        return [Submission(student, None, assignment)]
+    return [Submission(student, nb, assignment) for nb in found]
+
+
+def _nbgrader_submitted(submitted: Path) -> list[Submission]:
+    subs = []
+    for student in sorted(p for p in submitted.iterdir() if p.is_dir()):
+        assignments = sorted(p for p in student.iterdir() if p.is_dir())
+        if not assignments:
+            subs.append(Submission(student.name, None))
+        for a in assignments:
+            subs += _from_student_folder(student.name, a, a.name if a.name in ASSIGNMENTS else None)
+    return subs
+
+
+def _from_path(path: Path) -> list[Submission]:
+    if path.is_file():
+        student = path.parent.name if path.stem in ASSIGNMENTS else path.stem
+        return [Submission(student or path.stem, path)]
+    if (path / "submitted").is_dir():
+        return _nbgrader_submitted(path / "submitted")
+    if path.name == "submitted":
+        return _nbgrader_submitted(path)
+    direct = sorted(p for p in path.glob("*.ipynb") if p.is_file() and not p.name.startswith("._"))
+    subs = [Submission(p.stem, p) for p in direct]
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        if folder.name in _IGNORED_PARTS or folder.name.startswith("."):
+            continue
+        subs += _from_student_folder(folder.name, folder, None)
+    return subs
+
+
+def _with_keys(subs: list[Submission]) -> list[Submission]:
+    """Give each submission a distinct results folder: <student>/<assignment or stem>,
+    with the notebook's path folded in where a student handed in two of the same name."""
+    keys: dict[str, int] = {}
+    out = []
+    for s in subs:
+        leaf = s.assignment or (s.notebook.stem if s.notebook else "no-notebook")
+        key = f"{_slug(s.student)}/{_slug(leaf)}"
+        if key in keys and s.notebook is not None:
+            key = f"{key}__{_slug(s.notebook.stem)}"
+        n = keys.get(key, 0)
+        keys[key] = n + 1
+        if n:
+            key = f"{key}__{n + 1}"
+        out.append(Submission(s.student, s.notebook, s.assignment, key))
+    return out
+
+
+def find_submissions(paths: list[Path]) -> list[Submission]:
+    """Every submission under `paths`, in a stable order, each with a unique key. The same
+    notebook named twice (a folder and a file in it) is graded once."""
+    subs, seen = [], set()
+    for path in paths:
+        for s in _from_path(Path(path)):
+            ident = s.notebook.resolve() if s.notebook else (s.student, s.assignment)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            subs.append(s)
+    return _with_keys(subs)

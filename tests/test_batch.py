@@ -1,0 +1,220 @@
+"""`autograde grade`: finding submissions in the layouts courses use, one record per
+submission whatever happened, grades.csv that round-trips, re-runs that skip what is
+graded, and a run killed half-way that the next run finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from grading_tools import validate_gradescope
+from notebook_tools import ROOT
+
+from autograder import batch
+from autograder.batch import grade_submissions
+from autograder.cli import main
+from autograder.exercises import exercises_for
+from autograder.gradebook import grades_rows, read_grades_csv
+from autograder.pipeline import Options
+from autograder.submissions import find_submissions
+
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+
+
+def put(path: Path, source: Path | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(source, bytes):
+        path.write_bytes(source)
+    else:
+        shutil.copy(source, path)
+    return path
+
+
+def records(out: Path) -> dict[str, dict]:
+    """key (student/leaf) -> results.json, read from disk."""
+    return {
+        str(p.parent.relative_to(out)): json.loads(p.read_text())
+        for p in sorted(out.glob("*/*/results.json"))
+    }
+
+
+# -- finding submissions (no grading: fast) -----------------------------------------------
+
+
+def test_finds_nbgrader_layout_from_course_root_and_from_submitted(tmp_path: Path) -> None:
+    put(tmp_path / "submitted/alice/backprop/backprop.ipynb", SOLUTION["backprop"])
+    put(tmp_path / "submitted/alice/matmul/matmul.ipynb", SOLUTION["matmul"])
+    put(tmp_path / "submitted/bob/backprop/.ipynb_checkpoints/backprop-checkpoint.ipynb", b"{}")
+    (tmp_path / "submitted/carol").mkdir()
+    for where in (tmp_path, tmp_path / "submitted"):
+        found = find_submissions([where])
+        assert [(s.student, s.assignment, s.key) for s in found] == [
+            ("alice", "backprop", "alice/backprop"),
+            ("alice", "matmul", "alice/matmul"),
+            ("bob", "backprop", "bob/backprop"),  # only a checkpoint: nothing submitted
+            ("carol", None, "carol/no-notebook"),
+        ]
+        assert found[2].notebook is None and "nothing was submitted" in found[2].problem
+
+
+def test_finds_student_folders_flat_notebooks_and_single_files(tmp_path: Path) -> None:
+    put(tmp_path / "class/alice/work/backprop.ipynb", SOLUTION["backprop"])
+    put(tmp_path / "class/alice/backprop.ipynb", STUB["backprop"])  # same stem: both kept
+    put(tmp_path / "class/bob.ipynb", STUB["matmul"])
+    put(tmp_path / "class/__MACOSX/alice/._backprop.ipynb", b"junk")
+    found = find_submissions([tmp_path / "class", tmp_path / "class/bob.ipynb"])
+    assert [(s.student, s.key) for s in found] == [
+        ("bob", "bob/bob"),  # results under <student>/<notebook stem>
+        ("alice", "alice/backprop"),
+        ("alice", "alice/backprop__backprop"),
+    ]
+    single = find_submissions([tmp_path / "class/alice/work/backprop.ipynb"])
+    assert [(s.student, s.key) for s in single] == [("work", "work/backprop")]
+
+
+def test_nothing_to_grade_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["grade", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no notebooks found" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_a_grader_error_is_recorded_and_the_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(tmp_path / "class/alice/backprop.ipynb", STUB["backprop"])
+    put(tmp_path / "class/bob/backprop.ipynb", STUB["backprop"])
+
+    def grade_that_breaks_on_alice(path, options):
+        if "alice" in str(path):
+            raise RuntimeError("boom")
+        return real_grade(path, options)
+
+    real_grade = batch.grade
+    monkeypatch.setattr(batch, "grade", grade_that_breaks_on_alice)
+    summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    assert summary.exit_code == 1
+    recs = records(tmp_path / "out")
+    assert recs["alice/backprop"]["extra_data"]["status"] == "error"
+    assert "RuntimeError: boom" in recs["alice/backprop"]["output"]
+    assert "not the student's doing" in recs["alice/backprop"]["output"]
+    assert recs["bob/backprop"]["extra_data"]["status"] == "graded"
+    # a grader error is tried again on the next run; a graded notebook is not
+    monkeypatch.setattr(batch, "grade", real_grade)
+    again = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    assert again.skipped == 1 and again.exit_code == 0
+
+
+# -- grading a class ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_grade_a_class_in_nbgrader_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    course = tmp_path / "course"
+    put(course / "submitted/alice/backprop/backprop.ipynb", SOLUTION["backprop"])
+    put(course / "submitted/bob/backprop/backprop.ipynb", STUB["backprop"])
+    put(course / "submitted/carol/backprop/backprop.ipynb", b"{not json")
+    put(course / "submitted/erin/matmul/matmul.ipynb", SOLUTION["matmul"])
+    (course / "submitted/dave").mkdir()
+    out = tmp_path / "out"
+    argv = ["grade", str(course), "--out", str(out), "--workers", "2", "--quiet"]
+    assert main(argv) == 1  # two submissions could not be graded
+    err = capsys.readouterr().err
+    assert "carol (ungradeable)" in err and "dave (ungradeable)" in err
+
+    recs = records(out)
+    assert sorted(recs) == [
+        "alice/backprop",
+        "bob/backprop",
+        "carol/backprop",
+        "dave/no-notebook",
+        "erin/matmul",
+    ]
+    for key, rec in recs.items():
+        validate_gradescope(rec, tests_required=key in ("alice/backprop", "bob/backprop"))
+    full = {a: sum(e.points for e in exercises_for(a)) for a in ("backprop", "matmul")}
+    assert recs["alice/backprop"]["score"] == full["backprop"]
+    assert recs["erin/matmul"]["score"] == full["matmul"]
+    assert recs["bob/backprop"]["score"] == 0
+    assert all("not implemented yet" in t["output"] for t in recs["bob/backprop"]["tests"])
+    assert "not valid notebook JSON" in recs["carol/backprop"]["output"]
+    assert "nothing was submitted" in recs["dave/no-notebook"]["output"]
+
+    # grades.csv: one row per submission, per-exercise points, and it round-trips
+    rows = read_grades_csv(out / "grades.csv")
+    header, expected = grades_rows(recs.values())
+    assert list(rows[0]) == header and rows == expected
+    by_student = {r["student"]: r for r in rows}
+    assert by_student["alice"]["score"] == by_student["alice"]["max"] == str(full["backprop"])
+    for e in exercises_for("backprop"):
+        assert by_student["alice"][e.cell] == str(e.points)
+        assert by_student["bob"][e.cell] == "0"
+        assert by_student["erin"][e.cell] == ""  # not erin's assignment
+    assert by_student["carol"]["status"] == "ungradeable"
+    assert by_student["carol"]["score"] == "0" and by_student["carol"]["max"] == "15"
+
+    summary = (out / "summary.md").read_text()
+    assert "5 submissions: 3 graded, 2 could not be graded" in summary
+    assert "## Needs a person" in summary and "| carol | ungradeable |" in summary
+    assert "not-implemented (1)" in summary  # bob's mistakes are counted per check
+
+
+@pytest.mark.slow
+def test_rerun_skips_unchanged_and_regrades_changed(tmp_path: Path) -> None:
+    alice = put(tmp_path / "class/alice/backprop.ipynb", SOLUTION["backprop"])
+    bob = put(tmp_path / "class/bob/backprop.ipynb", STUB["backprop"])
+    out = tmp_path / "out"
+    first = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert first.skipped == 0 and first.exit_code == 0
+    stamp = (out / "alice/backprop/results.json").stat().st_mtime_ns
+
+    again = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert again.skipped == 2 and again.records == first.records
+    assert (out / "alice/backprop/results.json").stat().st_mtime_ns == stamp
+
+    shutil.copy(SOLUTION["backprop"], bob)  # bob resubmits a full answer
+    third = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert third.skipped == 1
+    assert [r["score"] for r in third.records] == [15, 15]
+    # another seed is another grading: nothing is reused
+    fourth = grade_submissions(
+        [tmp_path / "class"], out, options=Options(seed=7), workers=1, progress=False
+    )
+    assert fourth.skipped == 0 and {r["extra_data"]["seed"] for r in fourth.records} == {7}
+    assert alice.exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
+    for student in ("ann", "ben", "cat"):
+        put(tmp_path / f"class/{student}/matmul.ipynb", SOLUTION["matmul"])
+    out = tmp_path / "out"
+    argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "1", "--quiet"]
+    cmd = [sys.executable, "-m", "autograder.cli", *argv]
+    # its own session, so the kill takes its kernels too, like a closed terminal would
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = list(out.glob("*/*/results.json"))
+    assert 1 <= len(finished) < 3, "the run was meant to be killed half-way"
+    assert not (out / "grades.csv").exists()
+    for p in finished:  # written atomically: never half a file
+        assert json.loads(p.read_text())["extra_data"]["status"] == "graded"
+
+    summary = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert summary.exit_code == 0
+    assert summary.skipped == len(finished)
+    assert [r["score"] for r in summary.records] == [10, 10, 10]
+    assert len(read_grades_csv(out / "grades.csv")) == 3
