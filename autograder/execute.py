@@ -45,6 +45,14 @@ def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
     return tuple(errors)
 
 
+def _timeouts(cell_timeout: float, tagged_timeout: float, tag: str):
+    def timeout(cell: NotebookNode) -> int:
+        tagged = tag in cell.get("metadata", {}).get("tags", [])
+        return int(tagged_timeout if tagged else cell_timeout) + 1
+
+    return timeout
+
+
 def run_notebook(
     nb: NotebookNode,
     *,
@@ -52,6 +60,7 @@ def run_notebook(
     workdir: Path,
     cell_timeout: float,
     skip_tag: str,
+    tagged_timeout: float | None = None,
     kernel_name: str = "python3",
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`.
@@ -83,10 +92,13 @@ def run_notebook(
             log_output=False,
             cwd=str(workdir),
             allow_errors=True,
+            # The last resort, for code that ignores signals: the kernel itself stops a
+            # student's cell at its limit (see kernel.py), so that the notebook goes on and
+            # the grader's calls still run. Interrupting the kernel from here instead races
+            # with its message loop (an interrupt can land in the next cell) and can leave
+            # nbclient waiting forever on a zero-timeout poll.
             execution_timeout=cell_timeout,
-            # A cell over its limit is interrupted (KeyboardInterrupt, kept in its outputs)
-            # and the notebook goes on, so the grader's own calls still run at the end.
-            interrupt_on_timeout=True,
+            timeout_func=_timeouts(cell_timeout, tagged_timeout or cell_timeout, skip_tag),
             start_timeout=120,
             km=km,
         )

@@ -113,13 +113,22 @@ def _code_cell(source: str) -> NotebookNode:
 
 
 def inject(
-    nb: NotebookNode, plan: Plan, workdir: Path, *, call_timeout: float, cell_shas: dict[str, str]
+    nb: NotebookNode,
+    plan: Plan,
+    workdir: Path,
+    *,
+    call_timeout: float,
+    cell_shas: dict[str, str],
+    cell_timeout: float | None = None,
 ) -> NotebookNode:
     """A copy of `nb` with the grader's two cells, and the plan's files written to
     `workdir`. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
-    this notebook."""
+    this notebook; the kernel stops any of the student's cells after `cell_timeout` s."""
     inputs_path, plan_path = workdir / "inputs.pt", workdir / "plan.json"
     torch.save({k: c.inputs for k, c in plan.calls.items()}, inputs_path)
+    rung_cells: dict[str, set[str]] = {}
+    for c in plan.calls.values():
+        rung_cells.setdefault(c.target, set()).add(c.cell)
     calls = [
         {
             "key": c.key,
@@ -129,6 +138,10 @@ def inject(
             "cell_sha": cell_shas.get(c.cell),
             "index": c.rung,
             "rungs": c.rungs,
+            # the cells of the other exercises that define the same name (matmul's rungs)
+            "other_shas": sorted(
+                cell_shas[x] for x in rung_cells[c.target] - {c.cell} if x in cell_shas
+            ),
         }
         for c in plan.calls.values()
     ]
@@ -145,7 +158,7 @@ def inject(
         "# Added by the autograder (not part of your notebook): records your definitions.\n"
         f"__autograde__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, {kernel.GRADER_FILE!r}, 'exec'),"
         " __autograde__)\n"
-        f"__autograde__['start']({targets!r})"
+        f"__autograde__['start']({targets!r}, cell_timeout={cell_timeout!r})"
     )
     finish = (
         "# Added by the autograder: calls your functions on the grader's inputs.\n"

@@ -29,49 +29,91 @@ class CallTimeout(BaseException):
     code cannot swallow it."""
 
 
+class CellTimeout(BaseException):
+    """Raised by the cell alarm in a notebook cell that runs past the cell limit. Raised
+    inside the kernel, where the cell is running, rather than by interrupting the kernel
+    from outside: the student's cell stops, the notebook goes on, and the grader's calls
+    at the end still run."""
+
+
 class _State:
     # Class attributes as module-level state: this code runs once per kernel.
     targets: tuple = ()
-    # name -> list of (sha1 of the defining cell's source, object), in definition order
+    # name -> list of (sha1 of the defining cell's source, object, position), in
+    # definition order; position counts the cells run so far
     versions: dict = {}  # noqa: RUF012
     last: dict = {}  # noqa: RUF012
+    ran: dict = {}  # noqa: RUF012  sha1 of a cell's source -> position it first ran at
+    cell_timeout = None  # seconds a student's cell may run
 
 
 def cell_sha(source):
     return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def start(targets):
+def start(targets, cell_timeout=None):
     """Record, after every cell, any new object bound to a graded name, with the cell's
-    source hash: the matmul notebook defines `matmul` three times and each is graded."""
+    source hash: the matmul notebook defines `matmul` three times and each is graded.
+    Stop any student cell that runs longer than `cell_timeout` seconds."""
     from IPython import get_ipython
 
     _State.targets = tuple(targets)
     _State.versions = {}
     _State.last = {}
-    get_ipython().events.register("post_run_cell", _after_cell)
+    _State.ran = {}
+    _State.cell_timeout = cell_timeout
+    events = get_ipython().events
+    events.register("pre_run_cell", _before_cell)
+    events.register("post_run_cell", _after_cell)
+
+
+def _on_cell_alarm(signum, frame):
+    raise CellTimeout(
+        f"this cell ran longer than {_State.cell_timeout:g} s and was stopped by the autograder"
+    )
+
+
+def _before_cell(info):
+    src = getattr(info, "raw_cell", "") or ""
+    if _State.cell_timeout and "__autograde__" not in src:
+        signal.signal(signal.SIGALRM, _on_cell_alarm)
+        signal.setitimer(signal.ITIMER_REAL, _State.cell_timeout)
 
 
 def _after_cell(result):
     from IPython import get_ipython
 
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
     ns = get_ipython().user_ns
     info = getattr(result, "info", None)
     src = getattr(info, "raw_cell", "") or ""
+    sha, position = cell_sha(src), len(_State.ran)
+    _State.ran.setdefault(sha, position)
     for name in _State.targets:
         obj = ns.get(name, _MISSING)
         if obj is not _MISSING and obj is not _State.last.get(name, _MISSING):
             _State.last[name] = obj
-            _State.versions.setdefault(name, []).append((cell_sha(src), obj))
+            _State.versions.setdefault(name, []).append((sha, obj, position))
 
 
 def _pick(ns, call):
     """The object to grade for a call: the definition from the exercise's own cell if
     it can be told apart, else the k-th definition, else the last one bound."""
     versions = _State.versions.get(call["target"], [])
-    for sha, obj in versions:
-        if sha == call.get("cell_sha"):
+    own = call.get("cell_sha")
+    for sha, obj, _ in versions:
+        if sha == own:
             return obj, "cell"
+    others = set(call.get("other_shas") or ())
+    if others and own in _State.ran:
+        # The exercise's cell ran but bound no new `target`. Another rung's definition
+        # must not be graded in its place; one in a cell of its own, run after this cell
+        # and before the next rung's, is the student's (a split or moved cell).
+        for sha, obj, position in versions:
+            if position > _State.ran[own]:
+                return (_MISSING, "cell") if sha in others else (obj, "after-cell")
+        return _MISSING, "cell"
     k = call.get("index")
     if k is not None and len(versions) > k and len(versions) >= call.get("rungs", 1):
         return versions[k][1], "order"
@@ -262,17 +304,25 @@ def harvest(plan_path):
     inputs = torch.load(plan["inputs"], weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
     tensors, calls = {}, {}
+    hung = {}  # id of an object that ran out of time -> its limit; it is not called again
     for call in plan["calls"]:
         key = call["key"]
         obj, how = _pick(ns, call)
         entry = {"picked": how}
         started = time.perf_counter()
-        if obj is _MISSING:
-            close = difflib.get_close_matches(call["target"], defined, n=1, cutoff=0.6)
+        if id(obj) in hung:
+            entry["error"] = {
+                "type": "Timeout",
+                "message": f"still running after {hung[id(obj)]} s on an earlier input",
+            }
+        elif obj is _MISSING:
+            candidates = [d for d in defined if d != call["target"]]
+            close = difflib.get_close_matches(call["target"], candidates, n=1, cutoff=0.6)
             entry["error"] = {
                 "type": "Missing",
                 "message": f"no {call['target']} defined",
                 "close": close[0] if close else None,
+                "in_cell": how == "cell",
             }
         else:
             try:
@@ -283,6 +333,7 @@ def harvest(plan_path):
                     k: _describe(f"{key}|{k}", v, tensors) for k, v in values.items()
                 }
             except CallTimeout:
+                hung[id(obj)] = call["timeout"]
                 entry["error"] = {
                     "type": "Timeout",
                     "message": f"still running after {call['timeout']} s",

@@ -156,7 +156,9 @@ def _mse_values(obs: Observation) -> bool:
 def _n_by_n(obs: Observation) -> bool:
     got = obs.tensor()
     n = _batch(obs) if "inp" in obs.inputs else 0
-    return (_mse_values(obs) and got is not None and n > 1 and tuple(got.shape) == (n, n)) or (
+    # (N, N), or (N, N, 1) when the student then unsqueezed it
+    square = got is not None and n > 1 and tuple(got.shape[:2]) == (n, n)
+    return (_mse_values(obs) and square) or (
         _mse_values(obs)
         and obs.error_matches(rf"mat1 and mat2 shapes cannot be multiplied \({n}x{n} ")
     )
@@ -229,7 +231,12 @@ CATALOGUE: tuple[Mistake, ...] = (
         "missing-definition",
         lambda o: bool(o.error and o.error.get("type") == "Missing"),
         lambda o: (
-            f"the notebook defines no `{o.target}`"
+            (
+                f"the exercise's cell defines no `{o.target}` (another exercise's "
+                f"`{o.target}` is not graded in its place)"
+                if o.error and o.error.get("in_cell")
+                else f"the notebook defines no `{o.target}`"
+            )
             + (
                 f": did you mean to name `{o.error['close']}` `{o.target}`?"
                 if o.error and o.error.get("close")
@@ -281,9 +288,10 @@ CATALOGUE: tuple[Mistake, ...] = (
             o.protocol in ("forward_and_backward", "model_class")
             and o.error_matches(r"has no attribute 'g'")
         ),
-        "a gradient step read `.g` before it was set: call the backward steps in the reverse "
-        "order of the forward pass (mse_grad, then the second lin_grad, relu_grad, then the "
-        "first lin_grad), each reading the `out.g` the step after it stored",
+        "a backward step read an `out.g` that nothing had set: call the steps in the reverse "
+        "order of the forward pass (mse_grad, the second lin_grad, relu_grad, the first "
+        "lin_grad), and check that each step stores its result on `.g` (not on `.grad`, "
+        "and not only as a return value) for the step before it to read",
     ),
     Mistake(
         "matmul-no-transpose",

@@ -24,6 +24,9 @@ __all__ = ["DEFAULT_SEED", "GradeResult", "GradingError", "Options", "grade", "n
 # Inputs for self-checks; instructors grade with a seed of their own (--seed or
 # AUTOGRADE_SEED), so the inputs that count are not the ones students checked against.
 DEFAULT_SEED = 2019
+# How long past a limit the executor waits for the kernel to enforce it before it gives
+# up on the whole notebook (code stuck in C that never sees the kernel's alarm).
+_GRACE = 30.0
 
 
 class GradingError(Exception):
@@ -79,7 +82,7 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     if execution.stopped:
         notes.append(f"Execution stopped: {execution.stopped}.")
     for err in execution.cell_errors[:10]:
-        if err.ename == "KeyboardInterrupt":  # how the executor stops a cell over its limit
+        if err.ename in ("CellTimeout", "KeyboardInterrupt"):  # a cell over its limit
             notes.append(
                 f"Cell {err.index} ran longer than the {cell_timeout:g} s limit and was "
                 "stopped: look for a loop that never ends, or work on far more data than needed"
@@ -112,7 +115,12 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
         t = time.perf_counter()
         plan = make_plan(exercises, seed=options.seed, device=options.device)
         prepared = inject(
-            nb, plan, workdir, call_timeout=options.call_timeout, cell_shas=cell_shas(nb)
+            nb,
+            plan,
+            workdir,
+            call_timeout=options.call_timeout,
+            cell_shas=cell_shas(nb),
+            cell_timeout=options.cell_timeout,
         )
         timings["plan"] = time.perf_counter() - t
         params = {"seed": options.seed, "device": options.device, "data_path": options.data_path}
@@ -120,7 +128,9 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             prepared,
             parameters=params,
             workdir=workdir,
-            cell_timeout=options.cell_timeout,
+            # backstops: the kernel enforces the real limits, cell by cell and call by call
+            cell_timeout=options.cell_timeout + _GRACE,
+            tagged_timeout=options.call_timeout * len(plan.calls) + _GRACE,
             skip_tag=AUTOGRADER_TAG,
         )
         timings["execute"] = execution.seconds

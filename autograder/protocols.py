@@ -238,8 +238,9 @@ def make_inputs(protocol: str, case: Case, seed: int, salt: str) -> Inputs:
 
 
 def expected_values(protocol: str, inputs: Inputs, values: tuple[str, ...]) -> dict[str, Expected]:
-    """The reference for `values`, cross-checked against autograd where the maths has a
-    single answer."""
+    """The reference for everything the protocol produces; `values` (those graded) are
+    cross-checked against autograd where the maths has a single answer. The rest help
+    recognise mistakes (right second-layer gradients point at the first layer)."""
     p = PROTOCOLS[protocol]
     want = p.reference(inputs)
     oracle = p.autograd(inputs)
@@ -250,7 +251,7 @@ def expected_values(protocol: str, inputs: Inputs, values: tuple[str, ...]) -> d
         scale = max(b.norm().item(), 1e-300)
         if exp.value.shape != other.shape or (a - b).norm().item() / scale > 1e-9:
             raise GraderBug(f"reference and autograd disagree on {name} ({protocol})")
-    return {name: want[name] for name in values}
+    return dict(want)
 
 
 def _stable_hash(text: str) -> int:

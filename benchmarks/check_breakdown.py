@@ -46,7 +46,9 @@ def parts(notebook: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         plan = make_plan(exercises, seed=0, device="cpu")
-        prepared = inject(nb, plan, work, call_timeout=20, cell_shas=cell_shas(nb))
+        prepared = inject(
+            nb, plan, work, call_timeout=20, cell_shas=cell_shas(nb), cell_timeout=120
+        )
         execution = run_notebook(
             prepared,
             parameters={"seed": 0, "device": "cpu"},
