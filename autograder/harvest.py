@@ -216,6 +216,7 @@ class CallResult:
 class Harvest:
     calls: dict[str, CallResult]
     defined: tuple[str, ...]
+    debugger_calls: int = 0  # breakpoints the kernel skipped
 
 
 def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
@@ -252,4 +253,7 @@ def read_harvest(workdir: Path) -> Harvest:
         calls[key] = CallResult(
             values, entry.get("error"), entry.get("picked"), float(entry.get("seconds", 0.0))
         )
-    return Harvest(calls, tuple(data.get("defined", ())))
+    skipped = data.get("debugger_calls", 0)
+    if not isinstance(skipped, int):
+        raise HarvestError("debugger_calls is not a count")
+    return Harvest(calls, tuple(data.get("defined", ())), skipped)

@@ -45,6 +45,7 @@ class _State:
     last: dict = {}  # noqa: RUF012
     ran: dict = {}  # noqa: RUF012  sha1 of a cell's source -> position it first ran at
     cell_timeout = None  # seconds a student's cell may run
+    debugger_calls = 0  # left-over breakpoints the grader skipped
 
 
 def cell_sha(source):
@@ -62,9 +63,44 @@ def start(targets, cell_timeout=None):
     _State.last = {}
     _State.ran = {}
     _State.cell_timeout = cell_timeout
+    _State.debugger_calls = 0
+    _neutralise_debuggers()
     events = get_ipython().events
     events.register("pre_run_cell", _before_cell)
     events.register("post_run_cell", _after_cell)
+
+
+def _skip_debugger(*args, **kwargs):
+    _State.debugger_calls += 1
+
+
+def _neutralise_debuggers():
+    """A left-over `breakpoint()`, `pdb.set_trace()` or `ipdb.set_trace()` would wait for
+    a person at a prompt that no one sees: each becomes a no-op that is counted, so the
+    report can tell the student to remove them."""
+    import os
+    import pdb
+    import sys
+    import types
+
+    os.environ["PYTHONBREAKPOINT"] = "0"
+    sys.breakpointhook = _skip_debugger
+    for module in (pdb,):
+        module.set_trace = _skip_debugger
+        module.post_mortem = _skip_debugger
+        module.pm = _skip_debugger
+    pdb.Pdb.set_trace = _skip_debugger
+    fake_ipdb = types.ModuleType("ipdb")
+    for name in ("set_trace", "post_mortem", "pm", "sset_trace", "launch_ipdb_on_exception"):
+        setattr(fake_ipdb, name, _skip_debugger)
+    sys.modules["ipdb"] = fake_ipdb
+    try:
+        from IPython.core import debugger
+
+        debugger.set_trace = _skip_debugger
+        debugger.Pdb.set_trace = _skip_debugger
+    except ImportError:
+        pass
 
 
 def _on_cell_alarm(signum, frame):
@@ -344,4 +380,4 @@ def harvest(plan_path):
         calls[key] = entry
     torch.save(tensors, plan["tensors_out"])
     with open(plan["json_out"], "w", encoding="utf-8") as f:
-        json.dump({"calls": calls, "defined": defined}, f)
+        json.dump({"calls": calls, "defined": defined, "debugger_calls": _State.debugger_calls}, f)

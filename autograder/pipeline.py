@@ -140,9 +140,13 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             harvest = read_harvest(workdir)
         except HarvestError as exc:
             why = execution.stopped or str(exc)
-        result_score = score(
-            exercises, plan, harvest, not_graded=why, notes=_notes(execution, options.cell_timeout)
-        )
+        notes = _notes(execution, options.cell_timeout)
+        if harvest is not None and harvest.debugger_calls:
+            notes += (
+                f"The grader skipped {harvest.debugger_calls} debugger call(s) (breakpoint(), "
+                "pdb or ipdb set_trace): they cost nothing, but remove them before you submit.",
+            )
+        result_score = score(exercises, plan, harvest, not_graded=why, notes=notes)
         timings["score"] = time.perf_counter() - t
         executed = None
         if options.keep_executed is not None and execution.notebook is not None:

@@ -357,6 +357,12 @@ UNUSUAL_BACKPROP = (
         "b.g = out.g.sum(dim=0, keepdim=False).clone()",
     ),
 )
+# Left-over debuggers inside graded code: skipped by the grader, never waited on.
+DEBUGGERS = (
+    mse_grad("breakpoint()\ninp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]"),
+    relu_grad("import pdb; pdb.set_trace()\ninp.g = (inp > 0).to(out.g.dtype) * out.g"),
+    lin_grad(f"import ipdb; ipdb.set_trace()\n{LIN_X_OK}", LIN_W_OK, LIN_B_OK),
+)
 UNUSUAL_MATMUL = (
     matmul("matmul_broadcast", """
 c = a.new_zeros(a.shape[0], b.shape[1])
@@ -384,6 +390,7 @@ def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
     subs["course-backprop"] = ("backprop", edited(STUB["backprop"], COURSE_BACKPROP))
     subs["unusual-backprop"] = ("backprop", edited(SOLUTION["backprop"], UNUSUAL_BACKPROP))
     subs["unusual-matmul"] = ("matmul", edited(SOLUTION["matmul"], UNUSUAL_MATMUL))
+    subs["debuggers"] = ("backprop", edited(SOLUTION["backprop"], DEBUGGERS))
     return subs
 
 
@@ -429,7 +436,7 @@ def test_there_are_enough_mistakes() -> None:
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
 def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) -> None:
-    tests = graded[_folder(mutant.id)]
+    tests = dict(graded[_folder(mutant.id)])
     record = tests.pop("")
     assert record["extra_data"]["status"] == "graded", record["output"]
     failed = {name for name, t in tests.items() if t["status"] == "failed" and t["max_score"]}
@@ -443,10 +450,11 @@ def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) 
 
 
 @pytest.mark.parametrize(
-    "student", ["course-matmul", "course-backprop", "unusual-backprop", "unusual-matmul"]
+    "student",
+    ["course-matmul", "course-backprop", "unusual-backprop", "unusual-matmul", "debuggers"],
 )
 def test_right_answers_get_full_marks(graded, student: str) -> None:
-    tests = graded[student]
+    tests = dict(graded[student])
     record = tests.pop("")
     assert record["score"] == record["extra_data"]["max_score"], [
         t["output"] for t in tests.values() if t["status"] == "failed"
@@ -480,3 +488,11 @@ def test_a_hanging_function_costs_only_its_exercise(tmp_path: Path) -> None:
     hung = [c for c in result.score.checks if c.exercise == "matmul_elementwise"]
     assert all(c.mistake == "timeout" and "did not finish in time" in c.message for c in hung)
     assert any("longer than the 4 s limit" in note for note in result.score.notes)
+
+
+def test_left_over_debuggers_are_skipped_and_reported(graded) -> None:
+    # Without the kernel's no-ops, pdb waits on a stdin no one answers (or raises) and
+    # `import ipdb` fails: every function here would lose its points.
+    record = graded["debuggers"][""]
+    assert record["score"] == full_marks("backprop")
+    assert "skipped" in record["output"] and "debugger call(s)" in record["output"]
