@@ -210,6 +210,9 @@ class CallResult:
     error: dict[str, Any] | None
     picked: str | None
     seconds: float
+    # what the kernel noticed: "globals" (notebook tensors the code reads), "replaced"
+    # (parameters overwritten), "arg_order" (Model's constructor's order)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,8 +253,15 @@ def read_harvest(workdir: Path) -> Harvest:
     calls = {}
     for key, entry in data.get("calls", {}).items():
         values = {k: _value(m, f"{key}|{k}", tensors) for k, m in entry.get("values", {}).items()}
+        facts = entry.get("facts") or {}
+        if not isinstance(facts, dict):
+            raise HarvestError(f"facts of {key} are not a mapping")
         calls[key] = CallResult(
-            values, entry.get("error"), entry.get("picked"), float(entry.get("seconds", 0.0))
+            values,
+            entry.get("error"),
+            entry.get("picked"),
+            float(entry.get("seconds", 0.0)),
+            facts,
         )
     skipped = data.get("debugger_calls", 0)
     if not isinstance(skipped, int):

@@ -12,7 +12,9 @@ notebook.
 """
 
 import difflib
+import dis
 import hashlib
+import inspect
 import json
 import signal
 import time
@@ -46,6 +48,7 @@ class _State:
     ran: dict = {}  # noqa: RUF012  sha1 of a cell's source -> position it first ran at
     cell_timeout = None  # seconds a student's cell may run
     debugger_calls = 0  # left-over breakpoints the grader skipped
+    facts: dict = {}  # noqa: RUF012  what a recipe noticed about the current call
 
 
 def cell_sha(source):
@@ -231,6 +234,10 @@ def _lin_class(cls, t, ns):
     out = layer(t["inp"])
     out.g = t["out.g"]
     ret = layer.backward()
+    # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
+    replaced = [f"self.{k}" for k in ("w", "b") if getattr(layer, k, t[k]) is not t[k]]
+    if replaced:
+        _State.facts["replaced"] = replaced
     return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
 
 
@@ -242,7 +249,17 @@ def _mse_class(cls, t, ns):
 
 
 def _model_class(cls, t, ns):
-    model = cls(*(t[k] for k in _PARAMS))
+    try:
+        names = list(inspect.signature(cls).parameters)[:4]
+    except (TypeError, ValueError):
+        names = []
+    if sorted(names) == sorted(_PARAMS) and names != list(_PARAMS):
+        # The same four weights in another order: pass them by name, and say so, rather
+        # than fail with a shape error the student cannot connect to the cause.
+        _State.facts["arg_order"] = names
+        model = cls(**{k: t[k] for k in _PARAMS})
+    else:
+        model = cls(*(t[k] for k in _PARAMS))
     loss = model(t["inp"], t["targ"])
     ret = model.backward()
     return _with_grads({"loss": loss, "return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
@@ -295,7 +312,19 @@ def _error(exc):
     ]
     where = student[-1] if student else None
     lines = traceback.format_exception_only(type(exc), exc)
+    extra = {}
+    if isinstance(exc, NameError) and getattr(exc, "name", None):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        from IPython import get_ipython
+
+        scope = set(get_ipython().user_ns) | (set(tb.tb_frame.f_locals) if tb else set())
+        scope = {n for n in scope if not n.startswith("_")}
+        close = difflib.get_close_matches(exc.name, sorted(scope), n=1, cutoff=0.6)
+        extra = {"name": exc.name, "close": close[0] if close else None}
     return {
+        **extra,
         "type": type(exc).__name__,
         "message": str(exc)[:2000],
         "summary": "".join(lines).strip()[:2000],
@@ -304,6 +333,29 @@ def _error(exc):
         "lineno": where.lineno if where else None,
         "traceback": "".join(traceback.format_list(frames))[-4000:],
     }
+
+
+def _global_reads(obj, ns, exclude):
+    """The notebook's tensors that `obj` (a function, or a class's methods) reads as
+    globals: code that ignores its arguments reads `m1` or `x_train` instead."""
+    codes = []
+    if isinstance(obj, type):
+        for klass in obj.__mro__[:-1]:
+            codes += [getattr(v, "__code__", None) for v in vars(klass).values()]
+    else:
+        codes.append(getattr(obj, "__code__", None))
+    names, seen = set(), set()
+    codes = [c for c in codes if c is not None]
+    while codes:
+        code = codes.pop()
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str):
+                names.add(ins.argval)
+        codes += [k for k in code.co_consts if hasattr(k, "co_code")]
+    return sorted(n for n in names if n not in exclude and isinstance(ns.get(n), torch.Tensor))
 
 
 def _on_alarm(signum, frame):
@@ -361,6 +413,12 @@ def harvest(plan_path):
                 "in_cell": how == "cell",
             }
         else:
+            _State.facts = {}
+            reads = _global_reads(
+                obj, ns, _PARAMS if call["protocol"] == "forward_and_backward" else ()
+            )
+            if reads:
+                _State.facts["globals"] = reads
             try:
                 values = _run_call(
                     obj, RECIPES[call["protocol"]], inputs[key], device, call["timeout"], ns
@@ -377,6 +435,8 @@ def harvest(plan_path):
             except BaseException as exc:
                 entry["error"] = _error(exc)
         entry["seconds"] = time.perf_counter() - started
+        if obj is not _MISSING and _State.facts:
+            entry["facts"] = _State.facts
         calls[key] = entry
     torch.save(tensors, plan["tensors_out"])
     with open(plan["json_out"], "w", encoding="utf-8") as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -46,6 +46,7 @@ class Observation:
     got: dict[str, Value]  # every value the call produced
     want: dict[str, Expected]  # the reference for every compared value of the call
     inputs: dict[str, Tensor]  # the call's inputs, float64
+    facts: dict[str, Any] = field(default_factory=dict)  # what the kernel noticed
 
     def tensor(self, name: str | None = None) -> Tensor | None:
         v = self.got.get(name or self.value)
@@ -214,6 +215,19 @@ def _device_error(obs: Observation) -> bool:
     )
 
 
+_METHODS = ("float", "double", "t", "squeeze", "unsqueeze", "sum", "mean", "clone", "abs",
+            "exp", "sqrt", "numel", "dim", "size", "item", "relu", "clamp_min", "pow")  # fmt: skip
+
+
+def _bare_method(obs: Observation) -> str | None:
+    """The tensor method the error line uses without calling it, e.g. `.float`."""
+    line = (obs.error or {}).get("line") or ""
+    for m in re.finditer(r"\.([A-Za-z_]\w*)\b(?!\s*\()", line):
+        if m.group(1) in _METHODS:
+            return m.group(1)
+    return None
+
+
 def _who(obs: Observation) -> str:
     return _GRAD_FUNCTIONS.get(obs.protocol, obs.target)
 
@@ -257,6 +271,46 @@ CATALOGUE: tuple[Mistake, ...] = (
         _device_error,
         "a tensor was created on the CPU while the inputs are on the GPU: create new tensors "
         "with `device=inp.device` (or `torch.zeros_like`, `new_zeros`)",
+    ),
+    Mistake(
+        "reads-globals",
+        lambda o: bool(o.facts.get("globals")),
+        lambda o: (
+            f"{o.target} ignores its arguments and reads the notebook's global"
+            f"{'s' if len(o.facts['globals']) > 1 else ''} "
+            + ", ".join(f"`{n}`" for n in o.facts["globals"])
+            + ": the grader calls it with tensors of its own, so compute only from the "
+            "parameters"
+        ),
+    ),
+    Mistake(
+        "name-not-defined",
+        lambda o: bool(o.error and o.error.get("type") == "NameError" and o.error.get("name")),
+        lambda o: (
+            f"`{o.error['name']}` is not defined: did you mean `{o.error['close']}`?"
+            if o.error.get("close")
+            else f"`{o.error['name']}` is not defined in this notebook: a name from the "
+            "lesson's notebook or from a deleted cell? Use the function's arguments"
+        ),
+    ),
+    Mistake(
+        "method-without-parentheses",
+        lambda o: (
+            o.error_matches(r"builtin_function_or_method|'method'") and _bare_method(o) is not None
+        ),
+        lambda o: (
+            f"`.{_bare_method(o)}` without parentheses is the method itself, not its result: "
+            f"call it, `.{_bare_method(o)}()`"
+        ),
+    ),
+    Mistake(
+        "overwrote-parameter",
+        lambda o: bool(o.facts.get("replaced")),
+        lambda o: (
+            f"backward assigned the gradient to {', '.join(f'`{r}`' for r in o.facts['replaced'])}"
+            " itself, replacing the parameter: store it on "
+            + ", ".join(f"`{r}.g`" for r in o.facts["replaced"])
+        ),
     ),
     Mistake(
         "missing-return",

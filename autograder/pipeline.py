@@ -141,6 +141,17 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
         except HarvestError as exc:
             why = execution.stopped or str(exc)
         notes = _notes(execution, options.cell_timeout)
+        orders = {
+            tuple(c.facts["arg_order"])
+            for c in (harvest.calls.values() if harvest is not None else ())
+            if c.facts.get("arg_order")
+        }
+        for order in sorted(orders):
+            notes += (
+                f"Model's constructor takes ({', '.join(order)}), not the lesson's "
+                "(w1, b1, w2, b2): the grader passed the weights by name, so it cost nothing, "
+                "but code that calls Model(w1, b1, w2, b2) would give it the wrong tensors.",
+            )
         if harvest is not None and harvest.debugger_calls:
             notes += (
                 f"The grader skipped {harvest.debugger_calls} debugger call(s) (breakpoint(), "

@@ -98,6 +98,7 @@ def _judge_case(
             result.values,
             want,
             inputs64,
+            result.facts,
         )
         found = diagnose(obs)
         mistake, hint = found if found else (None, None)
@@ -111,7 +112,15 @@ def _judge_case(
         if verdict.passed:
             continue
         obs = Observation(
-            check.protocol, check.target, value, verdict, None, result.values, want, inputs64
+            check.protocol,
+            check.target,
+            value,
+            verdict,
+            None,
+            result.values,
+            want,
+            inputs64,
+            result.facts,
         )
         found = diagnose(obs)
         mistake, hint = found if found else (None, None)

@@ -103,6 +103,22 @@ class Mse:
     def backward(self):
         self.inp.g = 2.0 * (self.inp[:, 0] - self.targ).unsqueeze(-1) / self.targ.shape[0]
 """
+LIN_CLASS = "layer_classes: Lin(w, b).backward() sets inp.g, w.g, b.g"
+LIN_CLASS_SRC = """
+class Lin:
+    def __init__(self, w, b):
+        self.w, self.b = w, b
+
+    def __call__(self, inp):
+        self.inp = inp
+        self.out = lin(inp, self.w, self.b)
+        return self.out
+
+    def backward(self):
+        self.inp.g = self.out.g @ self.w.t()
+        self.w.g = self.inp.t() @ self.out.g
+        self.b.g = self.out.g.sum(0)
+"""
 MODEL_NO_RETURN = """
 class Model:
     def __init__(self, w1, b1, w2, b2):
@@ -258,6 +274,56 @@ return c
         lost(MATMUL["matmul_elementwise"]), MATMUL["matmul_elementwise"],
         "missing-definition", "did you mean to name `mat_mul`",
     ),
+    # -- habits of real students' code (issue 9) --
+    Mutant(
+        "reads-globals-matmul", "matmul",
+        (matmul("matmul_broadcast", "return m1 @ m2"),),
+        lost(MATMUL["matmul_broadcast"]), MATMUL["matmul_broadcast"],
+        "reads-globals", "ignores its arguments and reads the notebook's globals `m1`, `m2`",
+    ),
+    Mutant(
+        "reads-globals-mse", "backprop",
+        (mse_grad("n = inp.shape[0]\ninp.g = 2.0 * (inp[:, 0] - y_train[:n]).unsqueeze(-1) / n"),),
+        lost(MSE_N, MSE_1) | FB, MSE_N, "reads-globals", "global `y_train`",
+    ),
+    Mutant(
+        "misspelt-name", "backprop",
+        (lin_grad(LIN_X_OK, "w.g = imp.t() @ out.g", LIN_B_OK),),
+        lost(LIN_X, LIN_W, LIN_B) | FB, LIN_W, "name-not-defined", "did you mean `inp`?",
+    ),
+    Mutant(
+        "undefined-name", "matmul",
+        (matmul("matmul_elementwise", """
+(ar, ac), (br, bc) = a.shape, b.shape
+c = torch.zeros(ar, bc, dtype=a.dtype)
+for i in range(n_rows):
+    for j in range(bc):
+        c[i, j] = (a[i, :] * b[:, j]).sum()
+return c
+"""),),
+        lost(MATMUL["matmul_elementwise"]), MATMUL["matmul_elementwise"],
+        "name-not-defined", "`n_rows` is not defined in this notebook",
+    ),
+    Mutant(
+        "float-without-parentheses", "backprop",
+        (relu_grad("inp.g = (inp > 0).float * out.g"),),
+        lost(RELU, RELU_0) | FB, RELU, "method-without-parentheses", "call it, `.float()`",
+    ),
+    Mutant(
+        "t-without-parentheses", "backprop",
+        (lin_grad("inp.g = out.g @ w.t", LIN_W_OK, LIN_B_OK),),
+        lost(LIN_X, LIN_W, LIN_B) | FB, LIN_X, "method-without-parentheses", "`.t()`",
+    ),
+    Mutant(
+        "overwrote-parameter", "backprop",
+        (("Lin", LIN_CLASS_SRC.replace("self.b.g = ", "self.b = "), None),),
+        lost(LIN_CLASS, MODEL_GRADS), LIN_CLASS, "overwrote-parameter", "store it on `self.b.g`",
+    ),
+    Mutant(
+        "matmul-missing-return", "matmul",
+        (matmul("matmul_loops", LOOPS.format(shape="ar, bc").replace("return c", "c")),),
+        lost(MATMUL["matmul_loops"]), MATMUL["matmul_loops"], "missing-return", "forget `return`",
+    ),
 )  # fmt: skip
 
 # The course's own code (fast.ai 2019 lesson 8 and 2022 lesson 13), as students copy it.
@@ -363,6 +429,135 @@ DEBUGGERS = (
     relu_grad("import pdb; pdb.set_trace()\ninp.g = (inp > 0).to(out.g.dtype) * out.g"),
     lin_grad(f"import ipdb; ipdb.set_trace()\n{LIN_X_OK}", LIN_W_OK, LIN_B_OK),
 )
+UNUSUAL_BACKPROP_2 = (
+    # the mask from relu's output: the grader passes out = relu(inp), so it is the same
+    relu_grad("inp.g = (out > 0).to(out.g.dtype) * out.g"),
+    # `.T` for `.t()`, and a lin_grad that also returns what it stored
+    lin_grad(
+        "inp.g = out.g @ w.T", "w.g = inp.T @ out.g", "b.g = out.g.sum(0)\nreturn inp.g, w.g, b.g"
+    ),
+    (
+        "forward_and_backward",
+        fn(
+            "forward_and_backward",
+            """
+l1 = inp @ w1 + b1
+l2 = l1.clamp_min(0.0)
+out = l2 @ w2 + b2
+diff = out[:, 0] - targ
+loss = diff.pow(2).mean()
+mse_grad(out, targ)
+lin_grad(l2, out, w2, b2)
+relu_grad(l1, l2)
+lin_grad(inp, l1, w1, b1)
+return loss
+""",
+            "inp, targ",
+        ),
+        None,
+    ),
+    (
+        "Relu",
+        """
+class Relu:
+    def __call__(self, inp):
+        self.inp = inp
+        self.out = inp.clone().clamp_min_(0.0)
+        return self.out
+
+    def backward(self):
+        self.inp.g = torch.where(self.inp > 0, self.out.g, 0.0)
+""",
+        None,
+    ),
+)
+# The 2019 lesson's refactor: a Module base class whose __call__ stores args and out.
+MODULE_STYLE = (
+    (
+        "Relu",
+        """
+class Module():
+    def __call__(self, *args):
+        self.args = args
+        self.out = self.forward(*args)
+        return self.out
+
+    def forward(self): raise Exception('not implemented')
+    def backward(self): self.bwd(self.out, *self.args)
+
+
+class Relu(Module):
+    def forward(self, inp): return inp.clamp_min(0.)
+    def bwd(self, out, inp): inp.g = (inp>0).float() * out.g
+""",
+        None,
+    ),
+    (
+        "Lin",
+        """
+class Lin(Module):
+    def __init__(self, w, b): self.w,self.b = w,b
+
+    def forward(self, inp): return inp@self.w + self.b
+
+    def bwd(self, out, inp):
+        inp.g = out.g @ self.w.t()
+        self.w.g = torch.einsum("bi,bj->ij", inp, out.g)
+        self.b.g = out.g.sum(0)
+""",
+        None,
+    ),
+    (
+        "Mse",
+        """
+class Mse(Module):
+    def forward (self, inp, targ): return (inp.squeeze() - targ).pow(2).mean()
+    def bwd(self, out, inp, targ): inp.g = 2*(inp.squeeze()-targ).unsqueeze(-1) / targ.shape[0]
+""",
+        None,
+    ),
+    (
+        "Model",
+        """
+class Model():
+    def __init__(self, w1, b1, w2, b2):
+        self.layers = [Lin(w1,b1), Relu(), Lin(w2,b2)]
+        self.loss = Mse()
+
+    def __call__(self, x, targ):
+        for l in self.layers: x = l(x)
+        return self.loss(x, targ)
+
+    def backward(self):
+        self.loss.backward()
+        for l in reversed(self.layers): l.backward()
+""",
+        None,
+    ),
+)
+# A Model that takes its weights in another order: graded by name, and told.
+MODEL_ORDER = (
+    (
+        "Model",
+        """
+class Model:
+    def __init__(self, w1, w2, b1, b2):
+        self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
+        self.loss = Mse()
+
+    def __call__(self, x, targ):
+        for layer in self.layers:
+            x = layer(x)
+        return self.loss(x, targ)
+
+    def backward(self):
+        self.loss.backward()
+        for layer in reversed(self.layers):
+            layer.backward()
+""",
+        None,
+    ),
+)
 UNUSUAL_MATMUL = (
     matmul("matmul_broadcast", """
 c = a.new_zeros(a.shape[0], b.shape[1])
@@ -391,6 +586,9 @@ def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
     subs["unusual-backprop"] = ("backprop", edited(SOLUTION["backprop"], UNUSUAL_BACKPROP))
     subs["unusual-matmul"] = ("matmul", edited(SOLUTION["matmul"], UNUSUAL_MATMUL))
     subs["debuggers"] = ("backprop", edited(SOLUTION["backprop"], DEBUGGERS))
+    subs["unusual-backprop-2"] = ("backprop", edited(SOLUTION["backprop"], UNUSUAL_BACKPROP_2))
+    subs["module-style"] = ("backprop", edited(SOLUTION["backprop"], MODULE_STYLE))
+    subs["model-order"] = ("backprop", edited(SOLUTION["backprop"], MODEL_ORDER))
     return subs
 
 
@@ -451,7 +649,16 @@ def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) 
 
 @pytest.mark.parametrize(
     "student",
-    ["course-matmul", "course-backprop", "unusual-backprop", "unusual-matmul", "debuggers"],
+    [
+        "course-matmul",
+        "course-backprop",
+        "unusual-backprop",
+        "unusual-backprop-2",
+        "unusual-matmul",
+        "module-style",
+        "model-order",
+        "debuggers",
+    ],
 )
 def test_right_answers_get_full_marks(graded, student: str) -> None:
     tests = dict(graded[student])
@@ -496,3 +703,8 @@ def test_left_over_debuggers_are_skipped_and_reported(graded) -> None:
     record = graded["debuggers"][""]
     assert record["score"] == full_marks("backprop")
     assert "skipped" in record["output"] and "debugger call(s)" in record["output"]
+
+
+def test_model_with_weights_in_another_order_is_told(graded) -> None:
+    record = graded["model-order"][""]
+    assert "(w1, w2, b1, b2), not the lesson's (w1, b1, w2, b2)" in record["output"]
