@@ -104,6 +104,17 @@ class Mse:
         self.inp.g = 2.0 * (self.inp[:, 0] - self.targ).unsqueeze(-1) / self.targ.shape[0]
 """
 LIN_CLASS = "layer_classes: Lin(w, b).backward() sets inp.g, w.g, b.g"
+RELU_CLASS = "layer_classes: Relu().backward() sets inp.g"
+RELU_CLASS_SRC = """
+class Relu:
+    def __call__(self, inp):
+        self.inp = inp
+        self.out = relu(inp)
+        return self.out
+
+    def backward(self):
+        self.inp.g = (self.out.g > 0).float() * self.out.g
+"""
 LIN_CLASS_SRC = """
 class Lin:
     def __init__(self, w, b):
@@ -318,6 +329,58 @@ return c
         "overwrote-parameter", "backprop",
         (("Lin", LIN_CLASS_SRC.replace("self.b.g = ", "self.b = "), None),),
         lost(LIN_CLASS, MODEL_GRADS), LIN_CLASS, "overwrote-parameter", "store it on `self.b.g`",
+    ),
+    Mutant(
+        # the values are right: the message says so, and that only the attribute is wrong
+        "w-grad-not-g", "backprop",
+        (lin_grad(LIN_X_OK, "w.grad = inp.t() @ out.g", LIN_B_OK),),
+        lost(LIN_W, FB_2, FB_1), LIN_W, "grad-instead-of-g", "would have been right",
+    ),
+    Mutant(
+        "lin-grad-returns-only", "backprop",
+        (lin_grad("return out.g @ w.t(), inp.t() @ out.g, out.g.sum(0)", "", ""),),
+        lost(LIN_X, LIN_W, LIN_B) | FB, LIN_B, "returned-not-stored", "assign it to `b.g`",
+    ),
+    Mutant(
+        "reads-globals-x-train", "backprop",
+        (("forward_and_backward", fn("forward_and_backward",
+          FB_BODY.replace("lin(inp, w1, b1)", "lin(x_train, w1, b1)").format(
+              middle="relu_grad(l1, l2)\nlin_grad(inp, l1, w1, b1)"), "inp, targ"), None),),
+        FB, FB_2, "reads-globals", "global `x_train`",
+    ),
+    Mutant(
+        "squeeze-without-parentheses", "backprop",
+        (mse_grad("inp.g = 2.0 * (inp.squeeze - targ).unsqueeze(-1) / inp.shape[0]"),),
+        lost(MSE_N, MSE_1) | FB, MSE_1, "method-without-parentheses", "`.squeeze()`",
+    ),
+    Mutant(
+        "mse-sign", "backprop",
+        (mse_grad("inp.g = 2.0 * (targ - inp[:, 0]).unsqueeze(-1) / inp.shape[0]"),),
+        lost(MSE_N, MSE_1) | FB, MSE_1, "sign", "`inp - targ`, not `targ - inp`",
+    ),
+    Mutant(
+        # square inputs would not see it: zeros(ac, bc) has the right shape when ar == ac
+        "matmul-zeros-ac-bc", "matmul",
+        (matmul("matmul_loops", LOOPS.format(shape="ac, bc")),),
+        lost(MATMUL["matmul_loops"]), MATMUL["matmul_loops"],
+        "matmul-result-shape", "a's rows and b's columns",
+    ),
+    Mutant(
+        "lin-class-bias-not-summed", "backprop",
+        (("Lin", LIN_CLASS_SRC.replace("self.b.g = self.out.g.sum(0)", "self.b.g = self.out.g"),
+          None),),
+        lost(LIN_CLASS, MODEL_GRADS), LIN_CLASS, "bias-not-summed", "sums out.g over the batch",
+    ),
+    Mutant(
+        "lin-class-no-transpose", "backprop",
+        (("Lin", LIN_CLASS_SRC.replace("self.out.g @ self.w.t()", "self.out.g @ self.w"), None),),
+        # Model.backward raises, and the model's exercise (backward) gets nothing
+        lost(LIN_CLASS, MODEL_GRADS, MODEL_LOSS), LIN_CLASS, "matmul-no-transpose", "w.t()",
+    ),
+    Mutant(
+        "relu-class-mask-from-out-g", "backprop",
+        (("Relu", RELU_CLASS_SRC, None),),
+        lost(RELU_CLASS, MODEL_GRADS), RELU_CLASS, "relu-mask-from-out-g", "not from the sign",
     ),
     Mutant(
         "matmul-missing-return", "matmul",
