@@ -19,35 +19,19 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def _seed(text: str | None) -> int:
-    from .pipeline import DEFAULT_SEED
+    from .pipeline import resolve_seed
 
-    if text is None:
-        text = os.environ.get("AUTOGRADE_SEED")
-    if text is None:
-        return DEFAULT_SEED
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+        return resolve_seed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=["cpu", "cuda"],
-        help="where the student's code runs (default: cpu)",
-    )
-    p.add_argument(
-        "--seed",
-        default=None,
-        help="seed for the grader's inputs (default: $AUTOGRADE_SEED or 2019)",
-    )
-    p.add_argument(
-        "--assignment",
-        default=None,
-        help="matmul or backprop (default: detected from the notebook)",
-    )
+    from .pipeline import SHARED_FLAGS
+
+    for flag, kwargs in SHARED_FLAGS:
+        p.add_argument(flag, **kwargs)
     p.add_argument(
         "--data-path",
         default=None,

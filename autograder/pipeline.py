@@ -4,6 +4,7 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -19,7 +20,16 @@ from .harvest import AUTOGRADER_TAG, HarvestError, inject, make_plan, read_harve
 from .notebook import NotebookError, cell_shas, detect_assignment, read_notebook
 from .score import Score, score
 
-__all__ = ["DEFAULT_SEED", "GradeResult", "GradingError", "Options", "grade", "notebook_digest"]
+__all__ = [
+    "DEFAULT_SEED",
+    "SHARED_FLAGS",
+    "GradeResult",
+    "GradingError",
+    "Options",
+    "grade",
+    "notebook_digest",
+    "resolve_seed",
+]
 
 # Inputs for self-checks; instructors grade with a seed of their own (--seed or
 # AUTOGRADE_SEED), so the inputs that count are not the ones students checked against.
@@ -27,6 +37,31 @@ DEFAULT_SEED = 2019
 # How long past a limit the executor waits for the kernel to enforce it before it gives
 # up on the whole notebook (code stuck in C that never sees the kernel's alarm).
 _GRACE = 30.0
+
+
+# The options every front end offers (the `autograde` verbs, the pytest plugin), defined
+# once as (flag, keyword arguments for argparse's or pytest's `addoption`).
+SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
+    ("--device", {"default": "cpu", "choices": ["cpu", "cuda"],
+                  "help": "where the student's code runs (default: cpu)"}),
+    ("--seed", {"default": None, "help": "seed for the grader's inputs "
+                                         f"(default: $AUTOGRADE_SEED or {DEFAULT_SEED})"}),
+    ("--assignment", {"default": None,
+                      "help": "matmul or backprop (default: detected from the notebook)"}),
+)  # fmt: skip
+
+
+def resolve_seed(text: str | int | None) -> int:
+    """The seed asked for, else $AUTOGRADE_SEED, else the default; ValueError if it is
+    not an integer."""
+    if text is None:
+        text = os.environ.get("AUTOGRADE_SEED")
+    if text is None:
+        return DEFAULT_SEED
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"seed must be an integer, got {text!r}") from None
 
 
 class GradingError(Exception):

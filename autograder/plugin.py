@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from .pipeline import SHARED_FLAGS
+
 __all__ = ["pytest_addoption", "pytest_configure"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograde", "grading a backprop-lab notebook")
     group.addoption("--notebook", default=None, help="the notebook to grade")
-    group.addoption(
-        "--device",
-        default="cpu",
-        choices=["cpu", "cuda"],
-        help="where the student's code runs (default: cpu)",
-    )
-    group.addoption(
-        "--seed",
-        default=None,
-        type=int,
-        help="seed for the grader's inputs (default: $AUTOGRADE_SEED or 2019)",
-    )
-    group.addoption(
-        "--assignment",
-        default=None,
-        help="matmul or backprop (default: detected from the notebook)",
-    )
+    for flag, kwargs in SHARED_FLAGS:
+        group.addoption(flag, **kwargs)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,7 @@ import torch
 from autograder.compare import TOLERANCE, compare, norm_relative_error
 from autograder.exercises import Case
 from autograder.harvest import Value
+from autograder.mistakes import Observation, diagnose
 from autograder.protocols import Expected, expected_values, make_inputs
 
 
@@ -85,6 +86,23 @@ def test_device_must_be_kept() -> None:
     verdict = compare("return", got, Expected(want), dtype="float32", device="cuda")
     assert not verdict.passed and verdict.reason == "device"
     assert "cuda" in verdict.message
+
+
+def test_device_mistake_gets_its_hint_without_a_gpu() -> None:
+    # The catalogue's device entry, from both ways it shows: a result left on the CPU,
+    # and torch's error when a CPU tensor meets the GPU inputs (tested on a GPU in
+    # test_cli's CUDA run; here the observation is built by hand).
+    want = {"return": Expected(torch.ones(2, 2, dtype=torch.float64))}
+    got = tensor_value(torch.ones(2, 2), device="cpu")
+    verdict = compare("return", got, want["return"], dtype="float32", device="cuda")
+    inputs = {"a": torch.ones(2, 2, dtype=torch.float64)}
+    left = Observation("matmul", "matmul", "return", verdict, None, {"return": got}, want, inputs)
+    error = {"type": "RuntimeError", "message": "Expected all tensors to be on the same "
+             "device, but found at least two devices, cuda:0 and cpu!"}  # fmt: skip
+    mixed = Observation("matmul", "matmul", "return", None, error, {}, want, inputs)
+    for obs in (left, mixed):
+        mistake, hint = diagnose(obs)
+        assert mistake == "device" and "device=inp.device" in hint
 
 
 @pytest.mark.parametrize(

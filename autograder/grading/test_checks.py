@@ -3,23 +3,23 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from autograder.exercises import exercises_for
 from autograder.notebook import NotebookError, detect_assignment, read_notebook
-from autograder.pipeline import DEFAULT_SEED, GradeResult, GradingError, Options, grade
+from autograder.pipeline import GradeResult, GradingError, Options, grade, resolve_seed
 
 
 def _options(config: pytest.Config) -> tuple[Path, Options]:
     notebook = config.getoption("notebook")
     if not notebook:
         raise pytest.UsageError("pass the notebook to grade: --notebook PATH")
-    seed = config.getoption("seed")
-    if seed is None:
-        seed = int(os.environ.get("AUTOGRADE_SEED", DEFAULT_SEED))
+    try:
+        seed = resolve_seed(config.getoption("seed"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     options = Options(
         seed=seed, device=config.getoption("device"), assignment=config.getoption("assignment")
     )
