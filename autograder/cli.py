@@ -133,13 +133,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_FAILED
 
 
+def cmd_ci_grade(args: argparse.Namespace) -> int:
+    from .ci import ci_grade
+    from .pipeline import GradingError, check_device
+
+    try:
+        options = _options(args)
+        check_device(options.device)
+        outcome = ci_grade(
+            Path(args.base),
+            Path(args.head),
+            changed=args.changed,
+            options=options,
+            out=Path(args.out) if args.out else None,
+        )
+    except (GradingError, argparse.ArgumentTypeError) as exc:
+        return _fail(str(exc))
+    for line in outcome.annotations:  # the runner reads these from stdout
+        print(line)
+    summary_path = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as f:
+            f.write(outcome.summary)
+    else:
+        print(outcome.summary)
+    return outcome.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autograde",
         description="Grade backprop-lab notebooks: check yours, grade a class, verify the course.",
     )
     parser.add_argument("--version", action="version", version=f"autograde {__version__}")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{check,grade,verify}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{check,grade,verify,ci-grade}")
 
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")
@@ -164,6 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p)
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser(
+        "ci-grade",
+        help="CI: grade the notebooks a pull request changes with the base branch's grader",
+    )
+    p.add_argument("--base", required=True, help="checkout of the base branch (installed)")
+    p.add_argument("--head", required=True, help="checkout of the pull request (not installed)")
+    p.add_argument(
+        "--changed",
+        nargs="*",
+        default=None,
+        metavar="FILE",
+        help="changed paths, relative to the repository (default: compare BASE with HEAD)",
+    )
+    p.add_argument("--out", default=None, help="folder for results.json files and summary.md")
+    p.add_argument(
+        "--summary",
+        default=None,
+        help="append the Markdown summary here (default: $GITHUB_STEP_SUMMARY, else stdout)",
+    )
+    _common(p)
+    p.set_defaults(func=cmd_ci_grade)
 
     p = sub.add_parser(
         "verify",
