@@ -54,9 +54,9 @@ SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
 def resolve_seed(text: str | int | None) -> int:
     """The seed asked for, else $AUTOGRADE_SEED, else the default; ValueError if it is
     not an integer."""
-    if text is None:
+    if text is None or str(text).strip() == "":
         text = os.environ.get("AUTOGRADE_SEED")
-    if text is None:
+    if text is None or str(text).strip() == "":  # unset, or a CI variable left empty
         return DEFAULT_SEED
     try:
         return int(text)
