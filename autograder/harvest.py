@@ -162,7 +162,10 @@ def inject(
     )
     finish = (
         "# Added by the autograder: calls your functions on the grader's inputs.\n"
-        f"__autograde__['harvest']({str(plan_path)!r})"
+        f"__autograde_harvest__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, "
+        f"{kernel.GRADER_FILE!r}, 'exec'), __autograde_harvest__)\n"
+        "__autograde_harvest__['adopt'](__autograde__.get('_State'))\n"
+        f"__autograde_harvest__['harvest']({str(plan_path)!r})"
     )
     out = nbformat.from_dict(nb)  # a deep copy
     cells = [c for c in out.cells if not _is_test_cell(c)]
@@ -220,6 +223,7 @@ class Harvest:
     calls: dict[str, CallResult]
     defined: tuple[str, ...]
     debugger_calls: int = 0  # breakpoints the kernel skipped
+    integrity: tuple[str, ...] = ()  # what the notebook did to the grading environment
 
 
 def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
@@ -266,4 +270,7 @@ def read_harvest(workdir: Path) -> Harvest:
     skipped = data.get("debugger_calls", 0)
     if not isinstance(skipped, int):
         raise HarvestError("debugger_calls is not a count")
-    return Harvest(calls, tuple(data.get("defined", ())), skipped)
+    integrity = data.get("integrity", [])
+    if not isinstance(integrity, list) or not all(isinstance(i, str) for i in integrity):
+        raise HarvestError("integrity is not a list of lines")
+    return Harvest(calls, tuple(data.get("defined", ())), skipped, tuple(integrity))

@@ -49,6 +49,8 @@ class _State:
     cell_timeout = None  # seconds a student's cell may run
     debugger_calls = 0  # left-over breakpoints the grader skipped
     facts: dict = {}  # noqa: RUF012  what a recipe noticed about the current call
+    originals: dict = {}  # noqa: RUF012  torch's functions as the kernel started
+    autograd_calls = 0  # autograd used inside the graded call now running
 
 
 def cell_sha(source):
@@ -67,10 +69,55 @@ def start(targets, cell_timeout=None):
     _State.ran = {}
     _State.cell_timeout = cell_timeout
     _State.debugger_calls = 0
+    _State.originals = _torch_functions()
     _neutralise_debuggers()
     events = get_ipython().events
     events.register("pre_run_cell", _before_cell)
     events.register("post_run_cell", _after_cell)
+
+
+_WATCHED = ("allclose", "isclose", "equal", "testing.assert_close", "Tensor.__eq__",
+            "Tensor.backward", "autograd.backward", "autograd.grad")  # fmt: skip
+
+
+def _resolve(dotted):
+    """(owner, attribute name) of `torch.<dotted>`."""
+    owner = torch
+    *path, last = dotted.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, last
+
+
+def _torch_functions():
+    return {d: getattr(*_resolve(d)) for d in _WATCHED}
+
+
+def _integrity():
+    """What the notebook did to the grading environment: reported, never scored. Torch
+    is put back as it was, so the grader's calls run on the real functions."""
+    import sys
+
+    notes = []
+    for name, original in _State.originals.items():
+        owner, attr = _resolve(name)
+        if getattr(owner, attr) is not original:
+            notes.append(f"the notebook replaced torch.{name}")
+            setattr(owner, attr, original)
+    notes += [
+        f"the notebook imported the grader's `{m}` package"
+        for m in ("reference", "autograder")
+        if m in sys.modules
+    ]
+    return notes
+
+
+def _counting(original):
+    def wrapper(*args, **kwargs):
+        _State.autograd_calls += 1
+        return original(*args, **kwargs)
+
+    return wrapper
 
 
 def _skip_debugger(*args, **kwargs):
@@ -365,6 +412,13 @@ def _on_alarm(signum, frame):
 def _run_call(obj, recipe, inputs, device, timeout, ns):
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
+    # Count autograd used by the graded code itself (the lesson's point is to write the
+    # gradients by hand); the notebook's own autograd checks elsewhere are fine.
+    saved = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
+    torch.Tensor.backward = _counting(saved[0])
+    torch.autograd.backward = _counting(saved[1])
+    torch.autograd.grad = _counting(saved[2])
+    _State.autograd_calls = 0
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         values = recipe(obj, t, ns)
@@ -374,6 +428,25 @@ def _run_call(obj, recipe, inputs, device, timeout, ns):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = saved
+        if _State.autograd_calls:
+            _State.facts["autograd"] = _State.autograd_calls
+
+
+_STATE_DATA = ("targets", "versions", "ran", "cell_timeout", "debugger_calls", "originals")
+
+
+def adopt(state):
+    """Take the recorded data (never code) from the start cell's state. The harvest runs
+    from a fresh copy of this module, so a notebook that replaced the grader's functions
+    in its namespace (`__autograde__['harvest'] = ...`) does not get to run them."""
+    for name in _STATE_DATA:
+        value = getattr(state, name, None)
+        expected = (
+            (int, float, type(None)) if name == "cell_timeout" else type(getattr(_State, name))
+        )
+        if isinstance(value, expected):
+            setattr(_State, name, value)
 
 
 def harvest(plan_path):
@@ -389,6 +462,7 @@ def harvest(plan_path):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
+    integrity = _integrity()
     inputs = torch.load(plan["inputs"], weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
     tensors, calls = {}, {}
@@ -440,4 +514,12 @@ def harvest(plan_path):
         calls[key] = entry
     torch.save(tensors, plan["tensors_out"])
     with open(plan["json_out"], "w", encoding="utf-8") as f:
-        json.dump({"calls": calls, "defined": defined, "debugger_calls": _State.debugger_calls}, f)
+        json.dump(
+            {
+                "calls": calls,
+                "defined": defined,
+                "debugger_calls": _State.debugger_calls,
+                "integrity": integrity,
+            },
+            f,
+        )

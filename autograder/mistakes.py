@@ -273,6 +273,15 @@ CATALOGUE: tuple[Mistake, ...] = (
         "with `device=inp.device` (or `torch.zeros_like`, `new_zeros`)",
     ),
     Mistake(
+        "out-of-memory",
+        lambda o: o.error_matches(r"can't allocate memory|out of memory|MemoryError"),
+        lambda o: (
+            f"{_who(o)} ran out of memory: a broadcast such as (N, n_in, n_out) before a sum "
+            "asks for far more memory than the matrix product it stands for "
+            "(`inp.t() @ out.g`); look for a tensor much larger than the inputs"
+        ),
+    ),
+    Mistake(
         "reads-globals",
         lambda o: bool(o.facts.get("globals")),
         lambda o: (

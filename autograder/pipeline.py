@@ -17,6 +17,7 @@ from . import __version__
 from .execute import run_notebook
 from .exercises import exercises_for
 from .harvest import AUTOGRADER_TAG, HarvestError, inject, make_plan, read_harvest, strip_injected
+from .integrity import tampering
 from .notebook import NotebookError, cell_shas, detect_assignment, read_notebook
 from .score import Score, score
 
@@ -131,6 +132,22 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
+    """Reported for a person to judge; none of it changes the score."""
+    findings = list(tampering(nb, assignment))
+    if harvest is not None:
+        findings += harvest.integrity
+        users = sorted(
+            {plan.calls[k].target for k, c in harvest.calls.items() if c.facts.get("autograd")}
+        )
+        findings += [
+            f"{t} calls PyTorch's autograd (backward / torch.autograd): the exercise is to "
+            "write the gradients by hand"
+            for t in users
+        ]
+    return tuple(f"Integrity: {f}." for f in findings)
+
+
 def grade(notebook: Path, options: Options = Options()) -> GradeResult:
     """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
     and GradingError for a bad option; every problem in the student's code is a score."""
@@ -187,6 +204,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
                 "(w1, b1, w2, b2): the grader passed the weights by name, so it cost nothing, "
                 "but code that calls Model(w1, b1, w2, b2) would give it the wrong tensors.",
             )
+        notes += _integrity_notes(nb, assignment, plan, harvest)
         if harvest is not None and harvest.debugger_calls:
             notes += (
                 f"The grader skipped {harvest.debugger_calls} debugger call(s) (breakpoint(), "

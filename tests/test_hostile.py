@@ -1,0 +1,181 @@
+"""Hostile and broken submissions: each gets a fair score and a message that says what
+happened, within its time limits, and the batch records every one of them. Cheating is
+reported for a person to judge, never silently zeroed, and cannot forge a grade.
+
+The corpus is graded once, as a class, with short limits (10 s a cell, 3 s a call)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from notebook_tools import ROOT
+from test_grader_mistakes import COURSE_BACKPROP, edited, fn
+
+from autograder.batch import grade_submissions
+from autograder.harvest import HarvestError, read_harvest
+from autograder.integrity import checksum
+from autograder.pipeline import Options
+
+SOLUTION = ROOT / "solutions/backprop/backprop.ipynb"
+STUB = ROOT / "assignments/backprop/backprop.ipynb"
+LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    id: str
+    make: object  # () -> NotebookNode | bytes
+    score: int | None  # None: could not be graded
+    phrases: tuple[str, ...]  # each must appear in the submission's output
+
+
+def solution_with(*edits) -> nbformat.NotebookNode:
+    return edited(SOLUTION, edits)
+
+
+def student_done() -> nbformat.NotebookNode:
+    """A student notebook (with nbgrader's checksums) completed with the course's code."""
+    return edited(STUB, COURSE_BACKPROP)
+
+
+def without_cell(grade_id: str) -> nbformat.NotebookNode:
+    nb = student_done()
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+    return nb
+
+
+def with_edited_cell(grade_id: str, source: str) -> nbformat.NotebookNode:
+    nb = student_done()
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            c.source = source
+    return nb
+
+
+def with_duplicate(grade_id: str) -> nbformat.NotebookNode:
+    nb = student_done()
+    i = next(
+        i for i, c in enumerate(nb.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )  # fmt: skip
+    nb.cells.insert(i + 1, nbformat.from_dict(nb.cells[i]))
+    nb.cells[i + 1]["id"] = "duplicate-cell"
+    return nb
+
+
+def without_kernelspec() -> nbformat.NotebookNode:
+    nb = nbformat.read(SOLUTION, as_version=4)
+    nb.metadata.pop("kernelspec", None)
+    return nb
+
+
+AUTOGRAD_LIN_GRAD = fn("lin_grad", """
+x, ww, bb = (t.detach().requires_grad_() for t in (inp, w, b))
+(x @ ww + bb).backward(out.g)
+inp.g, w.g, b.g = x.grad, ww.grad, bb.grad
+""", "inp, out, w, b")  # fmt: skip
+
+PATCH_ALLCLOSE = "torch.allclose = lambda *a, **k: True\n\n" + fn(
+    "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
+)
+REPLACE_HARVEST = (
+    "__autograde__['harvest'] = lambda path: None\n\n"
+    "def mse_grad(inp, targ):\n    raise NotImplementedError()\n"
+)
+
+CORPUS = (
+    Hostile("autograd-inside-lin-grad",
+            lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+    Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
+                "lin_grad", "from reference.backprop import lin_grad as r\nr(inp, out, w, b)",
+                "inp, out, w, b"), None)),
+            15, ("imported the grader's `reference` package",)),
+    Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
+            15, ("replaced torch.allclose",)),
+    Hostile("replaces-the-harvest", lambda: solution_with(("mse_grad", REPLACE_HARVEST, None)),
+            10, ("mse_grad is not implemented yet",)),
+    Hostile("edited-test-cell", lambda: with_edited_cell("lin_grad_tests", "pass"),
+            15, ("the locked cell `lin_grad_tests` was edited",)),
+    Hostile("deleted-test-cell", lambda: without_cell("relu_grad_tests"),
+            15, ("the test cell `relu_grad_tests` was deleted",)),
+    Hostile("duplicated-solution-cell", lambda: with_duplicate("mse_grad"),
+            15, ("the cell `mse_grad` appears 2 times",)),
+    Hostile("kernel-exits", lambda: solution_with(("relu_grad", fn(
+                "relu_grad", "import os\nos._exit(1)", "inp, out"), None)),
+            0, ("the kernel died",)),
+    Hostile("hangs-in-mse-grad", lambda: solution_with(("mse_grad", fn(
+                "mse_grad", "while True:\n    pass", "inp, targ"), None)),
+            10, ("did not finish in time", "longer than the 10 s limit")),
+    Hostile("raises-system-exit", lambda: solution_with(("relu_grad", fn(
+                "relu_grad", "raise SystemExit(0)", "inp, out"), None)),
+            10, ("raised SystemExit",)),
+    Hostile("asks-for-4-terabytes", lambda: solution_with(("lin_grad", fn(
+                "lin_grad", "big = torch.empty(10**12)\ninp.g = out.g @ w.t()", "inp, out, w, b"),
+                None)),
+            9, ("lin_grad", "memory")),
+    Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
+    Hostile("not-json", lambda: b"{this is not json", None, ("not valid notebook JSON",)),
+    Hostile("empty-file", lambda: b"", None, ("is empty",)),
+    Hostile("not-a-notebook", lambda: b'{"cells": "nope", "nbformat": 4}', None,
+            ("not a valid notebook",)),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    root = tmp_path_factory.mktemp("hostile")
+    for h in CORPUS:
+        made = h.make()
+        path = root / "class" / h.id / "backprop.ipynb"
+        path.parent.mkdir(parents=True)
+        if isinstance(made, bytes):
+            path.write_bytes(made)
+        else:
+            nbformat.write(made, path)
+    summary = grade_submissions([root / "class"], root / "out", options=LIMITS, workers=2,
+                                progress=False)  # fmt: skip
+    assert len(summary.records) == len(CORPUS)  # a record for every submission
+    return {r["extra_data"]["student"]: r for r in summary.records}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", CORPUS, ids=lambda h: h.id)
+def test_hostile_submission_gets_its_score_and_message(graded, hostile: Hostile) -> None:
+    record = graded[hostile.id]
+    text = record["output"] + "\n" + "\n".join(t["output"] for t in record["tests"])
+    if hostile.score is None:
+        assert record["extra_data"]["status"] == "ungradeable"
+        assert record["score"] == 0
+    else:
+        assert record["extra_data"]["status"] == "graded", text
+        assert record["score"] == hostile.score, text
+    for phrase in hostile.phrases:
+        assert phrase in text, text
+
+
+def test_our_checksum_is_nbgrader_s() -> None:
+    from nbgrader.utils import compute_checksum
+
+    nb = nbformat.read(STUB, as_version=4)
+    cells = [c for c in nb.cells if "checksum" in c.metadata.get("nbgrader", {})]
+    assert cells
+    for cell in cells:
+        assert checksum(cell) == compute_checksum(cell) == cell.metadata.nbgrader["checksum"]
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this ran in the grader",))
+
+
+def test_a_pickle_in_the_results_is_refused(tmp_path: Path) -> None:
+    torch.save({"k|return": Payload()}, tmp_path / "results.pt")
+    (tmp_path / "results.json").write_text(json.dumps({"calls": {}, "defined": []}))
+    with pytest.raises(HarvestError, match="not plain data"):
+        read_harvest(tmp_path)
