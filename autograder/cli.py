@@ -44,6 +44,26 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="seconds a notebook cell may run (default: 120)",
     )
     p.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=900.0,
+        help="seconds the whole notebook may run, grading included (default: 900)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="memory the notebook may allocate on CPU, 0 for no limit (default: 4096)",
+    )
+    p.add_argument(
+        "--output-limit",
+        type=int,
+        default=1024,
+        metavar="KB",
+        help="printed output kept per cell, 0 for no limit (default: 1024)",
+    )
+    p.add_argument(
         "--call-timeout",
         type=float,
         default=20.0,
@@ -61,6 +81,9 @@ def _options(args: argparse.Namespace):
         data_path=args.data_path,
         cell_timeout=args.cell_timeout,
         call_timeout=args.call_timeout,
+        notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory_limit or None,
+        output_kb=args.output_limit or None,
     )
 
 

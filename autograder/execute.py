@@ -4,6 +4,7 @@ without ever raising for the student's mistakes."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,15 @@ def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
     return tuple(errors)
 
 
+def _kill(km) -> bool:
+    """Kill the kernel's process; True if it was running."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    if process is None or process.poll() is not None:
+        return False
+    process.kill()
+    return True
+
+
 def _timeouts(cell_timeout: float, tagged_timeout: float, tag: str):
     def timeout(cell: NotebookNode) -> int:
         tagged = tag in cell.get("metadata", {}).get("tags", [])
@@ -61,6 +71,7 @@ def run_notebook(
     cell_timeout: float,
     skip_tag: str,
     tagged_timeout: float | None = None,
+    total_timeout: float | None = None,
     kernel_name: str = "python3",
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`.
@@ -81,6 +92,14 @@ def run_notebook(
     # the blocking one: with a blocking client nbclient's reads block its event loop, so a
     # cell that never ends is never timed out.
     km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"))
+    # The whole notebook's limit: past it the kernel is killed, and what the grader had
+    # recorded by then is all there is.
+    fired = threading.Event()
+    watchdog = None
+    if total_timeout:
+        watchdog = threading.Timer(total_timeout, lambda: _kill(km) and fired.set())
+        watchdog.daemon = True
+        watchdog.start()
     try:
         executed = papermill.execute_notebook(
             nb,
@@ -111,6 +130,10 @@ def run_notebook(
     except RuntimeError as exc:  # nbclient: kernel failed to start, or its channels broke
         stopped = f"the notebook could not be run: {exc}"
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        if fired.is_set():
+            stopped = f"the notebook ran past its total limit of {total_timeout:g} s"
         # papermill leaves a kernel it did not create running: shut it down here.
         if km.has_kernel:
             run_sync(km.shutdown_kernel)(now=True)

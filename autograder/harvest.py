@@ -119,11 +119,12 @@ def inject(
     *,
     call_timeout: float,
     cell_shas: dict[str, str],
-    cell_timeout: float | None = None,
+    limits: dict[str, float | None] | None = None,
 ) -> NotebookNode:
     """A copy of `nb` with the grader's two cells, and the plan's files written to
     `workdir`. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
-    this notebook; the kernel stops any of the student's cells after `cell_timeout` s."""
+    this notebook; `limits` are the kernel's own (see `kernel.start`: cell_timeout,
+    memory_mb, output_kb)."""
     inputs_path, plan_path = workdir / "inputs.pt", workdir / "plan.json"
     torch.save({k: c.inputs for k, c in plan.calls.items()}, inputs_path)
     rung_cells: dict[str, set[str]] = {}
@@ -158,7 +159,7 @@ def inject(
         "# Added by the autograder (not part of your notebook): records your definitions.\n"
         f"__autograde__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, {kernel.GRADER_FILE!r}, 'exec'),"
         " __autograde__)\n"
-        f"__autograde__['start']({targets!r}, cell_timeout={cell_timeout!r})"
+        f"__autograde__['start']({targets!r}, **{dict(limits or {})!r})"
     )
     finish = (
         "# Added by the autograder: calls your functions on the grader's inputs.\n"

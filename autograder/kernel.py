@@ -57,10 +57,11 @@ def cell_sha(source):
     return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def start(targets, cell_timeout=None):
+def start(targets, cell_timeout=None, memory_mb=None, output_kb=None):
     """Record, after every cell, any new object bound to a graded name, with the cell's
     source hash: the matmul notebook defines `matmul` three times and each is graded.
-    Stop any student cell that runs longer than `cell_timeout` seconds."""
+    Stop any student cell that runs longer than `cell_timeout` seconds; refuse
+    allocations past `memory_mb` of data; keep at most `output_kb` of a cell's printing."""
     from IPython import get_ipython
 
     _State.targets = tuple(targets)
@@ -71,6 +72,10 @@ def start(targets, cell_timeout=None):
     _State.debugger_calls = 0
     _State.originals = _torch_functions()
     _neutralise_debuggers()
+    if memory_mb:
+        _limit_memory(memory_mb)
+    if output_kb:
+        _cap_output(output_kb * 1024)
     events = get_ipython().events
     events.register("pre_run_cell", _before_cell)
     events.register("post_run_cell", _after_cell)
@@ -120,6 +125,47 @@ def _counting(original):
     return wrapper
 
 
+def _limit_memory(megabytes):
+    """A broadcast that asks for many GB then fails in the student's call, with torch's
+    "can't allocate memory", instead of taking the machine down with it."""
+    import resource
+
+    limit = int(megabytes) * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+class _Budget:
+    written = 0
+    limit = 0
+    noted = False
+
+
+def _cap_output(limit):
+    """Printing is capped per cell: a loop that prints a gigabyte would otherwise fill
+    the grader's memory with the notebook's outputs."""
+    import sys
+
+    _Budget.limit = limit
+    for stream in (sys.stdout, sys.stderr):
+        stream.write = _capped(stream.write)
+
+
+def _capped(write):
+    def capped(text):
+        if _Budget.written >= _Budget.limit:
+            if not _Budget.noted:
+                _Budget.noted = True
+                write(f"\n[autograder: output beyond {_Budget.limit // 1024} kB not kept]\n")
+            return len(text)
+        _Budget.written += len(text)
+        return write(text)
+
+    return capped
+
+
 def _skip_debugger(*args, **kwargs):
     _State.debugger_calls += 1
 
@@ -160,6 +206,7 @@ def _on_cell_alarm(signum, frame):
 
 
 def _before_cell(info):
+    _Budget.written, _Budget.noted = 0, False
     src = getattr(info, "raw_cell", "") or ""
     if _State.cell_timeout and "__autograde__" not in src:
         signal.signal(signal.SIGALRM, _on_cell_alarm)

@@ -77,6 +77,9 @@ class Options:
     data_path: str | None = None
     cell_timeout: float = 120.0  # per notebook cell
     call_timeout: float = 20.0  # per call of student code by the grader
+    notebook_timeout: float = 900.0  # the whole notebook, grader's calls included
+    memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
+    output_kb: int | None = 1024  # printing kept per cell (None: no limit)
     keep_executed: Path | None = None  # copy the executed notebook here
 
 
@@ -172,7 +175,12 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             workdir,
             call_timeout=options.call_timeout,
             cell_shas=cell_shas(nb),
-            cell_timeout=options.cell_timeout,
+            limits={
+                "cell_timeout": options.cell_timeout,
+                # CUDA maps large regions of address space: the limit is for CPU grading
+                "memory_mb": options.memory_mb if options.device == "cpu" else None,
+                "output_kb": options.output_kb,
+            },
         )
         timings["plan"] = time.perf_counter() - t
         params = {"seed": options.seed, "device": options.device, "data_path": options.data_path}
@@ -183,6 +191,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             # backstops: the kernel enforces the real limits, cell by cell and call by call
             cell_timeout=options.cell_timeout + _GRACE,
             tagged_timeout=options.call_timeout * len(plan.calls) + _GRACE,
+            total_timeout=options.notebook_timeout,
             skip_tag=AUTOGRADER_TAG,
         )
         timings["execute"] = execution.seconds

@@ -47,7 +47,7 @@ def parts(notebook: Path) -> dict[str, float]:
         work = Path(tmp)
         plan = make_plan(exercises, seed=0, device="cpu")
         prepared = inject(
-            nb, plan, work, call_timeout=20, cell_shas=cell_shas(nb), cell_timeout=120
+            nb, plan, work, call_timeout=20, cell_shas=cell_shas(nb), limits={"cell_timeout": 120}
         )
         execution = run_notebook(
             prepared,

@@ -19,7 +19,7 @@ from test_grader_mistakes import COURSE_BACKPROP, edited, fn
 from autograder.batch import grade_submissions
 from autograder.harvest import HarvestError, read_harvest
 from autograder.integrity import checksum
-from autograder.pipeline import Options
+from autograder.pipeline import Options, grade
 
 SOLUTION = ROOT / "solutions/backprop/backprop.ipynb"
 STUB = ROOT / "assignments/backprop/backprop.ipynb"
@@ -88,6 +88,19 @@ REPLACE_HARVEST = (
     "def mse_grad(inp, targ):\n    raise NotImplementedError()\n"
 )
 
+PRINT_FLOOD = "for _ in range(200_000):\n    print('x' * 100)\n\n" + fn(
+    "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
+)
+# catches the kernel's own alarm and carries on: only the executor's backstop stops it
+SWALLOW = """
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+"""
+
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
@@ -119,6 +132,15 @@ CORPUS = (
                 "lin_grad", "big = torch.empty(10**12)\ninp.g = out.g @ w.t()", "inp, out, w, b"),
                 None)),
             9, ("lin_grad", "memory")),
+    Hostile("eats-12-gigabytes", lambda: solution_with(("lin_grad", fn(
+                "lin_grad", "big = torch.ones(3 * 10**9)\ninp.g = out.g @ w.t()",
+                "inp, out, w, b"), None)),
+            9, ("lin_grad ran out of memory",)),
+    Hostile("prints-20-megabytes", lambda: solution_with(("mse_grad", PRINT_FLOOD, None)),
+            15, ("15/15",)),
+    Hostile("swallows-the-timeouts", lambda: solution_with(("mse_grad", fn(
+                "mse_grad", SWALLOW, "inp, targ"), None)),
+            0, ("a cell ran longer than the 40 s limit",)),
     Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
     Hostile("not-json", lambda: b"{this is not json", None, ("not valid notebook JSON",)),
     Hostile("empty-file", lambda: b"", None, ("is empty",)),
@@ -179,3 +201,14 @@ def test_a_pickle_in_the_results_is_refused(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text(json.dumps({"calls": {}, "defined": []}))
     with pytest.raises(HarvestError, match="not plain data"):
         read_harvest(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_whole_notebook_has_a_time_limit(tmp_path: Path) -> None:
+    nb = solution_with(("mse_grad", fn("mse_grad", "while True:\n    pass", "inp, targ"), None))
+    path = tmp_path / "backprop.ipynb"
+    nbformat.write(nb, path)
+    result = grade(path, Options(cell_timeout=5, notebook_timeout=8))
+    assert result.score.total == 0
+    assert any("past its total limit of 8 s" in n for n in result.score.notes)
+    assert result.seconds < 40
