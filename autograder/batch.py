@@ -119,14 +119,34 @@ def _reusable(path: Path, digest: str, options: Options) -> dict[str, Any] | Non
     return record if same else None
 
 
-def _previous(sub: Submission, out: Path, options: Options) -> dict[str, Any] | None:
+def _digest(sub: Submission) -> str | None:
     if sub.notebook is None:
         return None
     try:
-        digest = notebook_digest(sub.notebook)
+        return notebook_digest(sub.notebook)
     except OSError:
         return None
-    return _reusable(out / sub.key / RESULTS, digest, options)
+
+
+def _previous(sub: Submission, out: Path, options: Options) -> dict[str, Any] | None:
+    digest = _digest(sub)
+    return None if digest is None else _reusable(out / sub.key / RESULTS, digest, options)
+
+
+def _twin_record(
+    record: dict[str, Any], first: Submission, twin: Submission, out: Path
+) -> dict[str, Any]:
+    """`first`'s record, for `twin` whose notebook has the same bytes."""
+    copy = json.loads(json.dumps(record))
+    meta = copy["extra_data"]
+    meta.update(
+        student=twin.student,
+        key=twin.key,
+        notebook=str(twin.notebook),
+        identical_to=first.student,
+    )
+    _write_atomic(out / twin.key / RESULTS, copy)
+    return copy
 
 
 def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, Any], bool]:
@@ -273,6 +293,8 @@ def grade_submissions(
         transient=False,
     )
 
+    twins: dict[str, list[Submission]] = {}  # representative's key -> same bytes
+
     def done(sub: Submission, record: dict[str, Any], was_skipped: bool) -> None:
         nonlocal skipped
         records[sub.key] = record
@@ -280,17 +302,30 @@ def grade_submissions(
         meta = record["extra_data"]
         what = "already graded" if was_skipped else meta["status"]
         bar.update(task, advance=1, description=f"{sub.student}: {record['score']} ({what})")
+        for twin in twins.pop(sub.key, []):
+            if meta["status"] == "error":  # the grader failed, not the bytes: try again
+                done(twin, *grade_one(twin, out, options))
+            else:
+                done(twin, _twin_record(record, sub, twin, out), False)
 
     try:
         with bar:
             task = bar.add_task("", total=len(subs))
-            todo = []
+            todo, first_with = [], {}
             for sub in subs:  # in this process: no worker needs to start to skip
                 previous = _previous(sub, out, options)
                 if previous is not None:
                     done(sub, previous, True)
-                else:
-                    todo.append(sub)
+                    continue
+                # Grading is a function of the bytes (and the options): identical notebooks,
+                # like untouched or shared ones, are graded once and recorded for each.
+                digest = _digest(sub)
+                if digest is not None and digest in first_with:
+                    twins.setdefault(first_with[digest].key, []).append(sub)
+                    continue
+                if digest is not None:
+                    first_with[digest] = sub
+                todo.append(sub)
             workers = max(1, min(workers, len(todo)))
             if workers == 1:
                 for sub in todo:

@@ -133,6 +133,20 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
                 common = f"{top[0][0]} ({top[0][1]})" if top else ""
                 lines.append(f"| {_md(name)} | {n}/{total[name]} | {_md(common)} |")
             lines.append("")
+    same: dict[str, list[str]] = {}
+    for rec in records:
+        meta = _meta(rec)
+        if meta.get("identical_to") and rec.get("score", 0) > 0:
+            same.setdefault(meta["identical_to"], []).append(meta.get("student", ""))
+    if same:
+        lines += [
+            "## Identical notebooks",
+            "",
+            "Byte-for-byte the same file (graded once). Worth a look when they score points:",
+            "",
+            *(f"- {_md(first)}, {', '.join(map(_md, others))}" for first, others in same.items()),
+            "",
+        ]
     attention = [r for r in rows if r["status"] != "graded"]
     if attention:
         lines += [

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from grading_tools import validate_gradescope
 from notebook_tools import ROOT
@@ -195,8 +196,11 @@ def test_rerun_skips_unchanged_and_regrades_changed(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
-    for student in ("ann", "ben", "cat"):
-        put(tmp_path / f"class/{student}/matmul.ipynb", SOLUTION["matmul"])
+    for student in ("ann", "ben", "cat"):  # three different files, each graded
+        nb = nbformat.read(SOLUTION["matmul"], as_version=4)
+        nb.cells.append(nbformat.v4.new_markdown_cell(f"Submitted by {student}."))
+        (tmp_path / f"class/{student}").mkdir(parents=True)
+        nbformat.write(nb, tmp_path / f"class/{student}/matmul.ipynb")
     out = tmp_path / "out"
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "1", "--quiet"]
     cmd = [sys.executable, "-m", "autograder.cli", *argv]
@@ -218,3 +222,14 @@ def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
     assert summary.skipped == len(finished)
     assert [r["score"] for r in summary.records] == [10, 10, 10]
     assert len(read_grades_csv(out / "grades.csv")) == 3
+
+
+def test_identical_notebooks_are_graded_once_and_recorded_for_each(tmp_path: Path) -> None:
+    for student in ("ann", "ben"):
+        put(tmp_path / f"class/{student}/backprop.ipynb", STUB["backprop"])
+    summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    recs = records(tmp_path / "out")
+    assert summary.exit_code == 0 and set(recs) == {"ann/backprop", "ben/backprop"}
+    assert recs["ben/backprop"]["extra_data"]["identical_to"] == "ann"
+    assert recs["ben/backprop"]["extra_data"]["student"] == "ben"
+    assert recs["ben/backprop"]["tests"] == recs["ann/backprop"]["tests"]
