@@ -7,6 +7,11 @@ The corpus is graded once, as a class, with short limits (10 s a cell, 3 s a cal
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from notebook_tools import ROOT
 from test_grader_mistakes import COURSE_BACKPROP, edited, fn
 
 from autograder.batch import grade_submissions
+from autograder.gradebook import read_grades_csv
 from autograder.harvest import HarvestError, read_harvest
 from autograder.integrity import checksum
 from autograder.pipeline import Options, grade
@@ -212,3 +218,44 @@ def test_the_whole_notebook_has_a_time_limit(tmp_path: Path) -> None:
     assert result.score.total == 0
     assert any("past its total limit of 8 s" in n for n in result.score.notes)
     assert result.seconds < 40
+
+
+@pytest.mark.slow
+def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    # the corpus (but the two slow hangs) with full and empty answers, round-robin
+    pool = [(h.make(), h.score) for h in CORPUS
+            if h.id not in ("swallows-the-timeouts", "hangs-in-mse-grad")]  # fmt: skip
+    pool += [(nbformat.read(SOLUTION, as_version=4), 15), (nbformat.read(STUB, as_version=4), 0)]
+    expected = {}
+    for i in range(200):
+        made, score = pool[i % len(pool)]
+        path = tmp_path / "class" / f"s{i:03d}" / "backprop.ipynb"
+        path.parent.mkdir(parents=True)
+        if isinstance(made, bytes):
+            path.write_bytes(made)
+        else:
+            nbformat.write(made, path)
+        expected[f"s{i:03d}"] = score or 0
+    out = tmp_path / "out"
+    argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "2", "--quiet",
+            "--seed", "3", "--cell-timeout", "10", "--call-timeout", "3"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder.cli", *argv],
+        start_new_session=True,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*/*/results.json"))) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(out.glob("*/*/results.json")))
+    assert 20 <= finished < 200, "the run was meant to be killed half-way"
+
+    summary = grade_submissions([tmp_path / "class"], out, options=LIMITS, workers=2,
+                                progress=False)  # fmt: skip
+    assert len(summary.records) == 200 and summary.skipped == finished  # none regraded
+    rows = read_grades_csv(out / "grades.csv")
+    assert len(rows) == 200
+    assert {r["status"] for r in rows} <= {"graded", "ungradeable"}  # no grader error
+    assert {r["student"]: int(r["score"]) for r in rows} == expected
