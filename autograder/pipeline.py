@@ -166,13 +166,17 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
     digest = notebook_digest(notebook)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
-        workdir = Path(tmp)
+        # The notebook runs in its own folder; the grader's plan, inputs and results live
+        # beside it, not in the working directory the student's code sees.
+        workdir, grader_dir = Path(tmp) / "notebook", Path(tmp) / "grader"
+        workdir.mkdir()
+        grader_dir.mkdir()
         t = time.perf_counter()
         plan = make_plan(exercises, seed=options.seed, device=options.device)
         prepared = inject(
             nb,
             plan,
-            workdir,
+            grader_dir,
             call_timeout=options.call_timeout,
             cell_shas=cell_shas(nb),
             limits={
@@ -198,7 +202,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
         t = time.perf_counter()
         harvest, why = None, None
         try:
-            harvest = read_harvest(workdir)
+            harvest = read_harvest(grader_dir)
         except HarvestError as exc:
             why = execution.stopped or str(exc)
         notes = _notes(execution, options.cell_timeout)
@@ -228,7 +232,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             options.keep_executed.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(strip_injected(execution.notebook), options.keep_executed)
             executed = options.keep_executed
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return GradeResult(
         notebook,
         assignment,

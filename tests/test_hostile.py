@@ -107,6 +107,12 @@ while True:
         pass
 """
 
+# the plan, inputs and results are not in the notebook's working directory
+READ_PLAN = """
+import os
+assert not [f for f in os.listdir('.') if f.startswith(('plan', 'inputs', 'results'))]
+""" + fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ")
+
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
@@ -148,6 +154,24 @@ CORPUS = (
                 "mse_grad", SWALLOW, "inp, targ"), None)),
             0, ("a cell ran longer than the 40 s limit",)),
     Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
+    Hostile("renamed-function", lambda: solution_with(("lin_grad", fn(
+                "linear_grad", "inp.g = out.g @ w.t()\nw.g = inp.t() @ out.g\nb.g = out.g.sum(0)",
+                "inp, out, w, b"), None)),
+            9, ("did you mean to name `linear_grad` `lin_grad`?",)),
+    Hostile("syntax-error-in-a-cell", lambda: solution_with(("mse_grad", fn(
+                "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ.unsqueeze(-1) / inp.shape[0]",
+                "inp, targ"), None)),
+            10, ("SyntaxError", "the notebook defines no `mse_grad`")),
+    Hostile("infinite-recursion", lambda: solution_with(("relu_grad", fn(
+                "relu_grad", "relu_grad(inp, out)", "inp, out"), None)),
+            10, ("RecursionError",)),
+    Hostile("no-cells-left", lambda: nbformat.v4.new_notebook(), 0,
+            ("the notebook defines no `mse_grad`",)),
+    Hostile("reads-the-grader-s-files", lambda: solution_with(("mse_grad", READ_PLAN, None)),
+            15, ("15/15",)),
+    Hostile("notebook-format-2", lambda: b'{"nbformat": 2, "nbformat_minor": 0, "cells": []}',
+            None, ("has notebook format 2",)),
+    Hostile("not-utf-8", lambda: b"\xff\xfe{\x00", None, ("not UTF-8",)),
     Hostile("not-json", lambda: b"{this is not json", None, ("not valid notebook JSON",)),
     Hostile("empty-file", lambda: b"", None, ("is empty",)),
     Hostile("not-a-notebook", lambda: b'{"cells": "nope", "nbformat": 4}', None,
