@@ -57,11 +57,12 @@ def cell_sha(source):
     return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def start(targets, cell_timeout=None, memory_mb=None, output_kb=None):
+def start(targets, cell_timeout=None, memory_mb=None, output_kb=None, confine_writes=False):
     """Record, after every cell, any new object bound to a graded name, with the cell's
     source hash: the matmul notebook defines `matmul` three times and each is graded.
     Stop any student cell that runs longer than `cell_timeout` seconds; refuse
-    allocations past `memory_mb` of data; keep at most `output_kb` of a cell's printing."""
+    allocations past `memory_mb` of data; keep at most `output_kb` of a cell's printing;
+    refuse file writes outside the notebook's folder, temporary files and caches."""
     from IPython import get_ipython
 
     _State.targets = tuple(targets)
@@ -76,6 +77,8 @@ def start(targets, cell_timeout=None, memory_mb=None, output_kb=None):
         _limit_memory(memory_mb)
     if output_kb:
         _cap_output(output_kb * 1024)
+    if confine_writes:
+        _confine_writes()
     events = get_ipython().events
     events.register("pre_run_cell", _before_cell)
     events.register("post_run_cell", _after_cell)
@@ -123,6 +126,56 @@ def _counting(original):
         return original(*args, **kwargs)
 
     return wrapper
+
+
+_WRITE_EVENTS = {"os.remove", "os.rmdir", "os.rename", "shutil.rmtree", "shutil.move",
+                 "os.truncate", "os.chmod", "os.mkdir"}  # fmt: skip
+
+
+def _confine_writes():
+    """Python-level writes, deletions and renames outside the notebook's folder, the
+    temporary directory and the usual caches raise PermissionError. An audit hook: it
+    cannot be removed once added, and it sees `open` and `os` calls from any library."""
+    import os
+    import sys
+    import tempfile
+
+    home = os.path.expanduser("~")
+    roots = tuple(
+        os.path.realpath(p) + os.sep
+        for p in (
+            os.getcwd(),
+            tempfile.gettempdir(),
+            os.path.join(home, ".cache"),
+            os.path.join(home, ".ipython"),
+            os.path.join(home, ".config"),
+            os.path.join(home, ".local", "share", "jupyter"),
+            "/dev",
+        )
+    )
+
+    def allowed(path):
+        if isinstance(path, int):  # an open file descriptor: already allowed once
+            return True
+        real = os.path.realpath(os.fsdecode(path)) + os.sep
+        return real.startswith(roots)
+
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = args
+            writing = (mode is not None and any(c in mode for c in "wax+")) or (
+                mode is None and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            )
+            if writing and path is not None and not allowed(path):
+                raise PermissionError(
+                    f"the autograder confines file writes to the notebook's folder: {path}"
+                )
+        elif event in _WRITE_EVENTS and args and not allowed(args[0]):
+            raise PermissionError(
+                f"the autograder confines file changes to the notebook's folder: {args[0]}"
+            )
+
+    sys.addaudithook(hook)
 
 
 def _limit_memory(megabytes):

@@ -80,6 +80,7 @@ class Options:
     notebook_timeout: float = 900.0  # the whole notebook, grader's calls included
     memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
     output_kb: int | None = 1024  # printing kept per cell (None: no limit)
+    confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
     keep_executed: Path | None = None  # copy the executed notebook here
 
 
@@ -184,6 +185,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
                 # CUDA maps large regions of address space: the limit is for CPU grading
                 "memory_mb": options.memory_mb if options.device == "cpu" else None,
                 "output_kb": options.output_kb,
+                "confine_writes": options.confine_writes,
             },
         )
         timings["plan"] = time.perf_counter() - t

@@ -113,6 +113,11 @@ import os
 assert not [f for f in os.listdir('.') if f.startswith(('plan', 'inputs', 'results'))]
 """ + fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ")
 
+OUTSIDE = Path.home() / "autograde-was-here.txt"
+WRITE_HOME = f"open({str(OUTSIDE)!r}, 'w').write('hello')\n\n" + fn(
+    "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
+)
+
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
@@ -169,6 +174,8 @@ CORPUS = (
             ("the notebook defines no `mse_grad`",)),
     Hostile("reads-the-grader-s-files", lambda: solution_with(("mse_grad", READ_PLAN, None)),
             15, ("15/15",)),
+    Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),
+            10, ("confines file writes to the notebook's folder",)),
     Hostile("notebook-format-2", lambda: b'{"nbformat": 2, "nbformat_minor": 0, "cells": []}',
             None, ("has notebook format 2",)),
     Hostile("not-utf-8", lambda: b"\xff\xfe{\x00", None, ("not UTF-8",)),
@@ -209,6 +216,7 @@ def test_hostile_submission_gets_its_score_and_message(graded, hostile: Hostile)
         assert record["score"] == hostile.score, text
     for phrase in hostile.phrases:
         assert phrase in text, text
+    assert not OUTSIDE.exists()
 
 
 def test_our_checksum_is_nbgrader_s() -> None:
