@@ -136,6 +136,24 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _grading_cell_finished(executed) -> bool:
+    if executed is None or not executed.cells:
+        return False
+    last = executed.cells[-1]
+    return (
+        AUTOGRADER_TAG in last.get("metadata", {}).get("tags", [])
+        and last.get("execution_count") is not None
+        and not any(o.get("output_type") == "error" for o in last.get("outputs", []))
+    )
+
+
 def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
     """Reported for a person to judge; none of it changes the score."""
     findings = list(tampering(nb, assignment))
@@ -188,6 +206,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
                 "confine_writes": options.confine_writes,
             },
         )
+        inputs_digests = {n: _file_digest(grader_dir / n) for n in ("plan.json", "inputs.pt")}
         timings["plan"] = time.perf_counter() - t
         params = {"seed": options.seed, "device": options.device, "data_path": options.data_path}
         execution = run_notebook(
@@ -203,11 +222,18 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
         timings["execute"] = execution.seconds
         t = time.perf_counter()
         harvest, why = None, None
-        try:
-            harvest = read_harvest(grader_dir)
-        except HarvestError as exc:
-            why = execution.stopped or str(exc)
+        if not _grading_cell_finished(execution.notebook):
+            # Results files are trusted only when the grader's own cell wrote them; any
+            # found otherwise were left by something else.
+            why = execution.stopped or "the grader's cell at the end of the notebook did not finish"
+        else:
+            try:
+                harvest = read_harvest(grader_dir)
+            except HarvestError as exc:
+                why = execution.stopped or str(exc)
         notes = _notes(execution, options.cell_timeout)
+        changed = [n for n, d in inputs_digests.items() if _file_digest(grader_dir / n) != d]
+        notes += tuple(f"Integrity: the notebook changed the grader's file {n}." for n in changed)
         orders = {
             tuple(c.facts["arg_order"])
             for c in (harvest.calls.values() if harvest is not None else ())

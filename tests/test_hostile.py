@@ -118,6 +118,26 @@ WRITE_HOME = f"open({str(OUTSIDE)!r}, 'w').write('hello')\n\n" + fn(
     "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
 )
 
+MSE_OK = fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]",
+            "inp, targ")  # fmt: skip
+# results forged beside the notebook, then the grader's cell sabotaged so it never writes
+PLANT_RESULTS = (
+    """
+import json, torch
+json.dump({"calls": {}, "defined": []}, open("../grader/results.json", "w"))
+torch.save({}, "../grader/results.pt")
+__autograde__ = None
+"""
+    + MSE_OK
+)
+EDIT_PLAN = (
+    """
+with open("../grader/plan.json", "a") as f:
+    f.write(" ")
+"""
+    + MSE_OK
+)
+
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
@@ -127,7 +147,7 @@ CORPUS = (
                 "inp, out, w, b"), None)),
             15, ("imported the grader's `reference` package",)),
     Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
-            15, ("replaced torch.allclose",)),
+            15, ("the notebook replaced torch.allclose",)),
     Hostile("replaces-the-harvest", lambda: solution_with(("mse_grad", REPLACE_HARVEST, None)),
             10, ("mse_grad is not implemented yet",)),
     Hostile("edited-test-cell", lambda: with_edited_cell("lin_grad_tests", "pass"),
@@ -176,6 +196,11 @@ CORPUS = (
             15, ("15/15",)),
     Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),
             10, ("confines file writes to the notebook's folder",)),
+    Hostile("plants-results-and-breaks-the-grader", lambda: solution_with(
+                ("mse_grad", PLANT_RESULTS, None)),
+            0, ("the grader's cell at the end of the notebook did not finish",)),
+    Hostile("edits-the-grader-s-plan", lambda: solution_with(("mse_grad", EDIT_PLAN, None)),
+            15, ("the notebook changed the grader's file plan.json",)),
     Hostile("notebook-format-2", lambda: b'{"nbformat": 2, "nbformat_minor": 0, "cells": []}',
             None, ("has notebook format 2",)),
     Hostile("not-utf-8", lambda: b"\xff\xfe{\x00", None, ("not UTF-8",)),
