@@ -138,8 +138,38 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"{missing[0]}: no such file or folder")
     summary = grade_submissions(
-        paths, Path(args.out), options=options, workers=args.workers, progress=not args.quiet
+        paths,
+        Path(args.out),
+        options=options,
+        workers=args.workers,
+        progress=not args.quiet,
+        shard=args.shard,
     )
+    return summary.exit_code
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes K/N, like 2/8; got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .batch import merge
+
+    dirs = [Path(d) for d in args.dirs]
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        return _fail(f"{missing[0]}: no such folder")
+    try:
+        summary = merge(dirs, Path(args.out))
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(f"{len(summary.records)} submissions merged into {args.out}/grades.csv")
     return summary.exit_code
 
 
@@ -189,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grade backprop-lab notebooks: check yours, grade a class, verify the course.",
     )
     parser.add_argument("--version", action="version", version=f"autograde {__version__}")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{check,grade,verify,ci-grade}")
+    sub = parser.add_subparsers(
+        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade}"
+    )
 
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")
@@ -212,8 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebooks graded at once (default: the number of CPUs)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="grade only the K-th of N stable parts of the class (merge them with `merge`)",
+    )
     _common(p)
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("merge", help="instructors: combine the outputs of `grade --shard` runs")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="the --out folders of the shards")
+    p.add_argument("--out", required=True, help="folder for the merged grades.csv, summary.md")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
         "ci-grade",

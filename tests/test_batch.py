@@ -19,7 +19,7 @@ from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
 from autograder import batch
-from autograder.batch import grade_submissions
+from autograder.batch import grade_submissions, in_shard
 from autograder.cli import main
 from autograder.exercises import exercises_for
 from autograder.gradebook import grades_rows, read_grades_csv
@@ -233,3 +233,53 @@ def test_identical_notebooks_are_graded_once_and_recorded_for_each(tmp_path: Pat
     assert recs["ben/backprop"]["extra_data"]["identical_to"] == "ann"
     assert recs["ben/backprop"]["extra_data"]["student"] == "ben"
     assert recs["ben/backprop"]["tests"] == recs["ann/backprop"]["tests"]
+
+
+def test_shards_are_stable_and_cover_the_class_once() -> None:
+    keys = [f"student{i}/backprop" for i in range(300)]
+    parts = [[k for k in keys if in_shard(k, i, 3)] for i in (1, 2, 3)]
+    assert sorted(k for p in parts for k in p) == sorted(keys)  # each key in exactly one part
+    assert all(60 < len(p) < 140 for p in parts)  # and the parts are not lopsided
+    assert [k for k in keys[:50] if in_shard(k, 2, 3)] == [k for k in parts[1] if k in keys[:50]]
+    with pytest.raises(ValueError):
+        in_shard("x", 4, 3)
+
+
+@pytest.mark.slow
+def test_three_shards_merged_equal_one_unsharded_run(tmp_path: Path) -> None:
+    sources = [SOLUTION["backprop"], STUB["backprop"], b"{not json"]
+    for i in range(9):
+        put(tmp_path / f"class/s{i}/backprop.ipynb", sources[i % 3])
+    whole = grade_submissions([tmp_path / "class"], tmp_path / "whole", workers=2, progress=False)
+    shard_dirs = []
+    for k in (1, 2, 3):
+        argv = ["grade", str(tmp_path / "class"), "--out", str(tmp_path / f"shard{k}"),
+                "--shard", f"{k}/3", "--quiet", "--workers", "1"]  # fmt: skip
+        main(argv)
+        shard_dirs.append(str(tmp_path / f"shard{k}"))
+    assert main(["merge", *shard_dirs, "--out", str(tmp_path / "merged")]) == 1  # 3 ungradeable
+    merged = read_grades_csv(tmp_path / "merged" / "grades.csv")
+    assert merged == read_grades_csv(tmp_path / "whole" / "grades.csv")
+    assert len(merged) == 9 and len(whole.records) == 9
+
+
+@pytest.mark.slow
+def test_no_state_leaks_from_one_submission_to_the_next(tmp_path: Path) -> None:
+    # ann's notebook leaves marks in the kernel (a global, a builtin, an environment
+    # variable, torch's default dtype); ben's, graded next in the same worker, must see none
+    nb = nbformat.read(SOLUTION["matmul"], as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import builtins, os\nLEAK = 1\nbuiltins.LEAK = 1\nos.environ['LEAK'] = '1'\n"
+        "torch.set_default_dtype(torch.float64)"))  # fmt: skip
+    (tmp_path / "class/ann").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "class/ann/matmul.ipynb")
+    nb = nbformat.read(SOLUTION["matmul"], as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import builtins, os, torch\nassert 'LEAK' not in globals()\n"
+        "assert not hasattr(builtins, 'LEAK') and 'LEAK' not in os.environ\n"
+        "assert torch.get_default_dtype() == torch.float32"))  # fmt: skip
+    (tmp_path / "class/ben").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "class/ben/matmul.ipynb")
+    summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    ben = next(r for r in summary.records if r["extra_data"]["student"] == "ben")
+    assert ben["score"] == 10 and "AssertionError" not in ben["output"], ben["output"]
