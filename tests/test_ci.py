@@ -23,7 +23,8 @@ NOTEBOOK = "assignments/backprop/backprop.ipynb"
 
 
 def test_workflows_parse_and_are_least_privilege() -> None:
-    assert {w.name for w in WORKFLOWS} >= {"ci.yml", "grade-pr.yml", "pr-comment.yml"}
+    assert {w.name for w in WORKFLOWS} >= {"ci.yml", "grade-pr.yml", "pr-comment.yml",
+                                           "grade-class.yml"}  # fmt: skip
     for path in WORKFLOWS:
         text = path.read_text()
         flow = yaml.safe_load(text)
@@ -37,6 +38,11 @@ def test_workflows_parse_and_are_least_privilege() -> None:
     installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
     assert installs == ["python -m pip install -c base/constraints.txt -e ./base"]
     assert any("autograde ci-grade --base base --head head" in s.get("run", "") for s in steps)
+    sharded = yaml.safe_load((ROOT / ".github/workflows/grade-class.yml").read_text())
+    shards = sharded["jobs"]["grade"]["strategy"]["matrix"]["shard"]
+    run = json.dumps(sharded["jobs"]["grade"]["steps"])
+    assert shards == list(range(1, len(shards) + 1)) and f"$SHARD/{len(shards)}" in run
+    assert "autograde merge graded-*" in json.dumps(sharded["jobs"]["merge"]["steps"])
     ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     assert ci["jobs"]["gpu"]["if"] == "vars.GPU_RUNNER == 'true'"
     assert ".ci/run" in json.dumps(ci["jobs"]["test"]["steps"])
