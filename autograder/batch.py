@@ -129,11 +129,6 @@ def _digest(sub: Submission) -> str | None:
         return None
 
 
-def _previous(sub: Submission, out: Path, options: Options) -> dict[str, Any] | None:
-    digest = _digest(sub)
-    return None if digest is None else _reusable(out / sub.key / RESULTS, digest, options)
-
-
 def _twin_record(
     record: dict[str, Any], first: Submission, twin: Submission, out: Path
 ) -> dict[str, Any]:
@@ -324,13 +319,15 @@ def grade_submissions(
             task = bar.add_task("", total=len(subs))
             todo, first_with = [], {}
             for sub in subs:  # in this process: no worker needs to start to skip
-                previous = _previous(sub, out, options)
+                digest = _digest(sub)
+                previous = (
+                    None if digest is None else _reusable(out / sub.key / RESULTS, digest, options)
+                )
                 if previous is not None:
                     done(sub, previous, True)
                     continue
                 # Grading is a function of the bytes (and the options): identical notebooks,
                 # like untouched or shared ones, are graded once and recorded for each.
-                digest = _digest(sub)
                 if digest is not None and digest in first_with:
                     twins.setdefault(first_with[digest].key, []).append(sub)
                     continue

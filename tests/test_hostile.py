@@ -211,17 +211,20 @@ CORPUS = (
 )  # fmt: skip
 
 
+def write_submission(path: Path, made: nbformat.NotebookNode | bytes) -> None:
+    """A notebook, or bytes that only pretend to be one."""
+    path.parent.mkdir(parents=True)
+    if isinstance(made, bytes):
+        path.write_bytes(made)
+    else:
+        nbformat.write(made, path)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("hostile")
     for h in CORPUS:
-        made = h.make()
-        path = root / "class" / h.id / "backprop.ipynb"
-        path.parent.mkdir(parents=True)
-        if isinstance(made, bytes):
-            path.write_bytes(made)
-        else:
-            nbformat.write(made, path)
+        write_submission(root / "class" / h.id / "backprop.ipynb", h.make())
     summary = grade_submissions([root / "class"], root / "out", options=LIMITS, workers=2,
                                 progress=False)  # fmt: skip
     assert len(summary.records) == len(CORPUS)  # a record for every submission
@@ -286,12 +289,7 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(tmp_path
     expected = {}
     for i in range(200):
         made, score = pool[i % len(pool)]
-        path = tmp_path / "class" / f"s{i:03d}" / "backprop.ipynb"
-        path.parent.mkdir(parents=True)
-        if isinstance(made, bytes):
-            path.write_bytes(made)
-        else:
-            nbformat.write(made, path)
+        write_submission(tmp_path / "class" / f"s{i:03d}" / "backprop.ipynb", made)
         expected[f"s{i:03d}"] = score or 0
     out = tmp_path / "out"
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "2", "--quiet",
