@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -23,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, forkserver
 from .exercises import ASSIGNMENTS, exercises_for
 from .gradebook import summary_markdown, write_grades_csv
 from .notebook import NotebookError
@@ -170,7 +171,9 @@ def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, A
         return previous, True
     try:
         result = grade(
-            sub.notebook, replace(options, assignment=options.assignment or sub.assignment)
+            sub.notebook,
+            replace(options, assignment=options.assignment or sub.assignment),
+            kernel_spec_manager=_kernel_spec_manager(),
         )
         record = gradescope_results(result)
         notes = "; ".join(result.score.notes)
@@ -189,11 +192,29 @@ def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, A
     return record, False
 
 
-def _limit_threads(threads: int) -> None:
+# Where this process's kernels come from: the socket of the batch's fork server (see
+# forkserver.py), or None to start each kernel from scratch.
+_KERNEL_SERVER: Path | None = None
+
+
+def _kernel_spec_manager():
+    return forkserver.kernel_spec_manager(_KERNEL_SERVER) if _KERNEL_SERVER else None
+
+
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    return {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def _init_worker(threads: int, kernel_server: Path | None) -> None:
+    global _KERNEL_SERVER
+    _KERNEL_SERVER = kernel_server
     # Inherited by each notebook's kernel: N kernels each using every core would slow
     # all of them down.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    os.environ.update(_thread_env(threads))
     import torch
 
     torch.set_num_threads(threads)
@@ -219,16 +240,16 @@ def _run_pool(
     options: Options,
     workers: int,
     done: Callable[[Submission, dict[str, Any], bool], None],
+    restart: Callable[[], None],
 ) -> list[Submission]:
     """Grade `subs` in worker processes; return those whose worker died under them."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
     broken: list[Submission] = []
     # spawn: a fresh interpreter per worker, no inherited torch or event-loop state.
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=get_context("spawn"),
-        initializer=_limit_threads,
-        initargs=(threads,),
+        initializer=_init_worker,
+        initargs=(_threads(workers), _KERNEL_SERVER),
     ) as pool:
         futures: dict[Future, Submission] = {
             pool.submit(grade_one, s, out, options): s for s in subs
@@ -243,6 +264,7 @@ def _run_pool(
                     continue
                 except Exception as exc:  # pickling or the like: still one submission's
                     record, skipped = _crashed(sub, out, options, repr(exc)), False
+                restart()
                 done(sub, record, skipped)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -335,17 +357,20 @@ def grade_submissions(
                     first_with[digest] = sub
                 todo.append(sub)
             workers = max(1, min(workers, len(todo)))
-            if workers == 1:
-                for sub in todo:
-                    done(sub, *grade_one(sub, out, options))
-            else:
-                broken = _run_pool(todo, out, options, workers, done)
-                # A dead worker takes the pool down with it. Re-grade those submissions one
-                # per pool, so the one that kills its worker costs only itself.
-                for sub in broken:
-                    left = _run_pool([sub], out, options, 1, done)
-                    if left:
-                        done(sub, _crashed(sub, out, options, "worker process died"), False)
+            wanted = options.fork_kernels and bool(todo)
+            with _fork_server(wanted, _threads(workers)) as restart:
+                if workers == 1:
+                    for sub in todo:
+                        restart()
+                        done(sub, *grade_one(sub, out, options))
+                else:
+                    broken = _run_pool(todo, out, options, workers, done, restart)
+                    # A dead worker takes the pool down with it. Re-grade those submissions
+                    # one per pool, so the one that kills its worker costs only itself.
+                    for sub in broken:
+                        left = _run_pool([sub], out, options, 1, done, restart)
+                        if left:
+                            done(sub, _crashed(sub, out, options, "worker process died"), False)
     except KeyboardInterrupt:
         console.print(
             f"Interrupted after {len(records)} of {len(subs)} submissions; their results are "
@@ -358,6 +383,36 @@ def grade_submissions(
     summary = BatchSummary(out, ordered, skipped)
     _print_summary(console, summary, len(subs), time.perf_counter() - started)
     return summary
+
+
+@contextlib.contextmanager
+def _fork_server(wanted: bool, threads: int):
+    """One fork server for the whole batch, shared by every worker; yields a function
+    that starts it again (same socket) if something killed it. Kernels start the
+    ordinary way while it is down, or when it is not wanted or not available."""
+    global _KERNEL_SERVER
+    env = {**os.environ, **_thread_env(threads)}
+    server = forkserver.start(env=env) if wanted else None
+    if server is None:
+        yield lambda: None
+        return
+    folder = server.folder
+
+    def restart() -> None:
+        nonlocal server
+        if server is None or not server.alive():
+            if server is not None:
+                server.close(remove=False)
+            server = forkserver.start(folder, env=env)
+
+    _KERNEL_SERVER = server.socket_path
+    try:
+        yield restart
+    finally:
+        _KERNEL_SERVER = None
+        if server is not None:
+            server.close(remove=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def in_shard(key: str, k: int, n: int) -> bool:

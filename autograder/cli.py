@@ -84,6 +84,7 @@ def _options(args: argparse.Namespace):
         notebook_timeout=args.notebook_timeout,
         memory_mb=args.memory_limit or None,
         output_kb=args.output_limit or None,
+        fork_kernels=not getattr(args, "no_fork_server", False),
     )
 
 
@@ -244,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebooks graded at once (default: the number of CPUs)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="start every kernel from scratch instead of forking it from a process that has "
+        "imported torch (slower; each kernel is a new process either way)",
+    )
     p.add_argument(
         "--shard",
         type=_shard,

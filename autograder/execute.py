@@ -73,10 +73,13 @@ def run_notebook(
     tagged_timeout: float | None = None,
     total_timeout: float | None = None,
     kernel_name: str = "python3",
+    kernel_spec_manager: Any = None,
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`.
     Every cell runs even after errors, as the student would see them in order; the
-    executed notebook is written to `workdir / "executed.ipynb"` as it goes."""
+    executed notebook is written to `workdir / "executed.ipynb"` as it goes.
+    `kernel_spec_manager`: where the kernel's command comes from (a fork server's, see
+    forkserver.py); Jupyter's own by default."""
     # Imported here: papermill costs about a second to import, and only grading needs it.
     import papermill
     from jupyter_client.manager import AsyncKernelManager
@@ -91,7 +94,10 @@ def run_notebook(
     # "running over TCP without encryption" warning on every run. The async manager, not
     # the blocking one: with a blocking client nbclient's reads block its event loop, so a
     # cell that never ends is never timed out.
-    km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"))
+    extra = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager else {}
+    km = AsyncKernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"), **extra
+    )
     # The whole notebook's limit: past it the kernel is killed, and what the grader had
     # recorded by then is all there is.
     fired = threading.Event()

@@ -79,6 +79,7 @@ def start(targets, cell_timeout=None, memory_mb=None, output_kb=None, confine_wr
         _cap_output(output_kb * 1024)
     if confine_writes:
         _confine_writes()
+        _confine_signals()
     events = get_ipython().events
     events.register("pre_run_cell", _before_cell)
     events.register("post_run_cell", _after_cell)
@@ -178,6 +179,44 @@ def _confine_writes():
             raise PermissionError(
                 f"the autograder confines file changes to the notebook's folder: {args[0]}"
             )
+
+    sys.addaudithook(hook)
+
+
+def _confine_signals():
+    """`os.kill` and `os.killpg` reach only this kernel and the processes it started:
+    a notebook that kills its parent or every process of the user would take the grader
+    (and other students' grading) down with it."""
+    import os
+    import sys
+
+    me = os.getpid()
+
+    def descends_from_me(pid):
+        try:
+            while pid > 1:
+                if pid == me:
+                    return True
+                with open(f"/proc/{pid}/stat", "rb") as stat:
+                    pid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        return False
+
+    def hook(event, args):
+        if event not in ("os.kill", "os.killpg") or len(args) < 2 or args[1] == 0:
+            return  # signal 0 only asks whether a process exists
+        target = args[0]
+        if event == "os.kill" and target < -1:
+            target = -target  # a process group
+        if (event == "os.kill" and target == 0) or target == os.getpgrp():
+            return  # this kernel's own process group
+        if target > 1 and (not os.path.isdir("/proc") or descends_from_me(target)):
+            return
+        raise PermissionError(
+            f"the autograder lets a notebook send signals only to itself and the processes "
+            f"it started, not to process {args[0]}"
+        )
 
     sys.addaudithook(hook)
 

@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -81,6 +82,9 @@ class Options:
     memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
     output_kb: int | None = 1024  # printing kept per cell (None: no limit)
     confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
+    # `grade` only: kernels forked from a process that has imported torch and ipykernel
+    # (forkserver.py), each still a new process; False starts each kernel from scratch.
+    fork_kernels: bool = True
     keep_executed: Path | None = None  # copy the executed notebook here
 
 
@@ -170,9 +174,12 @@ def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
     return tuple(f"Integrity: {f}." for f in findings)
 
 
-def grade(notebook: Path, options: Options = Options()) -> GradeResult:
+def grade(
+    notebook: Path, options: Options = Options(), *, kernel_spec_manager: Any = None
+) -> GradeResult:
     """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
-    and GradingError for a bad option; every problem in the student's code is a score."""
+    and GradingError for a bad option; every problem in the student's code is a score.
+    `kernel_spec_manager` says how to start the kernel (a fork server's: forkserver.py)."""
     started = time.perf_counter()
     check_device(options.device)
     notebook = Path(notebook)
@@ -218,6 +225,7 @@ def grade(notebook: Path, options: Options = Options()) -> GradeResult:
             tagged_timeout=options.call_timeout * len(plan.calls) + _GRACE,
             total_timeout=options.notebook_timeout,
             skip_tag=AUTOGRADER_TAG,
+            kernel_spec_manager=kernel_spec_manager,
         )
         timings["execute"] = execution.seconds
         t = time.perf_counter()

@@ -95,10 +95,10 @@ def test_a_grader_error_is_recorded_and_the_batch_goes_on(
     put(tmp_path / "class/alice/backprop.ipynb", STUB["backprop"])
     put(tmp_path / "class/bob/backprop.ipynb", STUB["backprop"])
 
-    def grade_that_breaks_on_alice(path, options):
+    def grade_that_breaks_on_alice(path, options, **kwargs):
         if "alice" in str(path):
             raise RuntimeError("boom")
-        return real_grade(path, options)
+        return real_grade(path, options, **kwargs)
 
     real_grade = batch.grade
     monkeypatch.setattr(batch, "grade", grade_that_breaks_on_alice)
@@ -264,22 +264,28 @@ def test_three_shards_merged_equal_one_unsharded_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_no_state_leaks_from_one_submission_to_the_next(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fork_kernels", [True, False], ids=["forked-kernels", "fresh-kernels"])
+def test_no_state_leaks_from_one_submission_to_the_next(tmp_path: Path, fork_kernels: bool) -> None:
     # ann's notebook leaves marks in the kernel (a global, a builtin, an environment
-    # variable, torch's default dtype); ben's, graded next in the same worker, must see none
+    # variable, a module, torch's default dtype); ben's, graded next in the same worker,
+    # must see none, whether kernels are forked from a fork server or started afresh
     nb = nbformat.read(SOLUTION["matmul"], as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import builtins, os\nLEAK = 1\nbuiltins.LEAK = 1\nos.environ['LEAK'] = '1'\n"
-        "torch.set_default_dtype(torch.float64)"))  # fmt: skip
+        "import builtins, os, sys\nLEAK = 1\nbuiltins.LEAK = 1\nos.environ['LEAK'] = '1'\n"
+        "sys.modules['LEAK'] = sys\ntorch.set_default_dtype(torch.float64)"))  # fmt: skip
     (tmp_path / "class/ann").mkdir(parents=True)
     nbformat.write(nb, tmp_path / "class/ann/matmul.ipynb")
     nb = nbformat.read(SOLUTION["matmul"], as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(
         "import builtins, os, torch\nassert 'LEAK' not in globals()\n"
         "assert not hasattr(builtins, 'LEAK') and 'LEAK' not in os.environ\n"
+        "import sys\nassert 'LEAK' not in sys.modules\n"
         "assert torch.get_default_dtype() == torch.float32"))  # fmt: skip
     (tmp_path / "class/ben").mkdir(parents=True)
     nbformat.write(nb, tmp_path / "class/ben/matmul.ipynb")
-    summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    options = Options(fork_kernels=fork_kernels)
+    summary = grade_submissions(
+        [tmp_path / "class"], tmp_path / "out", options=options, workers=1, progress=False
+    )
     ben = next(r for r in summary.records if r["extra_data"]["student"] == "ben")
     assert ben["score"] == 10 and "AssertionError" not in ben["output"], ben["output"]

@@ -159,6 +159,9 @@ CORPUS = (
     Hostile("kernel-exits", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "import os\nos._exit(1)", "inp, out"), None)),
             0, ("the kernel died",)),
+    Hostile("kills-the-grading-process", lambda: solution_with(("mse_grad", MSE_OK
+                + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", None)),
+            15, ("send signals only to itself",)),
     Hostile("hangs-in-mse-grad", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "while True:\n    pass", "inp, targ"), None)),
             10, ("did not finish in time", "longer than the 10 s limit")),

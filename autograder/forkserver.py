@@ -1,0 +1,364 @@
+"""A fork server for kernels: pay for Python, torch and IPython's imports once per grading
+worker instead of once per submission.
+
+A fresh kernel spends about 2 s of CPU importing ipykernel and torch before it runs a
+single line of the student's notebook. The server is a process that has imported them
+and done nothing else: no student code, no thread, no event loop, no GPU context. For
+each kernel it forks a child, which becomes an ordinary ipykernel on Jupyter's connection
+file, in its own session. Every submission still runs in a new process of its own; what
+the children share is copy-on-write memory of freshly imported modules, never anything a
+student's code wrote. Random number generators are re-seeded from the OS in each child,
+as a fresh process would be.
+
+Jupyter starts `forkclient.py` as the kernel's process (see there): it stands in for the
+forked kernel, passes on signals and exits with it; if it is killed, the server kills
+the kernel. When the server cannot be reached the client becomes a plain kernel, so
+grading never depends on the server being alive.
+
+Linux only (fork after importing torch is safe there while no torch thread has started);
+elsewhere `start()` returns None and kernels start the ordinary way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ForkServer", "start"]
+
+CLIENT = Path(__file__).with_name("forkclient.py")
+KERNEL_MODULE = "ipykernel_launcher"
+# What every kernel of ours imports: ipykernel and IPython, torch and numpy, the modules
+# the grader's injected cells use, and the bundled data set the notebooks load.
+PRELOAD = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "IPython.core.interactiveshell",
+    "IPython.core.completer",
+    "jedi",
+    "numpy",
+    "torch",
+    "difflib",
+    "dis",
+    "inspect",
+    "hashlib",
+    "resource",
+    "pdb",
+    "coursedata",
+)
+_MAX_REQUEST = 1 << 20
+
+
+# --- the server process --------------------------------------------------------------
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def _die_with_parent() -> None:
+    """Linux: deliver SIGKILL to this process when the process that forked it exits."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    if len(data) < 8:
+        raise ValueError("short request")
+    size = int.from_bytes(data[:8], "big")
+    if size > _MAX_REQUEST:
+        raise ValueError("request too large")
+    body = data[8:]
+    while len(body) < size:
+        more = conn.recv(size - len(body))
+        if not more:
+            raise ValueError("truncated request")
+        body += more
+    request = json.loads(body)
+    argv = request.get("argv")
+    # Only ipykernel's own launcher, with its own arguments: the server runs nothing else.
+    if not (
+        isinstance(argv, list)
+        and len(argv) >= 3
+        and argv[1:3] == ["-m", KERNEL_MODULE]
+        and all(isinstance(a, str) for a in argv)
+        and len(fds) == 3
+    ):
+        raise ValueError("not an ipykernel command")
+    return request, fds
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """In the kernel: exit when the client that stands in for it has gone (Jupyter killed
+    it). A thread, so it works even if the server has died meanwhile."""
+    import threading
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(64):
+                pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autograde-client-watch", daemon=True).start()
+
+
+def _become_kernel(
+    request: dict[str, Any], fds: list[int], conn: socket.socket, server_things: list[Any]
+) -> None:
+    """In the forked child: turn into ipykernel on the request's connection file. Never
+    returns into the server's loop."""
+    code = 1
+    try:
+        for thing in server_things:  # the server's sockets and pipes are not the kernel's
+            with contextlib.suppress(Exception):
+                thing.close() if hasattr(thing, "close") else os.close(thing)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()  # its own process group: signals and kills reach its subprocesses too
+        for target, fd in zip((0, 1, 2), fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        import random
+
+        random.seed()
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        # The server's own modules: a kernel has not imported the grader.
+        for name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
+            del sys.modules[name]
+        if sys.path and sys.path[0] in ("", os.getcwd(), str(Path.cwd())):
+            del sys.path[0]  # as ipykernel_launcher does: the cwd is not an import path
+        _watch_client(conn)
+        # parent_handle=1: no console banner, and no polling of the parent process: this
+        # kernel lives as long as its client, whatever becomes of the server.
+        sys.argv = [KERNEL_MODULE, *request["argv"][3:], "--IPKernelApp.parent_handle=1"]
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def serve(path: str) -> None:
+    """The server's loop: fork a kernel per request; report each kernel's exit to its
+    client; kill a kernel whose client went away (the kernel also watches for that
+    itself); stop when stdin closes (the grader that started this process has gone)."""
+    _die_with_parent()
+    _preload()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(wake_r, selectors.EVENT_READ, "child")
+    selector.register(sys.stdin, selectors.EVENT_READ, "parent")
+    kernels: dict[int, socket.socket] = {}  # pid -> its client's connection
+    print("ready", flush=True)
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = kernels.pop(pid, None)
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    code = os.waitstatus_to_exitcode(status)
+                    conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+                with contextlib.suppress(KeyError, ValueError):
+                    selector.unregister(conn)
+                conn.close()
+
+    def kill(pid: int) -> None:
+        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, 9)):
+            with contextlib.suppress(OSError):
+                target()
+
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.data == "parent":
+                    if not sys.stdin.buffer.read1(4096):
+                        return
+                elif key.data == "child":
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(wake_r, 4096):
+                            pass
+                    reap()
+                elif key.data == "accept":
+                    conn, _ = listener.accept()
+                    conn.setblocking(True)
+                    try:
+                        request, fds = _read_request(conn)
+                    except (OSError, ValueError) as exc:
+                        with contextlib.suppress(OSError):
+                            conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+                        conn.close()
+                        continue
+                    server_things = [listener, selector, wake_r, wake_w, *kernels.values()]
+                    pid = os.fork()
+                    if pid == 0:
+                        _become_kernel(request, fds, conn, server_things)
+                    for fd in fds:
+                        os.close(fd)
+                    kernels[pid] = conn
+                    try:
+                        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                        selector.register(conn, selectors.EVENT_READ, pid)
+                    except OSError:
+                        kill(pid)
+                else:  # a client: it only ever closes, so readable means it has gone
+                    pid = key.data
+                    if pid in kernels and not key.fileobj.recv(1):
+                        selector.unregister(key.fileobj)
+                        kill(pid)
+    finally:
+        for pid in list(kernels):
+            kill(pid)
+
+
+# --- the grader's handle on a server --------------------------------------------------
+
+
+@dataclass
+class ForkServer:
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / "server.sock"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kernel_spec_manager(self):
+        return kernel_spec_manager(self.socket_path)
+
+    def close(self, remove: bool = True) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # the server stops when its stdin closes
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if remove:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def kernel_argv(socket_path: Path) -> list[str]:
+    """The command Jupyter runs for a kernel from the server at `socket_path`
+    ({connection_file} is filled in by jupyter_client)."""
+    kernel = [sys.executable, "-m", KERNEL_MODULE, "-f", "{connection_file}"]
+    return [sys.executable, "-I", "-S", str(CLIENT), str(socket_path), "--", *kernel]
+
+
+def kernel_spec_manager(socket_path: Path):
+    """A kernel spec manager whose `python3` kernel comes from the server at `socket_path`
+    (still named `python3`, so that Jupyter treats it as the ipykernel it is). Works in
+    any process: kernels start the ordinary way whenever the server is not there."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    argv = kernel_argv(socket_path)
+
+    class ForkedKernelSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+            if kernel_name != "python3":
+                return super().get_kernel_spec(kernel_name)
+            return KernelSpec(
+                argv=argv,
+                display_name="Python 3 (forked by autograde)",
+                language="python",
+                interrupt_mode="signal",
+                metadata={"debugger": False},
+            )
+
+    return ForkedKernelSpecs()
+
+
+def available() -> bool:
+    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+
+
+def start(
+    folder: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> ForkServer | None:
+    """Start a fork server listening in `folder` (a new private one by default; give the
+    old one to restart a server that died) and wait until it has imported everything.
+    None where fork servers are not available or it failed to start: kernels then start
+    the ordinary way."""
+    if not available():
+        return None
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="autograde-forkserver-"))
+        os.chmod(folder, 0o700)  # only this user may ask it for kernels
+    with contextlib.suppress(FileNotFoundError):
+        (folder / "server.sock").unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autograder.forkserver", str(folder / "server.sock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    server = ForkServer(process, folder)
+    if not _wait_ready(process, timeout):
+        server.close()
+        return None
+    return server
+
+
+def _wait_ready(process: subprocess.Popen, timeout: float) -> bool:
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout):
+        return False
+    return process.stdout.readline().strip() == b"ready"
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

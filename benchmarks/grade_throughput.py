@@ -1,0 +1,322 @@
+"""Class-sized grading throughput: `nbgrader autograde` against `autograde grade`, on the
+same submissions, and whether the two give the same points.
+
+    python benchmarks/grade_throughput.py [--n 40] [--workers 2] [--repeat 1] [--keep]
+
+Builds a temporary nbgrader course (`nbgrader_config.py` and `solutions/` copied from this
+repository, `nbgrader generate_assignment backprop`) with N submissions of the backprop
+notebook in `submitted/<student>/backprop/`: about a third the solution, a third the
+solution with one known bug (cycling through the bugs in `BUGS`), a third the untouched
+stub. Every notebook gets its own `# submitted by <student>` line, so no two are
+byte-identical (`autograde grade` grades identical notebooks only once, and this must
+not profit from that).
+
+Then, each in a fresh subprocess and timed by the wall clock (`time.perf_counter`), it
+grades the whole class once with `nbgrader autograde backprop` (one notebook after the
+other) and once with `autograde grade submitted/ --workers W` (W at once); with
+`--repeat R` the two alternate R times from a clean state and the medians are reported.
+It prints seconds, seconds per submission, submissions per minute and the throughput
+ratio, then compares points: nbgrader's per test cell (`<grade_id>_tests`) with
+autograde's per exercise (`grades.csv`, one column per exercise `grade_id`).
+
+It asserts nothing about time. Exit status: 0 when the run completed, 1 when the tools
+disagree on a correct or an untouched notebook (they must agree there; on buggy ones
+nbgrader's all-or-nothing test cells and autograde's per-check points can differ, and
+every difference is listed), 2 when a grading command failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from rich.console import Console
+from rich.table import Table
+
+import autograder
+from autograder.exercises import exercises_for
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "backprop"
+SOLUTION = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+STUB = ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+SEED = 2019
+CORRECT, STUB_KIND = "correct", "stub"
+
+
+@dataclass(frozen=True)
+class Bug:
+    """The solution with `correct` replaced by `wrong` in the cell with this grade_id
+    (the same mistakes as in tests/test_grader_mistakes.py)."""
+
+    name: str
+    grade_id: str
+    correct: str
+    wrong: str
+
+    @property
+    def kind(self) -> str:
+        return f"bug: {self.name} ({self.grade_id})"
+
+
+BUGS = (
+    Bug("transposed", "lin_grad", "w.g = inp.t() @ out.g", "w.g = out.g.t() @ inp"),
+    Bug("mse-missing-2", "mse_grad", "inp.g = 2.0 * (inp[:, 0]", "inp.g = (inp[:, 0]"),
+    Bug(
+        "relu-mask-from-out-g",
+        "relu_grad",
+        "inp.g = (inp > 0).to(out.g.dtype)",
+        "inp.g = (out.g > 0).to(out.g.dtype)",
+    ),
+    Bug("matmul-no-transpose", "lin_grad", "inp.g = out.g @ w.t()", "inp.g = out.g @ w"),
+    Bug(
+        "backward-order",
+        "forward_and_backward",
+        "relu_grad(l1, l2)\n    lin_grad(inp, l1, w1, b1)",
+        "lin_grad(inp, l1, w1, b1)\n    relu_grad(l1, l2)",
+    ),
+    Bug(
+        "mse-class-broadcast",
+        "layer_classes",
+        "self.inp[:, 0] - self.targ",
+        "self.inp - self.targ",
+    ),
+)
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def cell_with(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    return cell
+
+
+def with_bug(bug: Bug) -> nbformat.NotebookNode:
+    nb = read(SOLUTION)
+    cell = cell_with(nb, bug.grade_id)
+    if cell.source.count(bug.correct) != 1:
+        raise SystemExit(f"bug {bug.name!r} no longer applies to the solution: update BUGS")
+    cell.source = cell.source.replace(bug.correct, bug.wrong)
+    return nb
+
+
+def signed(nb: nbformat.NotebookNode, student: str) -> nbformat.NotebookNode:
+    """A copy with `# submitted by <student>` at the end of the first solution cell."""
+    nb = nbformat.from_dict(nb)
+    (cell, *_) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    cell.source = cell.source.rstrip("\n") + f"\n# submitted by {student}"
+    return nb
+
+
+def build_class(course: Path, n: int) -> dict[str, str]:
+    """Write n submissions under course/submitted/; return student -> kind."""
+    templates = {CORRECT: read(SOLUTION), STUB_KIND: read(STUB)}
+    templates |= {b.kind: with_bug(b) for b in BUGS}  # every bug checked, used or not
+    width = max(2, len(str(n - 1)))
+    kinds: dict[str, str] = {}
+    for i in range(n):
+        student = f"student-{i:0{width}d}"
+        third = i % 3
+        kind = (CORRECT, BUGS[(i // 3) % len(BUGS)].kind, STUB_KIND)[third]
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(signed(templates[kind], student), folder / f"{ASSIGNMENT}.ipynb")
+        kinds[student] = kind
+    digests = {
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (course / "submitted").glob(f"*/{ASSIGNMENT}/*.ipynb")
+    }
+    if len(digests) != n:
+        raise SystemExit(f"{n} submissions but only {len(digests)} distinct notebooks")
+    return kinds
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr)[-4000:]
+        print(f"{' '.join(cmd)} exited with {done.returncode}:\n{tail}", file=sys.stderr)
+        raise SystemExit(2)
+    return seconds
+
+
+def nbgrader_points(course: Path, students: list[str]) -> dict[str, dict[str, float | None]]:
+    """student -> {grade_id -> nbgrader's points for the test cell `<grade_id>_tests`}."""
+    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
+    out: dict[str, dict[str, float | None]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in students:
+            try:
+                (nb,) = gb.find_submission(ASSIGNMENT, student).notebooks
+            except Exception:  # MissingEntry: never graded
+                out[student] = dict.fromkeys(cells)
+                continue
+            scores = {g.cell.name: g.score for g in nb.grades}
+            out[student] = {c: scores.get(f"{c}_tests") for c in cells}
+    return out
+
+
+def autograde_points(graded: Path, students: list[str]) -> dict[str, dict[str, float | None]]:
+    """student -> {grade_id -> autograde's points for that exercise}, from grades.csv."""
+    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
+    with (graded / "grades.csv").open(newline="", encoding="utf-8") as f:
+        rows = {r["student"]: r for r in csv.DictReader(f) if r["assignment"] == ASSIGNMENT}
+    out: dict[str, dict[str, float | None]] = {}
+    for student in students:
+        row = rows.get(student, {})
+        if row and row["status"] != "graded":
+            print(f"autograde: {student} {row['status']}: {row['message']}", file=sys.stderr)
+        out[student] = {c: float(row[c]) if row.get(c) else None for c in cells}
+    return out
+
+
+def fmt(points: float | None) -> str:
+    return "-" if points is None else f"{points:g}"
+
+
+def vectors(
+    points: dict[str, dict[str, float | None]], students: list[str], cells: list[str]
+) -> str:
+    """The distinct per-exercise point lists of these students, e.g. `2 2 3 3 3 2`."""
+    found = {" ".join(fmt(points[s][c]) for c in cells) for s in students}
+    return " | ".join(sorted(found))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40, help="submissions (default: 40)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="autograde's --workers (default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="alternating runs of each tool (default: 1)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary course")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.workers < 1 or args.repeat < 1:
+        parser.error("--n, --workers and --repeat must be at least 1")
+
+    console = Console() if sys.stdout.isatty() else Console(width=120)  # wide when piped
+    tmp = Path(tempfile.mkdtemp(prefix="grade-throughput-"))
+    course, graded = tmp / "course", tmp / "graded"
+    course.mkdir()
+    shutil.copy2(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "solutions", course / "solutions")
+    generate = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force"]
+    timed(generate, course)
+    pristine = tmp / "gradebook.generated.db"
+    shutil.copy2(course / "gradebook.db", pristine)
+    kinds = build_class(course, args.n)
+    students = sorted(kinds)
+
+    nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT]
+    autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
+    autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
+    autograde_cmd += ["--workers", str(args.workers), "--quiet"]
+    runs: dict[str, list[float]] = {"nbgrader autograde": [], "autograde grade": []}
+    for r in range(args.repeat):
+        # every run from the state generate_assignment left: nothing graded yet
+        shutil.rmtree(course / "autograded", ignore_errors=True)
+        shutil.copy2(pristine, course / "gradebook.db")
+        runs["nbgrader autograde"].append(timed(nbgrader_cmd, course))
+        shutil.rmtree(graded, ignore_errors=True)
+        runs["autograde grade"].append(timed(autograde_cmd, tmp))
+        console.print(
+            f"run {r + 1}/{args.repeat}: "
+            + ", ".join(f"{tool} {times[-1]:.1f} s" for tool, times in runs.items()),
+            highlight=False,
+        )
+
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    console.print(
+        f"\ncores: {cores} (usable: {usable})   N: {args.n}   workers (autograde): "
+        f"{args.workers}   repeats: {args.repeat}\n"
+        f"python {sys.version.split()[0]}   torch {version('torch')}   nbgrader "
+        f"{version('nbgrader')}   autograder {autograder.__version__}",
+        highlight=False,
+    )
+    medians = {tool: statistics.median(times) for tool, times in runs.items()}
+    table = Table(title=f"Grading {args.n} backprop submissions (median of {args.repeat})")
+    for col in ("tool", "runs (s)", "total (s)", "s / submission", "submissions / min"):
+        table.add_column(col, justify="left" if col == "tool" else "right")
+    table.add_column("throughput vs nbgrader", justify="right")
+    base = medians["nbgrader autograde"]
+    for tool, seconds in medians.items():
+        table.add_row(
+            tool if tool == "nbgrader autograde" else f"{tool} (--workers {args.workers})",
+            " ".join(f"{t:.1f}" for t in runs[tool]),
+            f"{seconds:.1f}",
+            f"{seconds / args.n:.2f}",
+            f"{60 * args.n / seconds:.1f}",
+            f"{base / seconds:.2f}x",
+        )
+    console.print(table)
+
+    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
+    nbg = nbgrader_points(course, students)
+    ag = autograde_points(graded, students)
+    differ = [(s, c) for s in students for c in cells if nbg[s][c] is None or nbg[s][c] != ag[s][c]]
+    agreement = Table(
+        title="Points per exercise: nbgrader (test cell <grade_id>_tests) vs autograde",
+        caption="points in exercise order: " + ", ".join(cells),
+    )
+    for col in ("kind", "submissions", "nbgrader", "autograde", "same points"):
+        agreement.add_column(col, justify="right" if col == "submissions" else "left")
+    order = [CORRECT, *(b.kind for b in BUGS), STUB_KIND]
+    for kind in [k for k in order if k in kinds.values()]:
+        of_kind = [s for s in students if kinds[s] == kind]
+        bad = {s for s, _ in differ if kinds[s] == kind}
+        agreement.add_row(
+            kind,
+            str(len(of_kind)),
+            vectors(nbg, of_kind, cells),
+            vectors(ag, of_kind, cells),
+            "yes" if not bad else f"no ({len(bad)} of {len(of_kind)})",
+        )
+    console.print(agreement)
+    if differ:
+        listing = Table(title=f"Disagreements ({len(differ)})")
+        for col in ("student", "kind", "exercise", "nbgrader", "autograde"):
+            listing.add_column(col)
+        for s, c in differ:
+            listing.add_row(s, kinds[s], c, fmt(nbg[s][c]), fmt(ag[s][c]))
+        console.print(listing)
+    else:
+        console.print("No disagreements.")
+
+    if args.keep:
+        console.print(f"course and outputs kept in {tmp}", highlight=False)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    must_agree = [(s, c) for s, c in differ if kinds[s] in (CORRECT, STUB_KIND)]
+    if must_agree:
+        console.print(
+            f"[red]{len(must_agree)} disagreement(s) on correct or untouched notebooks[/red]"
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
