@@ -28,8 +28,7 @@ from . import __version__, forkserver
 from .exercises import ASSIGNMENTS, exercises_for
 from .gradebook import summary_markdown, write_grades_csv
 from .notebook import NotebookError
-from .pipeline import GradingError, Options, grade, notebook_digest
-from .report import gradescope_results
+from .options import GradingError, Options, notebook_digest
 from .submissions import Submission, find_submissions
 
 __all__ = ["BatchSummary", "grade_one", "grade_submissions", "in_shard", "merge"]
@@ -169,6 +168,11 @@ def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, A
     previous = _reusable(dest, digest, options)
     if previous is not None:  # also checked by the caller; the file may have changed since
         return previous, True
+    # Here, not at the top: the pipeline imports torch, which the process that only hands
+    # submissions to workers never needs.
+    from .pipeline import grade
+    from .report import gradescope_results
+
     try:
         result = grade(
             sub.notebook,
@@ -195,6 +199,8 @@ def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, A
 # Where this process's kernels come from: the socket of the batch's fork server (see
 # forkserver.py), or None to start each kernel from scratch.
 _KERNEL_SERVER: Path | None = None
+# In the process that started it: (socket, pid) of that server, which workers wait for.
+_KERNEL_SERVER_STARTING: tuple[Path, int] | None = None
 
 
 def _kernel_spec_manager():
@@ -209,9 +215,11 @@ def _thread_env(threads: int) -> dict[str, str]:
     return {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def _init_worker(threads: int, kernel_server: Path | None) -> None:
+def _init_worker(threads: int, kernel_server: tuple[Path, int] | None) -> None:
     global _KERNEL_SERVER
-    _KERNEL_SERVER = kernel_server
+    _KERNEL_SERVER = None
+    if kernel_server is not None and forkserver.wait_until_ready(*kernel_server):
+        _KERNEL_SERVER = kernel_server[0]
     # Inherited by each notebook's kernel: N kernels each using every core would slow
     # all of them down.
     os.environ.update(_thread_env(threads))
@@ -234,6 +242,19 @@ def _crashed(sub: Submission, out: Path, options: Options, why: str) -> dict[str
     return record
 
 
+def _worker_context():
+    """Workers forked from multiprocessing's fork server, which has imported the grader
+    (torch included) and done nothing else: no inherited threads, event loop or grading
+    state, and no second of imports per worker. Spawned where there is no fork server."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload([__name__, "autograder.pipeline", "autograder.report"])
+    return context
+
+
 def _run_pool(
     subs: list[Submission],
     out: Path,
@@ -244,12 +265,11 @@ def _run_pool(
 ) -> list[Submission]:
     """Grade `subs` in worker processes; return those whose worker died under them."""
     broken: list[Submission] = []
-    # spawn: a fresh interpreter per worker, no inherited torch or event-loop state.
     with ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=get_context("spawn"),
+        mp_context=_worker_context(),
         initializer=_init_worker,
-        initargs=(_threads(workers), _KERNEL_SERVER),
+        initargs=(_threads(workers), _KERNEL_SERVER_STARTING),
     ) as pool:
         futures: dict[Future, Submission] = {
             pool.submit(grade_one, s, out, options): s for s in subs
@@ -360,6 +380,8 @@ def grade_submissions(
             wanted = options.fork_kernels and bool(todo)
             with _fork_server(wanted, _threads(workers)) as restart:
                 if workers == 1:
+                    if _KERNEL_SERVER_STARTING is not None:
+                        forkserver.wait_until_ready(*_KERNEL_SERVER_STARTING)
                     for sub in todo:
                         restart()
                         done(sub, *grade_one(sub, out, options))
@@ -390,9 +412,10 @@ def _fork_server(wanted: bool, threads: int):
     """One fork server for the whole batch, shared by every worker; yields a function
     that starts it again (same socket) if something killed it. Kernels start the
     ordinary way while it is down, or when it is not wanted or not available."""
-    global _KERNEL_SERVER
+    global _KERNEL_SERVER, _KERNEL_SERVER_STARTING
     env = {**os.environ, **_thread_env(threads)}
-    server = forkserver.start(env=env) if wanted else None
+    # Not waited for here: it imports while the workers start, which wait for it.
+    server = forkserver.start(env=env, wait=False) if wanted else None
     if server is None:
         yield lambda: None
         return
@@ -405,11 +428,12 @@ def _fork_server(wanted: bool, threads: int):
                 server.close(remove=False)
             server = forkserver.start(folder, env=env)
 
+    _KERNEL_SERVER_STARTING = (server.socket_path, server.process.pid)
     _KERNEL_SERVER = server.socket_path
     try:
         yield restart
     finally:
-        _KERNEL_SERVER = None
+        _KERNEL_SERVER = _KERNEL_SERVER_STARTING = None
         if server is not None:
             server.close(remove=False)
         shutil.rmtree(folder, ignore_errors=True)

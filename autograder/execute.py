@@ -4,6 +4,7 @@ without ever raising for the student's mistakes."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-__all__ = ["CellError", "Execution", "run_notebook"]
+__all__ = ["KERNEL_ARGUMENTS", "CellError", "Execution", "run_notebook", "start_kernel"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,66 @@ def _timeouts(cell_timeout: float, tagged_timeout: float, tag: str):
     return timeout
 
 
+# Papermill's nbclient engine, keeping hold of the notebook it executes (per thread) so
+# that the cells that ran before a kernel died or a limit struck can still be reported,
+# without papermill writing the whole notebook to disk twice a cell (which cost more CPU
+# than the student's code).
+_ENGINE = "autograde-recording"
+_RUNNING = threading.local()
+
+
+@functools.cache
+def _register_engine() -> None:
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class RecordingEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            _RUNNING.nb = nb_man.nb
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(_ENGINE, RecordingEngine)
+
+
+# Given to every kernel: history kept in memory (nothing written to the user's IPython
+# profile, as nbclient does), and torch imported while the kernel starts, so that the
+# import overlaps with the grader's own start-up. The notebook imports it anyway, and
+# the name is not left in its namespace.
+KERNEL_ARGUMENTS = (
+    "--HistoryManager.hist_file=:memory:",
+    "--IPKernelApp.exec_lines=import torch; del torch",
+)
+
+
+def start_kernel(
+    workdir: Path, *, kernel_name: str = "python3", kernel_spec_manager: Any = None
+) -> Any:
+    """Start a kernel in `workdir` now and return its (async) kernel manager, without
+    waiting for it: it boots while the grader prepares the notebook. `run_notebook`
+    takes it over. `kernel_spec_manager`: where the kernel's command comes from (a fork
+    server's, see forkserver.py); Jupyter's own by default."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    # IPC sockets in the scratch folder: reachable by nothing off this machine, and no
+    # "running over TCP without encryption" warning on every run. The async manager, not
+    # the blocking one: with a blocking client nbclient's reads block its event loop, so a
+    # cell that never ends is never timed out.
+    extra = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager else {}
+    km = AsyncKernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"), **extra
+    )
+    run_sync(km.start_kernel)(cwd=str(workdir), extra_arguments=list(KERNEL_ARGUMENTS))
+    return km
+
+
+def stop_kernel(km: Any) -> None:
+    from jupyter_core.utils import run_sync
+
+    if km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
 def run_notebook(
     nb: NotebookNode,
     *,
@@ -74,30 +135,28 @@ def run_notebook(
     total_timeout: float | None = None,
     kernel_name: str = "python3",
     kernel_spec_manager: Any = None,
+    km: Any = None,
 ) -> Execution:
-    """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`.
-    Every cell runs even after errors, as the student would see them in order; the
-    executed notebook is written to `workdir / "executed.ipynb"` as it goes.
-    `kernel_spec_manager`: where the kernel's command comes from (a fork server's, see
-    forkserver.py); Jupyter's own by default."""
+    """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`:
+    `km`, from `start_kernel`, or one started here. Every cell runs even after errors, as
+    the student would see them in order. The executed notebook is returned, as far as it
+    got, also when execution stopped early. The kernel is shut down in the end."""
     # Imported here: papermill costs about a second to import, and only grading needs it.
     import papermill
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    output = workdir / "executed.ipynb"
+    _register_engine()
     started = time.perf_counter()
     stopped, executed = None, None
-    # IPC sockets in the scratch folder: reachable by nothing off this machine, and no
-    # "running over TCP without encryption" warning on every run. The async manager, not
-    # the blocking one: with a blocking client nbclient's reads block its event loop, so a
-    # cell that never ends is never timed out.
-    extra = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager else {}
-    km = AsyncKernelManager(
-        kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"), **extra
-    )
+    if km is None:
+        try:
+            km = start_kernel(
+                workdir, kernel_name=kernel_name, kernel_spec_manager=kernel_spec_manager
+            )
+        except Exception as exc:  # no such kernel, or it could not be launched
+            why = f"the notebook could not be run: the kernel did not start ({exc})"
+            return Execution(None, time.perf_counter() - started, (), why)
     # The whole notebook's limit: past it the kernel is killed, and what the grader had
     # recorded by then is all there is.
     fired = threading.Event()
@@ -109,7 +168,9 @@ def run_notebook(
     try:
         executed = papermill.execute_notebook(
             nb,
-            str(output),
+            None,  # kept in memory: papermill would otherwise save the notebook twice a cell
+            request_save_on_cell_execute=False,
+            engine_name=_ENGINE,
             parameters=parameters,
             kernel_name=kernel_name,
             language="python",
@@ -141,15 +202,10 @@ def run_notebook(
         if fired.is_set():
             stopped = f"the notebook ran past its total limit of {total_timeout:g} s"
         # papermill leaves a kernel it did not create running: shut it down here.
-        if km.has_kernel:
-            run_sync(km.shutdown_kernel)(now=True)
+        stop_kernel(km)
     seconds = time.perf_counter() - started
-    if executed is None and output.exists():
-        import nbformat
-
-        try:
-            executed = nbformat.read(output, as_version=4)
-        except Exception:  # a half-written file: the reason above says enough
-            executed = None
+    if executed is None:  # stopped early: what had run by then
+        executed = getattr(_RUNNING, "nb", None)
+    _RUNNING.nb = None
     errors = _cell_errors(executed, skip_tag) if executed is not None else ()
     return Execution(executed, seconds, errors, stopped)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -66,7 +67,13 @@ def main(argv: list[str]) -> int:
         return 1  # not reached
     for name in RELAYED:
         signal.signal(getattr(signal, name), _relay(pid))
-    # The server writes the kernel's exit status when it exits, then closes.
+    # The server writes the kernel's exit status when it exits, then closes. Meanwhile,
+    # like ipykernel, give up when the process that started us has gone (a grader killed
+    # outright): exiting makes the kernel exit, so no kernel is left behind.
+    parent = os.getppid()
+    while not select.select([conn], [], [], 1.0)[0]:
+        if os.getppid() != parent:
+            return 1
     try:
         line = reader.readline()
     except OSError:
@@ -78,13 +85,13 @@ def main(argv: list[str]) -> int:
     if status is None:
         # The server died (the kernel keeps running: it watches this process, not the
         # server): wait for the kernel itself.
-        while _alive(pid):
+        while process_alive(pid):
             time.sleep(0.1)
         status = 1
     return status if status >= 0 else 128 - status
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -31,13 +31,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .forkclient import process_alive
+
 __all__ = ["ForkServer", "start"]
 
 CLIENT = Path(__file__).with_name("forkclient.py")
+SOCKET = "server.sock"
 KERNEL_MODULE = "ipykernel_launcher"
 # What every kernel of ours imports: ipykernel and IPython, torch and numpy, the modules
 # the grader's injected cells use, and the bundled data set the notebooks load.
@@ -73,13 +77,15 @@ def _preload() -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: deliver SIGKILL to this process when the process that forked it exits."""
+    """Linux: SIGTERM to this process when the process that started it exits (the closing
+    of stdin says the same; this is for when stdin was passed on)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` cleans up
     with contextlib.suppress(Exception):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -146,8 +152,8 @@ def _become_kernel(
         import random
 
         random.seed()
-        if "numpy" in sys.modules:
-            sys.modules["numpy"].random.seed()
+        if "numpy.random" in sys.modules:  # else it seeds itself when first imported
+            sys.modules["numpy.random"].seed()
         # The server's own modules: a kernel has not imported the grader.
         for name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
             del sys.modules[name]
@@ -178,8 +184,9 @@ def serve(path: str) -> None:
     _die_with_parent()
     _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(path + ".binding")
     listener.listen(64)
+    os.replace(path + ".binding", path)  # the socket appears when it is ready to serve
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -190,7 +197,6 @@ def serve(path: str) -> None:
     selector.register(wake_r, selectors.EVENT_READ, "child")
     selector.register(sys.stdin, selectors.EVENT_READ, "parent")
     kernels: dict[int, socket.socket] = {}  # pid -> its client's connection
-    print("ready", flush=True)
 
     def reap() -> None:
         while True:
@@ -255,6 +261,7 @@ def serve(path: str) -> None:
     finally:
         for pid in list(kernels):
             kill(pid)
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 # --- the grader's handle on a server --------------------------------------------------
@@ -267,7 +274,7 @@ class ForkServer:
 
     @property
     def socket_path(self) -> Path:
-        return self.folder / "server.sock"
+        return self.folder / SOCKET
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -323,41 +330,46 @@ def available() -> bool:
 
 
 def start(
-    folder: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120.0
+    folder: Path | None = None,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+    timeout: float = 120.0,
 ) -> ForkServer | None:
     """Start a fork server listening in `folder` (a new private one by default; give the
-    old one to restart a server that died) and wait until it has imported everything.
-    None where fork servers are not available or it failed to start: kernels then start
-    the ordinary way."""
+    old one to restart a server that died). With `wait`, return once it has imported
+    everything; otherwise at once (see `wait_until_ready`). None where fork servers are
+    not available or it failed to start: kernels then start the ordinary way."""
     if not available():
         return None
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="autograde-forkserver-"))
         os.chmod(folder, 0o700)  # only this user may ask it for kernels
     with contextlib.suppress(FileNotFoundError):
-        (folder / "server.sock").unlink()
+        (folder / SOCKET).unlink()
     process = subprocess.Popen(
-        [sys.executable, "-m", "autograder.forkserver", str(folder / "server.sock")],
+        [sys.executable, "-m", "autograder.forkserver", str(folder / SOCKET)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         env=env,
     )
     server = ForkServer(process, folder)
-    if not _wait_ready(process, timeout):
+    if wait and not wait_until_ready(server.socket_path, process.pid, timeout):
         server.close()
         return None
     return server
 
 
-def _wait_ready(process: subprocess.Popen, timeout: float) -> bool:
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    if not selector.select(timeout):
-        return False
-    return process.stdout.readline().strip() == b"ready"
+def wait_until_ready(socket_path: Path, pid: int, timeout: float = 120.0) -> bool:
+    """Wait until the server `pid` listens at `socket_path` (it appears there only once
+    the server is ready); False if the server died or took longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not socket_path.exists():
+        if not process_alive(pid) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 if __name__ == "__main__":

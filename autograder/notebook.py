@@ -12,7 +12,6 @@ import nbformat
 from nbformat import NotebookNode
 
 from .exercises import ASSIGNMENTS, EXERCISES
-from .kernel import cell_sha
 
 __all__ = [
     "NotebookError",
@@ -115,6 +114,8 @@ def detect_assignment(nb: NotebookNode, path: Path | None = None) -> str:
 
 
 def cell_shas(nb: NotebookNode) -> dict[str, str]:
+    from .kernel import cell_sha  # here: the kernel's module imports torch
+
     """grade_id -> hash of that cell's source, as the kernel will see it run."""
     shas = {}
     for c in nb.cells:

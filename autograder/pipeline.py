@@ -4,23 +4,29 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .execute import run_notebook
+from .execute import run_notebook, start_kernel, stop_kernel
 from .exercises import exercises_for
-from .harvest import AUTOGRADER_TAG, HarvestError, inject, make_plan, read_harvest, strip_injected
 from .integrity import tampering
 from .notebook import NotebookError, cell_shas, detect_assignment, read_notebook
-from .score import Score, score
+from .options import (
+    DEFAULT_SEED,
+    SHARED_FLAGS,
+    GradingError,
+    Options,
+    notebook_digest,
+    resolve_seed,
+)
+
+if TYPE_CHECKING:
+    from .score import Score
 
 __all__ = [
     "DEFAULT_SEED",
@@ -33,59 +39,9 @@ __all__ = [
     "resolve_seed",
 ]
 
-# Inputs for self-checks; instructors grade with a seed of their own (--seed or
-# AUTOGRADE_SEED), so the inputs that count are not the ones students checked against.
-DEFAULT_SEED = 2019
 # How long past a limit the executor waits for the kernel to enforce it before it gives
 # up on the whole notebook (code stuck in C that never sees the kernel's alarm).
 _GRACE = 30.0
-
-
-# The options every front end offers (the `autograde` verbs, the pytest plugin), defined
-# once as (flag, keyword arguments for argparse's or pytest's `addoption`).
-SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
-    ("--device", {"default": "cpu", "choices": ["cpu", "cuda"],
-                  "help": "where the student's code runs (default: cpu)"}),
-    ("--seed", {"default": None, "help": "seed for the grader's inputs "
-                                         f"(default: $AUTOGRADE_SEED or {DEFAULT_SEED})"}),
-    ("--assignment", {"default": None,
-                      "help": "matmul or backprop (default: detected from the notebook)"}),
-)  # fmt: skip
-
-
-def resolve_seed(text: str | int | None) -> int:
-    """The seed asked for, else $AUTOGRADE_SEED, else the default; ValueError if it is
-    not an integer."""
-    if text is None or str(text).strip() == "":
-        text = os.environ.get("AUTOGRADE_SEED")
-    if text is None or str(text).strip() == "":  # unset, or a CI variable left empty
-        return DEFAULT_SEED
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"seed must be an integer, got {text!r}") from None
-
-
-class GradingError(Exception):
-    """The command cannot grade at all (not the student's fault): a bad option, no CUDA."""
-
-
-@dataclass(frozen=True)
-class Options:
-    seed: int = DEFAULT_SEED
-    device: str = "cpu"
-    assignment: str | None = None  # detected from the notebook when None
-    data_path: str | None = None
-    cell_timeout: float = 120.0  # per notebook cell
-    call_timeout: float = 20.0  # per call of student code by the grader
-    notebook_timeout: float = 900.0  # the whole notebook, grader's calls included
-    memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
-    output_kb: int | None = 1024  # printing kept per cell (None: no limit)
-    confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
-    # `grade` only: kernels forked from a process that has imported torch and ipykernel
-    # (forkserver.py), each still a new process; False starts each kernel from scratch.
-    fork_kernels: bool = True
-    keep_executed: Path | None = None  # copy the executed notebook here
 
 
 @dataclass(frozen=True)
@@ -103,11 +59,11 @@ class GradeResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def notebook_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def check_device(device: str) -> None:
+    if device == "cpu":
+        return  # always there; and this way checking it costs no torch import
+    import torch
+
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -148,6 +104,8 @@ def _file_digest(path: Path) -> str | None:
 
 
 def _grading_cell_finished(executed) -> bool:
+    from .harvest import AUTOGRADER_TAG
+
     if executed is None or not executed.cells:
         return False
     last = executed.cells[-1]
@@ -197,6 +155,29 @@ def grade(
         workdir, grader_dir = Path(tmp) / "notebook", Path(tmp) / "grader"
         workdir.mkdir()
         grader_dir.mkdir()
+        # The kernel starts first and boots (importing torch) while this process imports
+        # torch and prepares the inputs: on two cores the two start-ups overlap.
+        t = time.perf_counter()
+        try:
+            km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager)
+        except Exception:  # run_notebook tries again, and reports why it cannot
+            km = None
+        try:
+            # Imported here, after the kernel's start, for the same reason.
+            from .harvest import (
+                AUTOGRADER_TAG,
+                HarvestError,
+                inject,
+                make_plan,
+                read_harvest,
+                strip_injected,
+            )
+            from .score import score
+        except BaseException:
+            if km is not None:
+                stop_kernel(km)
+            raise
+        timings["start"] = time.perf_counter() - t
         t = time.perf_counter()
         plan = make_plan(exercises, seed=options.seed, device=options.device)
         prepared = inject(
@@ -226,6 +207,7 @@ def grade(
             total_timeout=options.notebook_timeout,
             skip_tag=AUTOGRADER_TAG,
             kernel_spec_manager=kernel_spec_manager,
+            km=km,
         )
         timings["execute"] = execution.seconds
         t = time.perf_counter()

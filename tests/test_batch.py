@@ -18,7 +18,7 @@ import pytest
 from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
-from autograder import batch
+from autograder import pipeline
 from autograder.batch import grade_submissions, in_shard
 from autograder.cli import main
 from autograder.exercises import exercises_for
@@ -100,8 +100,8 @@ def test_a_grader_error_is_recorded_and_the_batch_goes_on(
             raise RuntimeError("boom")
         return real_grade(path, options, **kwargs)
 
-    real_grade = batch.grade
-    monkeypatch.setattr(batch, "grade", grade_that_breaks_on_alice)
+    real_grade = pipeline.grade
+    monkeypatch.setattr(pipeline, "grade", grade_that_breaks_on_alice)
     summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     assert summary.exit_code == 1
     recs = records(tmp_path / "out")
@@ -110,7 +110,7 @@ def test_a_grader_error_is_recorded_and_the_batch_goes_on(
     assert "not the student's doing" in recs["alice/backprop"]["output"]
     assert recs["bob/backprop"]["extra_data"]["status"] == "graded"
     # a grader error is tried again on the next run; a graded notebook is not
-    monkeypatch.setattr(batch, "grade", real_grade)
+    monkeypatch.setattr(pipeline, "grade", real_grade)
     again = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     assert again.skipped == 1 and again.exit_code == 0
 

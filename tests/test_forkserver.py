@@ -174,17 +174,34 @@ def test_a_kernel_that_kills_the_server_lives_on_and_kernels_still_start(
         km.shutdown_kernel(now=True)
 
 
-def test_the_server_stops_with_the_grader_that_started_it(tmp_path: Path) -> None:
-    # A grader killed outright (SIGKILL, out of memory) must not leave a server behind.
-    script = (
-        "import sys, time\nfrom autograder import forkserver\n"
-        "s = forkserver.start()\nprint(s.process.pid, flush=True)\ntime.sleep(600)\n"
-    )
+def test_nothing_outlives_a_grader_killed_outright(tmp_path: Path) -> None:
+    # A grader killed by SIGKILL (the out-of-memory killer, a cancelled CI job) must not
+    # leave its fork server, a kernel's stand-in or a kernel behind.
+    script = f"""
+import os, sys, time
+from jupyter_client.manager import KernelManager
+from autograder import forkserver
+s = forkserver.start()
+km = KernelManager(kernel_name="python3", transport="ipc", ip={str(tmp_path / "k")!r},
+                   kernel_spec_manager=s.kernel_spec_manager())
+km.start_kernel(cwd={str(tmp_path)!r})
+kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=30)
+def show(msg):
+    if msg["msg_type"] == "stream":
+        print(msg["content"]["text"].strip(), flush=True)
+kc.execute_interactive("import os; print(os.getpid())", output_hook=show)
+print(s.process.pid, km.provisioner.process.pid, s.folder, flush=True)
+time.sleep(600)
+"""
     grader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        server_pid = int(grader.stdout.readline())
+        kernel_pid = int(grader.stdout.readline())
+        server, client, folder = grader.stdout.readline().split()
+        server_pid, client_pid = int(server), int(client)
         os.kill(grader.pid, signal.SIGKILL)
         grader.wait()
-        assert _gone(server_pid)
+        for what, pid in (("server", server_pid), ("client", client_pid), ("kernel", kernel_pid)):
+            assert _gone(pid), f"the {what} outlived the grader"
+        assert not Path(folder).exists(), "the server's folder was left behind"
     finally:
         grader.kill()

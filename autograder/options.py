@@ -1,0 +1,74 @@
+"""What a grading is asked to do: the options every front end shares, and the errors
+that stop a command before any grading. No torch here: `autograde grade`'s main
+process, which only hands notebooks to workers, imports this and not the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_SEED",
+    "SHARED_FLAGS",
+    "GradingError",
+    "Options",
+    "notebook_digest",
+    "resolve_seed",
+]
+
+# Inputs for self-checks; instructors grade with a seed of their own (--seed or
+# AUTOGRADE_SEED), so the inputs that count are not the ones students checked against.
+DEFAULT_SEED = 2019
+
+
+# The options every front end offers (the `autograde` verbs, the pytest plugin), defined
+# once as (flag, keyword arguments for argparse's or pytest's `addoption`).
+SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
+    ("--device", {"default": "cpu", "choices": ["cpu", "cuda"],
+                  "help": "where the student's code runs (default: cpu)"}),
+    ("--seed", {"default": None, "help": "seed for the grader's inputs "
+                                         f"(default: $AUTOGRADE_SEED or {DEFAULT_SEED})"}),
+    ("--assignment", {"default": None,
+                      "help": "matmul or backprop (default: detected from the notebook)"}),
+)  # fmt: skip
+
+
+def resolve_seed(text: str | int | None) -> int:
+    """The seed asked for, else $AUTOGRADE_SEED, else the default; ValueError if it is
+    not an integer."""
+    if text is None or str(text).strip() == "":
+        text = os.environ.get("AUTOGRADE_SEED")
+    if text is None or str(text).strip() == "":  # unset, or a CI variable left empty
+        return DEFAULT_SEED
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"seed must be an integer, got {text!r}") from None
+
+
+class GradingError(Exception):
+    """The command cannot grade at all (not the student's fault): a bad option, no CUDA."""
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = DEFAULT_SEED
+    device: str = "cpu"
+    assignment: str | None = None  # detected from the notebook when None
+    data_path: str | None = None
+    cell_timeout: float = 120.0  # per notebook cell
+    call_timeout: float = 20.0  # per call of student code by the grader
+    notebook_timeout: float = 900.0  # the whole notebook, grader's calls included
+    memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
+    output_kb: int | None = 1024  # printing kept per cell (None: no limit)
+    confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
+    # `grade` only: kernels forked from a process that has imported torch and ipykernel
+    # (forkserver.py), each still a new process; False starts each kernel from scratch.
+    fork_kernels: bool = True
+    keep_executed: Path | None = None  # copy the executed notebook here
+
+
+def notebook_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
