@@ -1,7 +1,8 @@
 """Class-sized grading throughput: `nbgrader autograde` against `autograde grade`, on the
 same submissions, and whether the two give the same points.
 
-    python benchmarks/grade_throughput.py [--n 40] [--workers 2] [--repeat 1] [--keep]
+    python benchmarks/grade_throughput.py [--n 40] [--workers W] [--repeat 1]
+                                          [--fresh-kernels] [--keep]
 
 Builds a temporary nbgrader course (`nbgrader_config.py` and `solutions/` copied from this
 repository, `nbgrader generate_assignment backprop`) with N submissions of the backprop
@@ -13,8 +14,10 @@ not profit from that).
 
 Then, each in a fresh subprocess and timed by the wall clock (`time.perf_counter`), it
 grades the whole class once with `nbgrader autograde backprop` (one notebook after the
-other) and once with `autograde grade submitted/ --workers W` (W at once); with
-`--repeat R` the two alternate R times from a clean state and the medians are reported.
+other) and once with `autograde grade submitted/` (its default number of workers, or
+`--workers W`); with `--fresh-kernels` also with `autograde grade --no-fork-server` (every
+kernel started from scratch, to see what the fork server brings). With `--repeat R` the
+runs alternate R times from a clean state and the medians are reported.
 It prints seconds, seconds per submission, submissions per minute and the throughput
 ratio, then compares points: nbgrader's per test cell (`<grade_id>_tests`) with
 autograde's per exercise (`grades.csv`, one column per exercise `grade_id`).
@@ -203,17 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="submissions (default: 40)")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="autograde's --workers (default: the number of CPUs)",
+        "--workers", type=int, default=None, help="autograde's --workers (default: its own)"
+    )
+    parser.add_argument(
+        "--fresh-kernels",
+        action="store_true",
+        help="also time `autograde grade --no-fork-server`",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="alternating runs of each tool (default: 1)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary course")
     args = parser.parse_args(argv)
-    if args.n < 1 or args.workers < 1 or args.repeat < 1:
+    if args.n < 1 or (args.workers is not None and args.workers < 1) or args.repeat < 1:
         parser.error("--n, --workers and --repeat must be at least 1")
 
     console = Console() if sys.stdout.isatty() else Console(width=120)  # wide when piped
@@ -232,8 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT]
     autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
     autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
-    autograde_cmd += ["--workers", str(args.workers), "--quiet"]
+    autograde_cmd += ["--quiet"] + (["--workers", str(args.workers)] if args.workers else [])
+    fresh_cmd = [*autograde_cmd, "--no-fork-server"]
+    fresh_cmd[fresh_cmd.index(str(graded))] = str(tmp / "graded-fresh")
     runs: dict[str, list[float]] = {"nbgrader autograde": [], "autograde grade": []}
+    if args.fresh_kernels:
+        runs["autograde grade --no-fork-server"] = []
     for r in range(args.repeat):
         # every run from the state generate_assignment left: nothing graded yet
         shutil.rmtree(course / "autograded", ignore_errors=True)
@@ -241,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         runs["nbgrader autograde"].append(timed(nbgrader_cmd, course))
         shutil.rmtree(graded, ignore_errors=True)
         runs["autograde grade"].append(timed(autograde_cmd, tmp))
+        if args.fresh_kernels:
+            shutil.rmtree(tmp / "graded-fresh", ignore_errors=True)
+            runs["autograde grade --no-fork-server"].append(timed(fresh_cmd, tmp))
         console.print(
             f"run {r + 1}/{args.repeat}: "
             + ", ".join(f"{tool} {times[-1]:.1f} s" for tool, times in runs.items()),
@@ -249,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    workers = args.workers or (cores or 1) + 1  # autograde's default: CPUs plus one
     console.print(
         f"\ncores: {cores} (usable: {usable})   N: {args.n}   workers (autograde): "
-        f"{args.workers}   repeats: {args.repeat}\n"
+        f"{workers}   repeats: {args.repeat}\n"
         f"python {sys.version.split()[0]}   torch {version('torch')}   nbgrader "
         f"{version('nbgrader')}   autograder {autograder.__version__}",
         highlight=False,
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     base = medians["nbgrader autograde"]
     for tool, seconds in medians.items():
         table.add_row(
-            tool if tool == "nbgrader autograde" else f"{tool} (--workers {args.workers})",
+            tool if tool == "nbgrader autograde" else f"{tool} (--workers {workers})",
             " ".join(f"{t:.1f}" for t in runs[tool]),
             f"{seconds:.1f}",
             f"{seconds / args.n:.2f}",
@@ -276,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     cells = [e.cell for e in exercises_for(ASSIGNMENT)]
     nbg = nbgrader_points(course, students)
     ag = autograde_points(graded, students)
+    if args.fresh_kernels and autograde_points(tmp / "graded-fresh", students) != ag:
+        console.print("[red]forked and fresh kernels gave different points[/red]")
+        return 1
     differ = [(s, c) for s in students for c in cells if nbg[s][c] is None or nbg[s][c] != ag[s][c]]
     agreement = Table(
         title="Points per exercise: nbgrader (test cell <grade_id>_tests) vs autograde",
