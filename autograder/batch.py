@@ -34,6 +34,7 @@ from .submissions import Submission, find_submissions
 __all__ = ["BatchSummary", "grade_one", "grade_submissions", "in_shard", "merge"]
 
 RESULTS = "results.json"
+FEEDBACK = ("feedback.html", "feedback.md", "feedback_files")  # per graded submission
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,22 @@ def _digest(sub: Submission) -> str | None:
         return None
 
 
+def _write_feedback(result, folder: Path) -> None:
+    from .feedback import write_feedback
+
+    shutil.rmtree(folder / "feedback_files", ignore_errors=True)  # no stale pictures
+    write_feedback(result, folder / "feedback.html", folder / "feedback.md")
+
+
+def _copy_feedback(src: Path, dest: Path) -> None:
+    for name in FEEDBACK:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name, dirs_exist_ok=True)
+        elif (src / name).exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, dest / name)
+
+
 def _twin_record(
     record: dict[str, Any], first: Submission, twin: Submission, out: Path
 ) -> dict[str, Any]:
@@ -147,13 +164,17 @@ def _twin_record(
         notebook=str(twin.notebook),
         identical_to=first.student,
     )
+    _copy_feedback(out / first.key, out / twin.key)
     _write_atomic(out / twin.key / RESULTS, copy)
     return copy
 
 
-def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, Any], bool]:
-    """Grade one submission, write its results.json, return (record, skipped). Never
-    raises for anything about the submission: every outcome is a record."""
+def grade_one(
+    sub: Submission, out: Path, options: Options, feedback: bool = True
+) -> tuple[dict[str, Any], bool]:
+    """Grade one submission, write its results.json (and, for a graded one, its feedback
+    report), return (record, skipped). Never raises for anything about the submission:
+    every outcome is a record."""
     dest = out / sub.key / RESULTS
     if sub.notebook is None:
         record = _unscored(sub, options, "ungradeable", sub.problem or "", None)
@@ -182,6 +203,8 @@ def grade_one(sub: Submission, out: Path, options: Options) -> tuple[dict[str, A
         record = gradescope_results(result)
         notes = "; ".join(result.score.notes)
         record["extra_data"].update(_meta(sub, "graded", notes, digest))
+        if feedback:  # before results.json: a recorded submission has its report
+            _write_feedback(result, dest.parent)
     except NotebookError as exc:
         record = _unscored(sub, options, "ungradeable", str(exc), digest)
     except GradingError as exc:
@@ -251,7 +274,9 @@ def _worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload([__name__, "autograder.pipeline", "autograder.report"])
+    context.set_forkserver_preload(
+        [__name__, "autograder.pipeline", "autograder.report", "autograder.feedback"]
+    )
     return context
 
 
@@ -262,6 +287,7 @@ def _run_pool(
     workers: int,
     done: Callable[[Submission, dict[str, Any], bool], None],
     restart: Callable[[], None],
+    feedback: bool,
 ) -> list[Submission]:
     """Grade `subs` in worker processes; return those whose worker died under them."""
     broken: list[Submission] = []
@@ -272,7 +298,7 @@ def _run_pool(
         initargs=(_threads(workers), _KERNEL_SERVER_STARTING),
     ) as pool:
         futures: dict[Future, Submission] = {
-            pool.submit(grade_one, s, out, options): s for s in subs
+            pool.submit(grade_one, s, out, options, feedback): s for s in subs
         }
         try:
             for future in as_completed(futures):
@@ -301,6 +327,7 @@ def grade_submissions(
     progress: bool = True,
     console=None,
     shard: tuple[int, int] | None = None,
+    feedback: bool = True,
 ) -> BatchSummary:
     """Grade everything under `paths` into `out`; see the module's docstring. With
     `shard=(k, n)`, only the k-th of n stable parts of the class (see `in_shard`)."""
@@ -352,7 +379,7 @@ def grade_submissions(
         bar.update(task, advance=1, description=f"{sub.student}: {record['score']} ({what})")
         for twin in twins.pop(sub.key, []):
             if meta["status"] == "error":  # the grader failed, not the bytes: try again
-                done(twin, *grade_one(twin, out, options))
+                done(twin, *grade_one(twin, out, options, feedback))
             else:
                 done(twin, _twin_record(record, sub, twin, out), False)
 
@@ -384,13 +411,13 @@ def grade_submissions(
                         forkserver.wait_until_ready(*_KERNEL_SERVER_STARTING)
                     for sub in todo:
                         restart()
-                        done(sub, *grade_one(sub, out, options))
+                        done(sub, *grade_one(sub, out, options, feedback))
                 else:
-                    broken = _run_pool(todo, out, options, workers, done, restart)
+                    broken = _run_pool(todo, out, options, workers, done, restart, feedback)
                     # A dead worker takes the pool down with it. Re-grade those submissions
                     # one per pool, so the one that kills its worker costs only itself.
                     for sub in broken:
-                        left = _run_pool([sub], out, options, 1, done, restart)
+                        left = _run_pool([sub], out, options, 1, done, restart, feedback)
                         if left:
                             done(sub, _crashed(sub, out, options, "worker process died"), False)
     except KeyboardInterrupt:

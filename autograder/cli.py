@@ -106,6 +106,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .pipeline import GradingError, NotebookError, grade
 
     console = _console()
+    bad = [r for r in args.report if Path(r).suffix.lower() not in (".html", ".htm", ".md")]
+    if bad:
+        return _fail(f"--report {bad[0]}: a report is a .html or a .md file")
     try:
         options = _options(args)
         with console.status(f"Running {args.notebook} and grading it..."):
@@ -124,6 +127,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(gradescope_results(result), indent=2), encoding="utf-8")
+    if args.report:
+        from .feedback import write_feedback
+
+        write_feedback(result, *map(Path, args.report))
+        for report in args.report:
+            console.print(f"Feedback report: {report}", highlight=False)
     return EXIT_OK if not result.score.failed else EXIT_FAILED
 
 
@@ -150,6 +159,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.quiet,
         shard=args.shard,
+        feedback=not args.no_feedback,
     )
     return summary.exit_code
 
@@ -232,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")
     p.add_argument("--json", default=None, help="also write Gradescope results.json here")
+    p.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also write a feedback report with pictures: PATH.html (self-contained) or "
+        "PATH.md (pictures in PATH_files/); may be given twice",
+    )
     _common(p)
     p.set_defaults(func=cmd_check)
 
@@ -253,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebooks graded at once (default: the number of CPUs plus one)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="no feedback.html / feedback.md per submission (faster)",
+    )
     p.add_argument(
         "--no-fork-server",
         action="store_true",

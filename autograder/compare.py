@@ -13,7 +13,7 @@ correct gradients with entries near zero; an absolute epsilon would pass a facto
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -43,6 +43,10 @@ class Verdict:
     worst: tuple[int, ...] | None = None
     got_worst: float | None = None
     want_worst: float | None = None
+    # The two tensors (float64, on the CPU) when the values or shape are wrong: reports
+    # draw them. Not part of the verdict's identity.
+    got: Tensor | None = field(default=None, compare=False, repr=False)
+    want: Tensor | None = field(default=None, compare=False, repr=False)
 
 
 def norm_relative_error(got: Tensor, want: Tensor) -> float:
@@ -73,6 +77,17 @@ def _not_a_tensor(value: str, got: Value) -> Verdict:
 def compare(value: str, got: Value, want: Expected, *, dtype: str, device: str) -> Verdict:
     """Does `got` match `want`, to the tolerance of `dtype` (the inputs' dtype, which
     the result must keep), on `device` (the inputs' device, where it must stay)?"""
+    verdict = _compare(value, got, want, dtype=dtype, device=device)
+    if verdict.reason in ("shape", "values", "kink") and got.tensor is not None:
+        verdict = replace(
+            verdict,
+            got=got.tensor.detach().to("cpu", torch.float64),
+            want=want.value.detach().to("cpu", torch.float64),
+        )
+    return verdict
+
+
+def _compare(value: str, got: Value, want: Expected, *, dtype: str, device: str) -> Verdict:
     if got.kind != "tensor" or got.tensor is None:
         return _not_a_tensor(value, got)
     g, w = got.tensor, want.value

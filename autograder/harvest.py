@@ -25,11 +25,13 @@ from .protocols import Inputs, make_inputs
 
 __all__ = [
     "AUTOGRADER_TAG",
+    "SPEED_SHAPE",
     "Call",
     "CallResult",
     "Harvest",
     "HarvestError",
     "Plan",
+    "Speed",
     "Value",
     "inject",
     "make_plan",
@@ -71,6 +73,9 @@ class Plan:
 
 def call_key(exercise: Exercise, check: Check, case: Case) -> str:
     return f"{exercise.cell}/{check.target}/{check.protocol}/{case.name}"
+
+
+SPEED_SHAPE = (5, 784, 10)  # the lesson's matmul: 5 images of 784 pixels @ 784 x 10 weights
 
 
 def make_plan(exercises: tuple[Exercise, ...], *, seed: int, device: str) -> Plan:
@@ -136,6 +141,7 @@ def inject(
             "target": c.target,
             "protocol": c.protocol,
             "timeout": call_timeout,
+            "cell": c.cell,
             "cell_sha": cell_shas.get(c.cell),
             "index": c.rung,
             "rungs": c.rungs,
@@ -150,6 +156,10 @@ def inject(
         "device": plan.device,
         "inputs": str(inputs_path),
         "calls": calls,
+        # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
+        "speed": {"shape": list(SPEED_SHAPE), "budget": 0.1}
+        if any(c.protocol == "matmul" for c in plan.calls.values())
+        else None,
         "tensors_out": str(workdir / "results.pt"),
         "json_out": str(workdir / "results.json"),
     }
@@ -225,6 +235,16 @@ class Harvest:
     defined: tuple[str, ...]
     debugger_calls: int = 0  # breakpoints the kernel skipped
     integrity: tuple[str, ...] = ()  # what the notebook did to the grading environment
+    speed: Speed | None = None  # the matmul timings, for the matmul assignment
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Seconds per call on the lesson's shapes (a, b) = (5, 784) @ (784, 10), measured in
+    the student's kernel: (label, seconds or None when it failed, is the student's)."""
+
+    shape: tuple[int, int, int]
+    rows: tuple[tuple[str, float | None, bool], ...]
 
 
 def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
@@ -274,4 +294,20 @@ def read_harvest(workdir: Path) -> Harvest:
     integrity = data.get("integrity", [])
     if not isinstance(integrity, list) or not all(isinstance(i, str) for i in integrity):
         raise HarvestError("integrity is not a list of lines")
-    return Harvest(calls, tuple(data.get("defined", ())), skipped, tuple(integrity))
+    return Harvest(
+        calls, tuple(data.get("defined", ())), skipped, tuple(integrity), _speed(data.get("speed"))
+    )
+
+
+def _speed(data: Any) -> Speed | None:
+    if data is None:
+        return None
+    try:
+        rows = tuple(
+            (str(label), None if s is None else float(s), bool(mine))
+            for label, s, mine in data["rows"]
+        )
+        ar, ac, bc = (int(x) for x in data["shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HarvestError(f"the speed results have the wrong structure: {exc}") from exc
+    return Speed((ar, ac, bc), rows)

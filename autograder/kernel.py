@@ -16,7 +16,10 @@ import dis
 import hashlib
 import inspect
 import json
+import linecache
+import os
 import signal
+import sys
 import time
 import traceback
 
@@ -552,6 +555,59 @@ def _on_alarm(signum, frame):
     raise CallTimeout()
 
 
+# Torch functions that make a new tensor on the default device (the CPU) unless told
+# otherwise: in graded code each needs `device=` taken from the inputs, or the function
+# works on a CPU and fails on a GPU.
+_FACTORIES = ("zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange", "eye",
+              "linspace", "logspace", "tensor", "as_tensor")  # fmt: skip
+_TORCH_DIR = os.path.dirname(torch.__file__)
+
+
+def _device_watch():
+    """A TorchFunctionMode that notes each factory call made by the student's code without
+    a device taken from the inputs (no `device=`, or the string "cpu"), and each explicit
+    move to the CPU, so that "works on CPU, breaks on GPU" shows on a machine without one."""
+    from torch.overrides import TorchFunctionMode
+
+    watched = {getattr(torch, n): f"torch.{n}" for n in _FACTORIES}
+    moves = {torch.Tensor.cpu: ".cpu()", torch.Tensor.numpy: ".numpy()"}
+
+    class DeviceWatch(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def note(self, what):
+            frame = sys._getframe(2)  # the student's line that called torch
+            while frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR):
+                frame = frame.f_back
+            if frame is None or frame.f_code.co_filename == GRADER_FILE:
+                return
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+            entry = {"call": what, "line": line}
+            if entry not in self.found:
+                self.found.append(entry)
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in watched:
+                device = kwargs.get("device")
+                if device is None or (isinstance(device, str) and device.startswith("cpu")):
+                    self.note(watched[func])
+            elif func in moves or (
+                func is torch.Tensor.to
+                and any(
+                    (isinstance(a, str) and a.startswith("cpu"))
+                    or (isinstance(a, torch.device) and a.type == "cpu")
+                    for a in (*args[1:], kwargs.get("device"))
+                )
+            ):
+                self.note(moves.get(func, ".to('cpu')"))
+            return func(*args, **kwargs)
+
+    return DeviceWatch()
+
+
 def _run_call(obj, recipe, inputs, device, timeout, ns):
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -562,9 +618,11 @@ def _run_call(obj, recipe, inputs, device, timeout, ns):
     torch.autograd.backward = _counting(saved[1])
     torch.autograd.grad = _counting(saved[2])
     _State.autograd_calls = 0
+    watch = _device_watch()
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        values = recipe(obj, t, ns)
+        with watch:
+            values = recipe(obj, t, ns)
         if device.type == "cuda":
             torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
         return values
@@ -574,6 +632,46 @@ def _run_call(obj, recipe, inputs, device, timeout, ns):
         torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = saved
         if _State.autograd_calls:
             _State.facts["autograd"] = _State.autograd_calls
+        if watch.found:
+            _State.facts["device_unaware"] = watch.found[:5]
+
+
+def _best_time(fn, a, b, device, budget, timeout):
+    """The best of as many runs of fn(a, b) as fit in `budget` seconds (at least one), or
+    None if it fails or passes the call's time limit."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    best, spent, runs = float("inf"), 0.0, 0
+    try:
+        while runs == 0 or (spent < budget and runs < 200):
+            started = time.perf_counter()
+            fn(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            took = time.perf_counter() - started
+            best, spent, runs = min(best, took), spent + took, runs + 1
+        return best
+    except BaseException:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _speed(spec, rungs, device, timeout):
+    """Time the student's matmul rungs, einsum and torch.matmul on the lesson's shapes,
+    in this kernel, one after the other."""
+    ar, ac, bc = spec["shape"]
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(ar, ac, generator=gen).to(device)
+    b = torch.randn(ac, bc, generator=gen).to(device)
+    rows = [[f"your {cell}", _best_time(fn, a, b, device, spec["budget"], timeout), True]
+            for cell, fn in rungs]  # fmt: skip
+    rows.append(["einsum", _best_time(lambda x, y: torch.einsum("ik,kj->ij", x, y), a, b,
+                                      device, spec["budget"], timeout), False])  # fmt: skip
+    rows.append(["torch.matmul (@)", _best_time(torch.matmul, a, b, device, spec["budget"],
+                                                timeout), False])  # fmt: skip
+    return {"shape": [ar, ac, bc], "rows": rows}
 
 
 _STATE_DATA = ("targets", "versions", "ran", "cell_timeout", "debugger_calls", "originals")
@@ -610,6 +708,7 @@ def harvest(plan_path):
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
     tensors, calls = {}, {}
     hung = {}  # id of an object that ran out of time -> its limit; it is not called again
+    rungs = {}  # exercise cell -> the matmul that answered its calls without an error
     for call in plan["calls"]:
         key = call["key"]
         obj, how = _pick(ns, call)
@@ -643,6 +742,8 @@ def harvest(plan_path):
                 entry["values"] = {
                     k: _describe(f"{key}|{k}", v, tensors) for k, v in values.items()
                 }
+                if call["protocol"] == "matmul" and call.get("cell"):
+                    rungs.setdefault(call["cell"], obj)
             except CallTimeout:
                 hung[id(obj)] = call["timeout"]
                 entry["error"] = {
@@ -655,6 +756,11 @@ def harvest(plan_path):
         if obj is not _MISSING and _State.facts:
             entry["facts"] = _State.facts
         calls[key] = entry
+    speed = None
+    if plan.get("speed") and rungs:
+        timeout = plan["calls"][0]["timeout"]
+        speed = _speed(plan["speed"], [(c, f) for c, f in rungs.items() if id(f) not in hung],
+                       device, timeout)  # fmt: skip
     torch.save(tensors, plan["tensors_out"])
     with open(plan["json_out"], "w", encoding="utf-8") as f:
         json.dump(
@@ -663,6 +769,7 @@ def harvest(plan_path):
                 "defined": defined,
                 "debugger_calls": _State.debugger_calls,
                 "integrity": integrity,
+                "speed": speed,
             },
             f,
         )

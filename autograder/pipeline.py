@@ -26,6 +26,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    from .harvest import Speed
     from .score import Score
 
 __all__ = [
@@ -57,6 +58,10 @@ class GradeResult:
     grader_version: str = __version__
     executed: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    speed: Speed | None = None  # matmul timings in the student's kernel (matmul assignment)
+    # (function, torch call, line) for tensors the student's code puts on the CPU whatever
+    # the inputs' device: works on a CPU, fails on a GPU
+    device_findings: tuple[tuple[str, str, str], ...] = ()
 
 
 def check_device(device: str) -> None:
@@ -114,6 +119,35 @@ def _grading_cell_finished(executed) -> bool:
         and last.get("execution_count") is not None
         and not any(o.get("output_type") == "error" for o in last.get("outputs", []))
     )
+
+
+def _device_findings(plan, harvest) -> tuple[tuple[str, str, str], ...]:
+    found: list[tuple[str, str, str]] = []
+    for key, result in (harvest.calls.items() if harvest is not None else ()):
+        for entry in result.facts.get("device_unaware", ()):
+            if not isinstance(entry, dict):
+                continue
+            item = (plan.calls[key].target, str(entry.get("call")), str(entry.get("line")))
+            if item not in found:
+                found.append(item)
+    return tuple(found)
+
+
+def _device_notes(findings: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
+    """The same bug a GPU run reports as a device error, found on the CPU."""
+    notes = []
+    for target, call, line in findings:
+        if call.startswith("torch."):
+            what = f"`{line}` makes a tensor with {call} and no `device=`"
+            fix = "take the device from the inputs: `device=a.device` (or `a.new_zeros(...)`)"
+        else:
+            what = f"`{line}` moves a tensor to the CPU ({call})"
+            fix = "keep every tensor on the inputs' device"
+        notes.append(
+            f"Device readiness: in {target}, {what}. That works on a CPU, but with inputs on "
+            f"a GPU the tensor stays on the CPU and the function fails: {fix}."
+        )
+    return tuple(notes)
 
 
 def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
@@ -235,6 +269,8 @@ def grade(
                 "(w1, b1, w2, b2): the grader passed the weights by name, so it cost nothing, "
                 "but code that calls Model(w1, b1, w2, b2) would give it the wrong tensors.",
             )
+        device_findings = _device_findings(plan, harvest)
+        notes += _device_notes(device_findings)
         notes += _integrity_notes(nb, assignment, plan, harvest)
         if harvest is not None and harvest.debugger_calls:
             notes += (
@@ -262,6 +298,8 @@ def grade(
         digest,
         executed=executed,
         timings=timings,
+        speed=harvest.speed if harvest is not None else None,
+        device_findings=device_findings,
     )
 
 

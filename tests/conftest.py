@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from browser_tools import chromium_path
 from notebook_tools import OFFLINE_STARTUP
 
 
@@ -17,3 +19,16 @@ def offline_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (startup / "00-offline.py").write_text(OFFLINE_STARTUP)
     monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
     return ipython_dir
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium, for the tests that screenshot a report. Skipped where it is not
+    installed, except in CI (CI set), where a skip would hide that nothing was checked."""
+    path = chromium_path()
+    if path is None:
+        message = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

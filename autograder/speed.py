@@ -1,0 +1,70 @@
+"""The matmul speed ladder: the student's matmuls, timed in their kernel on the lesson's
+5x784 @ 784x10, against the lesson's own rungs (loops, elementwise, broadcasting) and
+torch, as ratios to `torch.matmul`.
+
+The student's rungs, einsum and `torch.matmul` are timed in the student's kernel (see
+`kernel._speed`), one after the other, so the headline ratio compares like with like.
+The lesson's hand-written rungs are timed once per grading process here, with the same
+method, as reference points: they are the same code for every student.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+from .harvest import SPEED_SHAPE, Speed
+
+__all__ = ["TORCH", "LadderRow", "ladder", "lesson_times"]
+
+TORCH = "torch.matmul (@)"  # the row every ratio is taken against
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    label: str
+    seconds: float
+    student: bool
+    times_torch: float | None  # seconds / torch.matmul's seconds
+
+
+def _best_of(fn, a, b, budget: float = 0.1) -> float:
+    best, spent, runs = math.inf, 0.0, 0
+    while runs == 0 or (spent < budget and runs < 200):
+        started = time.perf_counter()
+        fn(a, b)
+        took = time.perf_counter() - started
+        best, spent, runs = min(best, took), spent + took, runs + 1
+    return best
+
+
+@functools.cache
+def lesson_times(shape: tuple[int, int, int] = SPEED_SHAPE) -> tuple[tuple[str, float], ...]:
+    """(label, seconds) of the lesson's hand-written rungs on CPU, measured once."""
+    import torch
+
+    from reference.matmul import matmul_broadcast, matmul_elementwise, matmul_loops
+
+    ar, ac, bc = shape
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(ar, ac, generator=gen), torch.randn(ac, bc, generator=gen)
+    return (
+        ("lesson: loops", _best_of(matmul_loops, a, b)),
+        ("lesson: elementwise", _best_of(matmul_elementwise, a, b)),
+        ("lesson: broadcasting", _best_of(matmul_broadcast, a, b)),
+    )
+
+
+def ladder(speed: Speed, *, with_lesson: bool = True) -> tuple[LadderRow, ...]:
+    """Every timing, slowest first, with its ratio to torch.matmul. Rows that failed
+    (None) are left out."""
+    rows = [(label, s, mine) for label, s, mine in speed.rows if s is not None and s > 0]
+    if with_lesson:
+        rows += [(label, s, False) for label, s in lesson_times(speed.shape)]
+    torch_s = next((s for label, s, _ in rows if label == TORCH), None)
+    rows.sort(key=lambda r: -r[1])
+    return tuple(
+        LadderRow(label, s, mine, s / torch_s if torch_s else None) for label, s, mine in rows
+    )

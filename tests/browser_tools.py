@@ -1,0 +1,79 @@
+"""Helpers for the tests that look at a report the way a reader does: Debian's chromium,
+headless, takes a screenshot of a local HTML file, and Pillow reads its pixels."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, if it is installed."""
+    if CHROMIUM.is_file():
+        return str(CHROMIUM)
+    return shutil.which("chromium")
+
+
+def screenshot(
+    html: Path, png: Path, *, width: int = 1200, height: int = 1600, timeout: float = 60
+) -> Path:
+    """Screenshot `html` (a local file) into `png` with headless chromium; return `png`.
+    Raises RuntimeError, with chromium's stderr, if no picture came out."""
+    exe = chromium_path()
+    if exe is None:
+        raise RuntimeError("Debian's chromium is not installed (apt-get install chromium)")
+    png = Path(png).resolve()
+    # A picture left by an earlier run must not pass for this one's.
+    png.unlink(missing_ok=True)
+    # A fresh profile each time: nothing cached or remembered from another test, and
+    # two screenshots at once do not fight over the profile lock.
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        proc = subprocess.run(
+            [
+                exe,
+                "--headless",
+                # Root in a container has no user namespaces for the sandbox.
+                "--no-sandbox",
+                "--disable-gpu",
+                # Nothing in a report needs the network: these keep chromium off it.
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={png}",
+                Path(html).resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if not png.is_file() or png.stat().st_size == 0:
+        raise RuntimeError(
+            f"chromium (exit {proc.returncode}) wrote no screenshot of {html}:\n{proc.stderr}"
+        )
+    return png
+
+
+def strong_colours(image: Image.Image) -> dict[str, np.ndarray]:
+    """Masks (height x width, bool) of the strongly red and strongly blue pixels: the ends
+    of the RdBu_r colormap, which viridis (the value panels) never comes near."""
+    hsv = np.asarray(image.convert("RGB").convert("HSV")).astype(int)
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    vivid = (sat > 180) & (val > 60)
+    # PIL's hue runs 0..255: red wraps around 0, blue sits near 0.6 of the circle.
+    return {
+        "red": vivid & ((hue < 12) | (hue > 243)),
+        "blue": vivid & (hue > 140) & (hue < 175),
+    }
