@@ -205,7 +205,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
     for c in failed:
         out.append(f'<div class="check"><h3>{_e(c.exercise_title)}: {_e(c.name)}</h3><dl>')
         for label, text in _details(c):
-            out.append(f"<dt>{_e(label)}</dt><dd>{_inline_code(text)}</dd>")
+            out.append(f"<dt>{_e(label)}</dt>\n<dd>{_inline_code(text)}</dd>")
         out.append("</dl>")
         if id(c) in by_check:
             out.append(f"<p>{_img(by_check[id(c)])}</p><p class='muted'>{_e(_legend(c))}</p>")

@@ -176,7 +176,7 @@ def _title(fig: Figure, title: str, caption: str) -> None:
     if caption:
         # The caption is a second paragraph of the same title, so constrained layout
         # leaves room for both above the panels.
-        lines += [""] + textwrap.wrap(caption, 120)
+        lines += ["", *textwrap.wrap(caption, 120)]
     fig.suptitle("\n".join(lines), fontsize=11)
 
 
@@ -186,7 +186,7 @@ def heatmap_png(
     """A picture of a wrong gradient such as `w.g` (`value` is its name).
 
     Same shapes: expected, yours (on one colour scale, so a factor of two shows) and
-    yours − expected (red above, blue below, white where right). Different shapes: the two
+    yours - expected (red above, blue below, white where right). Different shapes: the two
     side by side, each titled with its shape. `got` None (not a tensor): the expected
     values alone. `caption` is printed under the figure's title."""
     want_raw = np.asarray(want, dtype=float)
@@ -239,9 +239,7 @@ def heatmap_png(
         vmax=hi,
     )
     if not same:
-        _title(
-            fig, f"{value} has shape {_shape(got_raw)}, expected {_shape(want_raw)}", caption
-        )
+        _title(fig, f"{value} has shape {_shape(got_raw)}, expected {_shape(want_raw)}", caption)
         return _png(fig)
 
     diff = got_2d - want_2d
@@ -253,7 +251,7 @@ def heatmap_png(
         axes[2],
         diff,
         want_raw,
-        title="yours − expected",
+        title="yours − expected",  # noqa: RUF001 (a real minus, as in print)
         labels=_axis_labels(value, want_raw, True),
         cmap="RdBu_r",
         vmin=-span,
@@ -265,11 +263,10 @@ def heatmap_png(
 
 def time_label(seconds: float) -> str:
     """Seconds in the unit a person reads: 12.3 µs, 4.56 ms, 7.89 s."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
-        if seconds >= scale:
-            break
-    else:
-        unit, scale = "µs", 1e-6
+    unit, scale = next(
+        ((unit, scale) for unit, scale in (("s", 1.0), ("ms", 1e-3)) if seconds >= scale),
+        ("µs", 1e-6),
+    )
     v = seconds / scale
     return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
 

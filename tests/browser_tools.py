@@ -71,9 +71,11 @@ def strong_colours(image: Image.Image) -> dict[str, np.ndarray]:
     of the RdBu_r colormap, which viridis (the value panels) never comes near."""
     hsv = np.asarray(image.convert("RGB").convert("HSV")).astype(int)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    vivid = (sat > 180) & (val > 60)
-    # PIL's hue runs 0..255: red wraps around 0, blue sits near 0.6 of the circle.
+    vivid = (sat > 200) & (val > 60)
+    # PIL's hue runs 0..255: RdBu_r's red end sits at 236..255, its blue end at 145..155.
+    # viridis is never this saturated at those hues (its blues stop at 169, its purples at
+    # hue 204), so these pixels come from a difference panel or its colorbar.
     return {
-        "red": vivid & ((hue < 12) | (hue > 243)),
-        "blue": vivid & (hue > 140) & (hue < 175),
+        "red": vivid & ((hue < 8) | (hue > 235)),
+        "blue": vivid & (hue > 143) & (hue < 160),
     }

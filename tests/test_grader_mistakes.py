@@ -9,6 +9,8 @@ tests then read the records.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -673,8 +675,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
     out = {}
     for rec in summary.records:
         tests = {f"{t['number']}: {t['name'].split(': ', 1)[1]}": t for t in rec["tests"]}
-        out[rec["extra_data"]["student"]] = {"": rec, **tests}
+        folder = root / "out" / rec["extra_data"]["key"]
+        report = folder / "feedback.html"
+        feedback = {"html": report.read_text(encoding="utf-8") if report.exists() else ""}
+        out[rec["extra_data"]["student"]] = {"": rec, FEEDBACK: feedback, **tests}
     return out
+
+
+FEEDBACK = "<feedback>"  # the key of a student's feedback report in `graded`
 
 
 def full_marks(assignment: str) -> int:
@@ -699,6 +707,7 @@ def test_there_are_enough_mistakes() -> None:
 def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) -> None:
     tests = dict(graded[_folder(mutant.id)])
     record = tests.pop("")
+    tests.pop(FEEDBACK)
     assert record["extra_data"]["status"] == "graded", record["output"]
     failed = {name for name, t in tests.items() if t["status"] == "failed" and t["max_score"]}
     assert failed == mutant.lost, f"{mutant.id}: failed {sorted(failed)}"
@@ -708,6 +717,38 @@ def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) 
     assert mutant.hint in flagged["output"], flagged["output"]
     for name in failed:  # every lost point comes with a reason
         assert tests[name]["output"] and tests[name]["output"] != "Passed."
+
+
+def _text(page: str) -> str:
+    """What a reader sees of an HTML page: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+# The value a failed check's message is about, when the report can draw it.
+_DRAWN = re.compile(r": (\w+\.g) (?:has shape|is wrong|at an input exactly 0)")
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
+def test_feedback_report_names_the_mistake_and_shows_it(graded, mutant: Mutant) -> None:
+    page = graded[_folder(mutant.id)][FEEDBACK]["html"]
+    assert page, f"{mutant.id}: no feedback.html"
+    text = _text(page)
+    flagged = graded[_folder(mutant.id)][mutant.where]
+    assert mutant.hint.replace("`", "") in text.replace("`", "")
+    if mutant.mistake:
+        assert f"Recognised mistake\n{mutant.mistake}" in text, text
+    drawn = _DRAWN.search(flagged["output"])
+    if drawn:  # a gradient the report can draw: its heat map is there, as a PNG
+        assert f'alt="heat map of {drawn.group(1)}: yours against expected"' in page
+        assert 'src="data:image/png;base64,' in page
+    if mutant.assignment == "matmul":
+        assert 'alt="the matmul speed ladder, log scale"' in page
+
+
+def test_most_mistake_reports_have_a_heat_map(graded) -> None:
+    # the parametrized test checks each picture; this keeps it from passing vacuously
+    drawn = [m.id for m in MUTANTS if 'alt="heat map of' in graded[_folder(m.id)][FEEDBACK]["html"]]
+    assert len(drawn) >= 15, drawn
 
 
 @pytest.mark.parametrize(
@@ -726,9 +767,22 @@ def test_mistake_loses_exactly_its_points_with_the_hint(graded, mutant: Mutant) 
 def test_right_answers_get_full_marks(graded, student: str) -> None:
     tests = dict(graded[student])
     record = tests.pop("")
+    tests.pop(FEEDBACK)
     assert record["score"] == record["extra_data"]["max_score"], [
         t["output"] for t in tests.values() if t["status"] == "failed"
     ]
+
+
+def test_course_matmul_is_not_ready_for_a_gpu_and_is_told_on_the_cpu(graded) -> None:
+    # the 2019 lesson's `torch.zeros(ar, bc)` puts the result on the CPU whatever the
+    # inputs' device: full marks on the CPU, and the report says it would fail on a GPU
+    record = graded["course-matmul"][""]
+    assert record["score"] == full_marks("matmul")
+    assert "Device readiness: in matmul, `c = torch.zeros(ar, bc)`" in record["output"]
+    page = _text(graded["course-matmul"][FEEDBACK]["html"])
+    assert "makes a tensor with torch.zeros and no device=" in page.replace("`", "")
+    for student in ("course-backprop", "unusual-matmul"):  # they take the inputs' device
+        assert "Device readiness" not in graded[student][""]["output"]
 
 
 def test_course_matmul_float32_zeros_is_advice_not_points(graded) -> None:
