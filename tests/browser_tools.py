@@ -15,10 +15,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 def chromium_path() -> str | None:
-    """Debian's chromium, if it is installed."""
+    """Debian's chromium, if it is installed (or, on a hosted CI runner, the Chromium or
+    Chrome it ships with: same engine, same command-line flags)."""
     if CHROMIUM.is_file():
         return str(CHROMIUM)
-    return shutil.which("chromium")
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    return None
 
 
 def screenshot(
