@@ -123,7 +123,7 @@ def _grading_cell_finished(executed) -> bool:
 
 def _device_findings(plan, harvest) -> tuple[tuple[str, str, str], ...]:
     found: list[tuple[str, str, str]] = []
-    for key, result in (harvest.calls.items() if harvest is not None else ()):
+    for key, result in harvest.calls.items() if harvest is not None else ():
         for entry in result.facts.get("device_unaware", ()):
             if not isinstance(entry, dict):
                 continue
