@@ -214,6 +214,10 @@ def ci_grade(
                 else {"score": 0, "output": result, "tests": []}
             )
             dest.write_text(json.dumps(record, indent=2), encoding="utf-8")
+            if not isinstance(result, str):  # the student's report, in the artifact
+                from .feedback import write_feedback
+
+                write_feedback(result, dest.parent / "feedback.html", dest.parent / "feedback.md")
     summary = _summary(results, flagged, options.seed, options.device)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

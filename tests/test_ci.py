@@ -127,6 +127,10 @@ def test_pr_editing_the_grader_is_graded_by_the_base_grader_and_flagged(
 
     record = json.loads((out / "assignments/backprop/backprop/results.json").read_text())
     assert record["score"] == 12  # the base grader's verdict: 15 - 3
+    # the student's report travels in the artifact, with the transposed w.g drawn
+    report = (out / "assignments/backprop/backprop/feedback.md").read_text()
+    assert "# Feedback on backprop.ipynb (backprop): 12/15" in report
+    assert "![heat map of w.g: yours against expected](feedback_files/" in report
     md = summary.read_text()
     assert "[!WARNING]" in md and "`autograder/score.py`" in md
     assert "backprop.ipynb (backprop): 12/15" in md and "❌ failed" in md
