@@ -274,9 +274,8 @@ def _worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(
-        [__name__, "autograder.pipeline", "autograder.report", "autograder.feedback"]
-    )
+    preload = ("pipeline", "report", "feedback", "pictures")
+    context.set_forkserver_preload([__name__, *(f"autograder.{m}" for m in preload)])
     return context
 
 

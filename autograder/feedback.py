@@ -61,6 +61,8 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
         v = c.verdict
         if c.passed or v is None or v.want is None or not v.value.endswith(".g"):
             continue
+        if _drawn_before(result, c) is not None:
+            continue  # one picture per recognised mistake: the others point to it
         got = v.got.numpy() if v.got is not None else None
         caption = c.message.split(": ", 1)[0]
         png = heatmap_png(v.value, v.want.numpy(), got, caption=caption)
@@ -115,6 +117,32 @@ def _details(c: CheckResult) -> list[tuple[str, str]]:
     if c.mistake:
         lines.append(("Recognised mistake", c.mistake))
     return lines
+
+
+def _drawn_before(result: GradeResult, c: CheckResult) -> CheckResult | None:
+    """An earlier failed check whose picture shows the same recognised mistake."""
+    if not c.mistake:
+        return None
+    for other in result.score.checks:
+        if other is c:
+            return None
+        v = other.verdict
+        if (
+            not other.passed
+            and other.mistake == c.mistake
+            and v is not None
+            and v.want is not None
+            and v.value.endswith(".g")
+        ):
+            return other
+    return None
+
+
+def _same_as(result: GradeResult, c: CheckResult) -> str | None:
+    first = _drawn_before(result, c)
+    if first is None or c.verdict is None or c.verdict.want is None:
+        return None
+    return f"The same mistake as in “{first.exercise_title}: {first.name}”: see its picture above."
 
 
 def _legend(c: CheckResult) -> str:
@@ -209,6 +237,8 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         out.append("</dl>")
         if id(c) in by_check:
             out.append(f"<p>{_img(by_check[id(c)])}</p><p class='muted'>{_e(_legend(c))}</p>")
+        elif same := _same_as(result, c):
+            out.append(f"<p class='muted'>{_e(same)}</p>")
         out.append("</div>")
     out.append("<h2>Ready for a GPU?</h2>")
     out += [f"<p>{_inline_code(line)}</p>" for line in _device_lines(result)]
@@ -279,6 +309,8 @@ def feedback_markdown(
         if id(c) in by_check:
             p = by_check[id(c)]
             lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{_legend(c)}*"]
+        elif same := _same_as(result, c):
+            lines += ["", f"*{same}*"]
     lines += ["", "## Ready for a GPU?", ""] + [f"- {_md(x)}" for x in _device_lines(result)]
     rows = _ladder(result)
     if rows:

@@ -91,7 +91,7 @@ def test_the_heat_map_shows_in_a_browser(tmp_path: Path, chromium: str) -> None:
     bare.write_text(re.sub(r"<img [^>]*>", "", page.read_text(encoding="utf-8")))
     shot = screenshot(bare, tmp_path / "bare.png", width=1200, height=3000)
     own = {k: int(v.sum()) for k, v in strong_colours(Image.open(shot)).items()}
-    assert shown["red"] - own["red"] > 500 and shown["blue"] - own["blue"] > 500, (shown, own)
+    assert shown["red"] - own["red"] > 100 and shown["blue"] - own["blue"] > 100, (shown, own)
 
 
 def test_a_matmul_that_allocates_on_the_cpu_is_flagged_on_the_cpu(tmp_path: Path) -> None:
