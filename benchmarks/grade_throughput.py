@@ -13,13 +13,17 @@ byte-identical (`autograde grade` grades identical notebooks only once, and this
 not profit from that).
 
 Then, each in a fresh subprocess and timed by the wall clock (`time.perf_counter`), it
-grades the whole class once with `nbgrader autograde backprop` (one notebook after the
-other) and once with `autograde grade submitted/` (its default number of workers, or
-`--workers W`); with `--fresh-kernels` also with `autograde grade --no-fork-server` (every
+grades the whole class with `nbgrader autograde backprop` (one notebook after the other)
+then `nbgrader generate_feedback backprop` (a feedback page per student), and with
+`autograde grade submitted/` (its default number of workers, or `--workers W`), which
+writes scores and a feedback report per student, and `autograde grade --no-feedback`
+(scores only); with `--fresh-kernels` also `autograde grade --no-fork-server` (every
 kernel started from scratch, to see what the fork server brings). With `--repeat R` the
 runs alternate R times from a clean state and the medians are reported.
-It prints seconds, seconds per submission, submissions per minute and the throughput
-ratio, then compares points: nbgrader's per test cell (`<grade_id>_tests`) with
+It prints each command's seconds, seconds per submission and submissions per minute,
+the throughput ratios like for like (scores: nbgrader autograde against autograde
+--no-feedback; scores and feedback: nbgrader autograde + generate_feedback against
+autograde grade), then compares points: nbgrader's per test cell (`<grade_id>_tests`) with
 autograde's per exercise (`grades.csv`, one column per exercise `grade_id`).
 
 It asserts nothing about time. Exit status: 0 when the run completed, 1 when the tools
@@ -238,21 +242,30 @@ def main(argv: list[str] | None = None) -> int:
     autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
     autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
     autograde_cmd += ["--quiet"] + (["--workers", str(args.workers)] if args.workers else [])
-    fresh_cmd = [*autograde_cmd, "--no-fork-server"]
-    fresh_cmd[fresh_cmd.index(str(graded))] = str(tmp / "graded-fresh")
-    runs: dict[str, list[float]] = {"nbgrader autograde": [], "autograde grade": []}
+    feedback_cmd = [sys.executable, "-m", "nbgrader", "generate_feedback", ASSIGNMENT]
+    variants = {  # autograde run -> its own output folder and extra flags
+        "autograde grade": (graded, []),
+        "autograde grade --no-feedback": (tmp / "graded-scores", ["--no-feedback"]),
+    }
     if args.fresh_kernels:
-        runs["autograde grade --no-fork-server"] = []
+        variants["autograde grade --no-fork-server"] = (tmp / "graded-fresh", ["--no-fork-server"])
+    runs: dict[str, list[float]] = {
+        "nbgrader autograde": [],
+        "nbgrader generate_feedback": [],
+        **{name: [] for name in variants},
+    }
     for r in range(args.repeat):
         # every run from the state generate_assignment left: nothing graded yet
         shutil.rmtree(course / "autograded", ignore_errors=True)
+        shutil.rmtree(course / "feedback", ignore_errors=True)
         shutil.copy2(pristine, course / "gradebook.db")
         runs["nbgrader autograde"].append(timed(nbgrader_cmd, course))
-        shutil.rmtree(graded, ignore_errors=True)
-        runs["autograde grade"].append(timed(autograde_cmd, tmp))
-        if args.fresh_kernels:
-            shutil.rmtree(tmp / "graded-fresh", ignore_errors=True)
-            runs["autograde grade --no-fork-server"].append(timed(fresh_cmd, tmp))
+        runs["nbgrader generate_feedback"].append(timed(feedback_cmd, course))
+        for name, (out, flags) in variants.items():
+            shutil.rmtree(out, ignore_errors=True)
+            cmd = [*autograde_cmd, *flags]
+            cmd[cmd.index(str(graded))] = str(out)
+            runs[name].append(timed(cmd, tmp))
         console.print(
             f"run {r + 1}/{args.repeat}: "
             + ", ".join(f"{tool} {times[-1]:.1f} s" for tool, times in runs.items()),
@@ -270,28 +283,53 @@ def main(argv: list[str] | None = None) -> int:
         highlight=False,
     )
     medians = {tool: statistics.median(times) for tool, times in runs.items()}
-    table = Table(title=f"Grading {args.n} backprop submissions (median of {args.repeat})")
-    for col in ("tool", "runs (s)", "total (s)", "s / submission", "submissions / min"):
-        table.add_column(col, justify="left" if col == "tool" else "right")
-    table.add_column("throughput vs nbgrader", justify="right")
-    base = medians["nbgrader autograde"]
+    table = Table(title=f"Each command on its own (median of {args.repeat})")
+    for col in ("command", "runs (s)", "total (s)", "s / submission", "submissions / min"):
+        table.add_column(col, justify="left" if col == "command" else "right")
     for tool, seconds in medians.items():
         table.add_row(
-            tool if tool == "nbgrader autograde" else f"{tool} (--workers {workers})",
+            tool if tool.startswith("nbgrader") else f"{tool} (--workers {workers})",
             " ".join(f"{t:.1f}" for t in runs[tool]),
             f"{seconds:.1f}",
             f"{seconds / args.n:.2f}",
             f"{60 * args.n / seconds:.1f}",
-            f"{base / seconds:.2f}x",
         )
     console.print(table)
+    # Like for like: scores alone, and scores with a feedback page per student.
+    nb_scores = medians["nbgrader autograde"]
+    nb_both = nb_scores + medians["nbgrader generate_feedback"]
+    pairs = [
+        ("scores", "nbgrader autograde", nb_scores, "autograde grade --no-feedback"),
+        ("scores + a feedback page per student", "nbgrader autograde + generate_feedback",
+         nb_both, "autograde grade"),
+    ]  # fmt: skip
+    if args.fresh_kernels:
+        pairs.append(
+            ("the same, every kernel started from scratch", "nbgrader autograde + "
+             "generate_feedback", nb_both, "autograde grade --no-fork-server")
+        )  # fmt: skip
+    ratio = Table(title=f"Throughput, {args.n} submissions on {cores} cores")
+    for col in ("job", "nbgrader (s)", "autograde (s)", "autograde's throughput"):
+        ratio.add_column(col, justify="left" if col == "job" else "right")
+    for (
+        job,
+        nb_label,
+        nb_s,
+        ag_label,
+    ) in pairs:
+        ratio.add_row(
+            job, f"{nb_s:.1f}  ({nb_label})", f"{medians[ag_label]:.1f}  ({ag_label})",
+            f"{nb_s / medians[ag_label]:.2f}x nbgrader's",
+        )  # fmt: skip
+    console.print(ratio)
 
     cells = [e.cell for e in exercises_for(ASSIGNMENT)]
     nbg = nbgrader_points(course, students)
     ag = autograde_points(graded, students)
-    if args.fresh_kernels and autograde_points(tmp / "graded-fresh", students) != ag:
-        console.print("[red]forked and fresh kernels gave different points[/red]")
-        return 1
+    for name, (out, _) in variants.items():
+        if autograde_points(out, students) != ag:
+            console.print(f"[red]{name} gave other points than autograde grade[/red]")
+            return 1
     differ = [(s, c) for s in students for c in cells if nbg[s][c] is None or nbg[s][c] != ag[s][c]]
     agreement = Table(
         title="Points per exercise: nbgrader (test cell <grade_id>_tests) vs autograde",
