@@ -204,7 +204,11 @@ def grade_one(
         notes = "; ".join(result.score.notes)
         record["extra_data"].update(_meta(sub, "graded", notes, digest))
         if feedback:  # before results.json: a recorded submission has its report
-            _write_feedback(result, dest.parent)
+            try:
+                _write_feedback(result, dest.parent)
+            except Exception as exc:  # a report that fails to draw must not cost the score
+                problem = f"the feedback report could not be written ({type(exc).__name__}: {exc})"
+                record["extra_data"]["feedback_error"] = problem
     except NotebookError as exc:
         record = _unscored(sub, options, "ungradeable", str(exc), digest)
     except GradingError as exc:

@@ -154,3 +154,19 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
     )
     assert none.count("graded") == 3
     assert not list((tmp_path / "none").rglob("feedback*"))
+
+
+def test_a_report_that_fails_to_draw_costs_no_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autograder.feedback
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(autograder.feedback, "write_feedback", broken)
+    shutil.copytree(SOLUTION["backprop"].parent, tmp_path / "class" / "ann")
+    summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
+    (record,) = summary.records
+    assert record["extra_data"]["status"] == "graded" and record["score"] == 15
+    assert "RuntimeError: no fonts" in record["extra_data"]["feedback_error"]
