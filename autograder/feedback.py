@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .pipeline import GradeResult
+from .report import MARKS, markdown_cell, shown_checks
 from .score import CheckResult
 from .speed import TORCH, LadderRow, ladder
 
@@ -218,10 +219,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         "<h2>Score</h2><table><tr><th>exercise</th><th>check</th><th>points</th>"
         "<th>status</th></tr>",
     ]
-    for c in score.checks:
-        if c.advisory and c.passed:
-            continue
-        status = "passed" if c.passed else ("advice" if c.advisory else "failed")
+    for c, status in shown_checks(score.checks):
         out.append(
             f"<tr><td>{_e(c.exercise_title)}</td><td>{_e(c.name)}</td>"
             f'<td class="pts">{c.score}/{c.max_score}</td><td class="{status}">{status}</td></tr>'
@@ -271,10 +269,6 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
 # --- Markdown ------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", "<br>")
-
-
 def feedback_markdown(
     result: GradeResult, files: str, pics: tuple[Picture, ...] | None = None
 ) -> tuple[str, dict[str, bytes]]:
@@ -293,25 +287,24 @@ def feedback_markdown(
         "| exercise | check | points | status |",
         "|---|---|---:|---|",
     ]
-    for c in score.checks:
-        if c.advisory and c.passed:
-            continue
-        mark = "✅ passed" if c.passed else ("💡 advice" if c.advisory else "❌ failed")
+    for c, status in shown_checks(score.checks):
         lines.append(
-            f"| {_md(c.exercise_title)} | {_md(c.name)} | {c.score}/{c.max_score} | {mark} |"
+            f"| {markdown_cell(c.exercise_title)} | {markdown_cell(c.name)} | "
+            f"{c.score}/{c.max_score} | {MARKS[status]} |"
         )
     failed = [c for c in score.checks if not c.passed]
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
         lines += ["", f"### {c.exercise_title}: {c.name}", ""]
-        lines += [f"- **{label}**: {_md(text)}" for label, text in _details(c)]
+        lines += [f"- **{label}**: {markdown_cell(text)}" for label, text in _details(c)]
         if id(c) in by_check:
             p = by_check[id(c)]
             lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{_legend(c)}*"]
         elif same := _same_as(result, c):
             lines += ["", f"*{same}*"]
-    lines += ["", "## Ready for a GPU?", ""] + [f"- {_md(x)}" for x in _device_lines(result)]
+    lines += ["", "## Ready for a GPU?", ""]
+    lines += [f"- {markdown_cell(x)}" for x in _device_lines(result)]
     rows = _ladder(result)
     if rows:
         lines += ["", "## How fast is your matmul?", ""]
@@ -324,10 +317,10 @@ def feedback_markdown(
         for r in rows:
             ratio = f"{r.times_torch:,.1f}x" if r.times_torch is not None else ""
             name = f"**{r.label}**" if r.student else r.label
-            lines.append(f"| {_md(name)} | {_human(r.seconds)} | {ratio} |")
+            lines.append(f"| {markdown_cell(name)} | {_human(r.seconds)} | {ratio} |")
     notes = _other_notes(result)
     if notes:
-        lines += ["", "## Notes", ""] + [f"- {_md(n)}" for n in notes]
+        lines += ["", "## Notes", ""] + [f"- {markdown_cell(n)}" for n in notes]
     return "\n".join(lines) + "\n", {paths[p.key]: p.png for p in pics}
 
 

@@ -13,7 +13,27 @@ from rich.text import Text
 from .pipeline import GradeResult
 from .score import CheckResult
 
-__all__ = ["check_line", "gradescope_results", "markdown_report", "print_table"]
+__all__ = [
+    "MARKS",
+    "check_line",
+    "gradescope_results",
+    "markdown_cell",
+    "markdown_report",
+    "print_table",
+    "shown_checks",
+]
+
+MARKS = {"passed": "✅ passed", "advice": "💡 advice", "failed": "❌ failed"}  # Markdown
+
+
+def shown_checks(checks: tuple[CheckResult, ...]) -> list[tuple[CheckResult, str]]:
+    """The checks a report lists, each with its status (passed, advice or failed):
+    advice that needs no action is noise, so passed advisory checks are left out."""
+    return [
+        (c, "passed" if c.passed else "advice" if c.advisory else "failed")
+        for c in checks
+        if not (c.advisory and c.passed)
+    ]
 
 
 def _feedback(c: CheckResult) -> str:
@@ -40,17 +60,12 @@ def print_table(result: GradeResult, console: Console) -> None:
     table.add_column("points", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("message", overflow="fold", ratio=6)
-    for c in score.checks:
-        if c.advisory and c.passed:
-            continue  # advice that needs no action is noise
-        status = (
-            Text("passed", "green")
-            if c.passed
-            else Text("advice", "yellow")
-            if c.advisory
-            else Text("failed", "red")
-        )
-        table.add_row(c.exercise, c.name, f"{c.score}/{c.max_score}", status, _feedback(c))
+    colours = {"passed": "green", "advice": "yellow", "failed": "red"}
+    for c, status in shown_checks(score.checks):
+        table.add_row(
+            c.exercise, c.name, f"{c.score}/{c.max_score}", Text(status, colours[status]),
+            _feedback(c),
+        )  # fmt: skip
     console.print(table)
     for note in score.notes:
         console.print(f"[dim]{note}[/dim]", highlight=False)
@@ -106,8 +121,9 @@ def gradescope_results(result: GradeResult, *, visibility: str = "visible") -> d
     }
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
+def markdown_cell(text: str) -> str:
+    """Text that stays inside one cell of a Markdown table."""
+    return str(text).replace("|", "\\|").replace("\n", "<br>")
 
 
 def markdown_report(result: GradeResult) -> str:
@@ -118,14 +134,11 @@ def markdown_report(result: GradeResult) -> str:
         "| exercise | check | points | status | message |",
         "|---|---|---:|---|---|",
     ]
-    for c in score.checks:
-        if c.advisory and c.passed:
-            continue
-        mark = "✅ passed" if c.passed else ("💡 advice" if c.advisory else "❌ failed")
+    for c, status in shown_checks(score.checks):
         lines.append(
-            f"| {_md_cell(c.exercise_title)} | {_md_cell(c.name)} | "
-            f"{c.score}/{c.max_score} | {mark} | {_md_cell(_feedback(c))} |"
+            f"| {markdown_cell(c.exercise_title)} | {markdown_cell(c.name)} | "
+            f"{c.score}/{c.max_score} | {MARKS[status]} | {markdown_cell(_feedback(c))} |"
         )
     if score.notes:
-        lines += ["", *(f"- {_md_cell(n)}" for n in score.notes)]
+        lines += ["", *(f"- {markdown_cell(n)}" for n in score.notes)]
     return "\n".join(lines) + "\n"
