@@ -77,6 +77,19 @@ def print_table(result: GradeResult, console: Console) -> None:
         f"{result.seconds:.1f} s)",
         highlight=False,
     )
+    if result.speed is not None:
+        from .speed import ladder
+
+        mine = [r for r in ladder(result.speed, with_lesson=False) if r.student and r.times_torch]
+        if mine:
+            fastest = min(mine, key=lambda r: r.seconds)
+            ar, ac, bc = result.speed.shape
+            console.print(
+                f"Speed on the lesson's {ar}x{ac} @ {ac}x{bc}: your fastest matmul "
+                f"({fastest.label.removeprefix('your ')}) takes {fastest.times_torch:,.0f}x "
+                "the time of torch.matmul; --report shows the whole ladder.",
+                highlight=False,
+            )
 
 
 def gradescope_results(result: GradeResult, *, visibility: str = "visible") -> dict[str, Any]:
