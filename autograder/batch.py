@@ -206,6 +206,7 @@ def grade_one(
         if feedback:  # before results.json: a recorded submission has its report
             try:
                 _write_feedback(result, dest.parent)
+                record["extra_data"]["feedback"] = FEEDBACK[0]  # beside results.json
             except Exception as exc:  # a report that fails to draw must not cost the score
                 problem = f"the feedback report could not be written ({type(exc).__name__}: {exc})"
                 record["extra_data"]["feedback_error"] = problem
@@ -479,8 +480,9 @@ def in_shard(key: str, k: int, n: int) -> bool:
 
 
 def merge(dirs: list[Path], out: Path) -> BatchSummary:
-    """One class from the outputs of several `grade --shard` runs: every results.json is
-    gathered under `out`, and grades.csv and summary.md are written from all of them."""
+    """One class from the outputs of several `grade --shard` runs: every results.json (and
+    feedback report) is gathered under `out`, and grades.csv and summary.md are written
+    from all of them."""
     records: dict[str, dict[str, Any]] = {}
     for d in dirs:
         for path in sorted(Path(d).glob(f"*/*/{RESULTS}")):
@@ -489,6 +491,7 @@ def merge(dirs: list[Path], out: Path) -> BatchSummary:
             if key in records and records[key] != record:
                 raise ValueError(f"{key} was graded in two shards with different results")
             records[key] = record
+            _copy_feedback(path.parent, out / key)  # the reports travel with the records
             _write_atomic(out / key / RESULTS, record)
     ordered = tuple(records[k] for k in sorted(records))
     out.mkdir(parents=True, exist_ok=True)

@@ -60,9 +60,14 @@ def _row(record: dict[str, Any], columns: list[str]) -> dict[str, str]:
     return row
 
 
+def _in_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """By student, then submission: the order of every listing."""
+    return sorted(records, key=lambda r: (_meta(r).get("student", ""), _meta(r).get("key", "")))
+
+
 def grades_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
     """The CSV's header and rows, sorted by student then assignment."""
-    records = sorted(records, key=lambda r: (_meta(r).get("student", ""), _meta(r).get("key", "")))
+    records = _in_order(records)
     columns = _exercise_columns(records)
     header = [*_FIRST, *columns, *_LAST]
     return header, [_row(r, columns) for r in records]
@@ -164,12 +169,15 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
     lines += [
         "## Every submission",
         "",
-        "| student | assignment | score | status |",
-        "|---|---|---:|---|",
+        "| student | assignment | score | status | feedback |",
+        "|---|---|---:|---|---|",
     ]
-    for r in rows:
+    for r, rec in zip(rows, _in_order(records), strict=True):
         score = f"{r['score']}/{r['max']}" if r["max"] else r["score"]
+        meta = _meta(rec)
+        report = meta.get("feedback")
+        link = f"[report]({meta['key']}/{report})" if report and meta.get("key") else ""
         lines.append(
-            f"| {_md(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} |"
+            f"| {_md(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} | {link} |"
         )
     return "\n".join(lines) + "\n"

@@ -261,6 +261,12 @@ def test_three_shards_merged_equal_one_unsharded_run(tmp_path: Path) -> None:
     merged = read_grades_csv(tmp_path / "merged" / "grades.csv")
     assert merged == read_grades_csv(tmp_path / "whole" / "grades.csv")
     assert len(merged) == 9 and len(whole.records) == 9
+    # the students' reports are gathered too, where the merged summary links them
+    reports = sorted(p.relative_to(tmp_path / "merged").as_posix()
+                     for p in (tmp_path / "merged").rglob("feedback.html"))  # fmt: skip
+    assert reports == [f"s{i}/backprop/feedback.html" for i in range(9) if i % 3 != 2]
+    summary = (tmp_path / "merged" / "summary.md").read_text()
+    assert all(f"[report]({r})" in summary for r in reports)
 
 
 @pytest.mark.slow

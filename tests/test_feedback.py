@@ -149,11 +149,16 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
         drawn = 'alt="heat map of b.g' in page
         assert drawn == (student != "cat"), student
         assert (folder / "feedback_files").is_dir() == drawn
+    # the TA's summary links every report, and the links resolve
+    links = re.findall(r"\[report\]\(([^)]+)\)", (tmp_path / "out" / "summary.md").read_text())
+    assert sorted(links) == [f"{s}/backprop/feedback.html" for s in ("ann", "ben", "cat")]
+    assert all((tmp_path / "out" / link).is_file() for link in links)
     none = grade_submissions(
         [tmp_path / "class"], tmp_path / "none", workers=1, progress=False, feedback=False
     )
     assert none.count("graded") == 3
     assert not list((tmp_path / "none").rglob("feedback*"))
+    assert "[report](" not in (tmp_path / "none" / "summary.md").read_text()
 
 
 def test_a_report_that_fails_to_draw_costs_no_points(
