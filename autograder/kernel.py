@@ -112,7 +112,6 @@ def _torch_functions():
 def _integrity():
     """What the notebook did to the grading environment: reported, never scored. Torch
     is put back as it was, so the grader's calls run on the real functions."""
-    import sys
 
     notes = []
     for name, original in _State.originals.items():
@@ -144,8 +143,6 @@ def _confine_writes():
     """Python-level writes, deletions and renames outside the notebook's folder, the
     temporary directory and the usual caches raise PermissionError. An audit hook: it
     cannot be removed once added, and it sees `open` and `os` calls from any library."""
-    import os
-    import sys
     import tempfile
 
     home = os.path.expanduser("~")
@@ -190,8 +187,6 @@ def _confine_signals():
     """`os.kill` and `os.killpg` reach only this kernel and the processes it started:
     a notebook that kills its parent or every process of the user would take the grader
     (and other students' grading) down with it."""
-    import os
-    import sys
 
     me = os.getpid()
 
@@ -245,7 +240,6 @@ class _Budget:
 def _cap_output(limit):
     """Printing is capped per cell: a loop that prints a gigabyte would otherwise fill
     the grader's memory with the notebook's outputs."""
-    import sys
 
     _Budget.limit = limit
     for stream in (sys.stdout, sys.stderr):
@@ -273,9 +267,7 @@ def _neutralise_debuggers():
     """A left-over `breakpoint()`, `pdb.set_trace()` or `ipdb.set_trace()` would wait for
     a person at a prompt that no one sees: each becomes a no-op that is counted, so the
     report can tell the student to remove them."""
-    import os
     import pdb
-    import sys
     import types
 
     os.environ["PYTHONBREAKPOINT"] = "0"

@@ -16,6 +16,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from autograder import forkserver
+from autograder.forkclient import process_alive
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,16 +60,11 @@ def _kernel(server: forkserver.ForkServer | None, tmp_path: Path) -> KernelManag
 
 def _gone(pid: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    return True
-        except (ProcessLookupError, FileNotFoundError):
-            return True
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    return False
+    return True
 
 
 PROBE = (
@@ -181,6 +177,7 @@ def test_nothing_outlives_a_grader_killed_outright(tmp_path: Path) -> None:
 import os, sys, time
 from jupyter_client.manager import KernelManager
 from autograder import forkserver
+from autograder.forkclient import process_alive
 s = forkserver.start()
 km = KernelManager(kernel_name="python3", transport="ipc", ip={str(tmp_path / "k")!r},
                    kernel_spec_manager=s.kernel_spec_manager())
