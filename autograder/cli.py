@@ -85,6 +85,7 @@ def _options(args: argparse.Namespace):
         memory_mb=args.memory_limit or None,
         output_kb=args.output_limit or None,
         fork_kernels=not getattr(args, "no_fork_server", False),
+        require_sandbox=args.require_sandbox,
     )
 
 

@@ -5,6 +5,9 @@ without ever raising for the student's mistakes."""
 from __future__ import annotations
 
 import functools
+import json
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +16,14 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-__all__ = ["KERNEL_ARGUMENTS", "CellError", "Execution", "run_notebook", "start_kernel"]
+__all__ = [
+    "KERNEL_ARGUMENTS",
+    "CellError",
+    "Execution",
+    "kernel_spec_manager",
+    "run_notebook",
+    "start_kernel",
+]
 
 
 @dataclass(frozen=True)
@@ -95,25 +105,72 @@ KERNEL_ARGUMENTS = (
 )
 
 
+def kernel_spec_manager(argv: list[str], display_name: str) -> Any:
+    """A kernel spec manager whose `python3` kernel runs `argv` (still named `python3`,
+    so that Jupyter treats it as the ipykernel it is)."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    class Specs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+            if kernel_name != "python3":
+                return super().get_kernel_spec(kernel_name)
+            return KernelSpec(
+                argv=argv,
+                display_name=display_name,
+                language="python",
+                interrupt_mode="signal",
+                metadata={"debugger": False},
+            )
+
+    return Specs()
+
+
+def sandboxed_kernel_spec_manager() -> Any:
+    """Plain kernels (no fork server): ipykernel started by sandbox.py's launcher, which
+    puts it in the sandbox that $AUTOGRADE_SANDBOX describes before exec'ing it."""
+    from . import sandbox
+
+    kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    launcher = [sys.executable, "-I", "-S", sandbox.__file__, "--", *kernel]
+    return kernel_spec_manager(launcher, "Python 3 (sandboxed by autograde)")
+
+
 def start_kernel(
-    workdir: Path, *, kernel_name: str = "python3", kernel_spec_manager: Any = None
+    workdir: Path,
+    *,
+    kernel_name: str = "python3",
+    kernel_spec_manager: Any = None,
+    sandbox: dict[str, Any] | None = None,
 ) -> Any:
     """Start a kernel in `workdir` now and return its (async) kernel manager, without
     waiting for it: it boots while the grader prepares the notebook. `run_notebook`
     takes it over. `kernel_spec_manager`: where the kernel's command comes from (a fork
-    server's, see forkserver.py); Jupyter's own by default."""
+    server's, see forkserver.py); sandbox.py's launcher by default. `sandbox`: the policy
+    (sandbox.policy) the kernel is confined by; its `sockets` folder holds the kernel's
+    connection file and sockets."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    # IPC sockets in the scratch folder: reachable by nothing off this machine, and no
-    # "running over TCP without encryption" warning on every run. The async manager, not
-    # the blocking one: with a blocking client nbclient's reads block its event loop, so a
-    # cell that never ends is never timed out.
-    extra = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager else {}
+    from . import sandbox as sandboxing
+
+    sockets = Path(sandbox["sockets"]) if sandbox else workdir.parent / "kernel"
+    sockets.mkdir(mode=0o700, exist_ok=True)
+    env = dict(os.environ)
+    if sandbox:
+        env[sandboxing.ENV] = json.dumps(sandbox)
+    # IPC sockets, in a folder of their own beside the notebook's: reachable by nothing
+    # off this machine (and from a network namespace with no interface), and no "running
+    # over TCP without encryption" warning. The async manager, not the blocking one: with
+    # a blocking client nbclient's reads block its event loop, so a cell that never ends
+    # is never timed out.
     km = AsyncKernelManager(
-        kernel_name=kernel_name, transport="ipc", ip=str(workdir / "kernel"), **extra
+        kernel_name=kernel_name,
+        transport="ipc",
+        ip=str(sockets / "k"),
+        connection_file=str(sockets / "kernel.json"),
+        kernel_spec_manager=kernel_spec_manager or sandboxed_kernel_spec_manager(),
     )
-    run_sync(km.start_kernel)(cwd=str(workdir), extra_arguments=list(KERNEL_ARGUMENTS))
+    run_sync(km.start_kernel)(cwd=str(workdir), extra_arguments=list(KERNEL_ARGUMENTS), env=env)
     return km
 
 
@@ -135,6 +192,7 @@ def run_notebook(
     total_timeout: float | None = None,
     kernel_name: str = "python3",
     kernel_spec_manager: Any = None,
+    sandbox: dict[str, Any] | None = None,
     km: Any = None,
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`:
@@ -152,7 +210,10 @@ def run_notebook(
     if km is None:
         try:
             km = start_kernel(
-                workdir, kernel_name=kernel_name, kernel_spec_manager=kernel_spec_manager
+                workdir,
+                kernel_name=kernel_name,
+                kernel_spec_manager=kernel_spec_manager,
+                sandbox=sandbox,
             )
         except Exception as exc:  # no such kernel, or it could not be launched
             why = f"the notebook could not be run: the kernel did not start ({exc})"

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import sandbox
 from .forkclient import process_alive
 
 __all__ = ["ForkServer", "start"]
@@ -63,6 +64,8 @@ PRELOAD = (
     "coursedata",
 )
 _MAX_REQUEST = 1 << 20
+_SANDBOX: dict | None = None  # what this machine can isolate with (sandbox.probe)
+_SERVER_CWD = ""
 
 
 # --- the server process --------------------------------------------------------------
@@ -157,8 +160,13 @@ def _become_kernel(
         # The server's own modules: a kernel has not imported the grader.
         for name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
             del sys.modules[name]
-        if sys.path and sys.path[0] in ("", os.getcwd(), str(Path.cwd())):
+        if sys.path and sys.path[0] in ("", os.getcwd(), str(Path.cwd()), _SERVER_CWD):
             del sys.path[0]  # as ipykernel_launcher does: the cwd is not an import path
+        policy = os.environ.get(sandbox.ENV)
+        if policy:
+            # Forks: this process stays outside and waits; the kernel goes on as PID 1 of
+            # its own namespaces (see sandbox.py).
+            sandbox.enter(json.loads(policy), _SANDBOX)
         _watch_client(conn)
         # parent_handle=1: no console banner, and no polling of the parent process: this
         # kernel lives as long as its client, whatever becomes of the server.
@@ -169,6 +177,9 @@ def _become_kernel(
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except sandbox.SandboxError as exc:
+        print(f"autograde: {exc}", file=sys.stderr, flush=True)
+        code = 3
     except BaseException:
         import traceback
 
@@ -181,7 +192,10 @@ def serve(path: str) -> None:
     """The server's loop: fork a kernel per request; report each kernel's exit to its
     client; kill a kernel whose client went away (the kernel also watches for that
     itself); stop when stdin closes (the grader that started this process has gone)."""
+    global _SANDBOX, _SERVER_CWD
     _die_with_parent()
+    _SANDBOX = sandbox.probe()  # once, before any thread: each kernel's child uses it
+    _SERVER_CWD = os.getcwd()
     _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
@@ -303,26 +317,12 @@ def kernel_argv(socket_path: Path) -> list[str]:
 
 
 def kernel_spec_manager(socket_path: Path):
-    """A kernel spec manager whose `python3` kernel comes from the server at `socket_path`
-    (still named `python3`, so that Jupyter treats it as the ipykernel it is). Works in
-    any process: kernels start the ordinary way whenever the server is not there."""
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    """A kernel spec manager whose `python3` kernel comes from the server at `socket_path`.
+    Works in any process: kernels start the ordinary (sandboxed) way whenever the server
+    is not there."""
+    from .execute import kernel_spec_manager as specs
 
-    argv = kernel_argv(socket_path)
-
-    class ForkedKernelSpecs(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-            if kernel_name != "python3":
-                return super().get_kernel_spec(kernel_name)
-            return KernelSpec(
-                argv=argv,
-                display_name="Python 3 (forked by autograde)",
-                language="python",
-                interrupt_mode="signal",
-                metadata={"debugger": False},
-            )
-
-    return ForkedKernelSpecs()
+    return specs(kernel_argv(socket_path), "Python 3 (forked by autograde)")
 
 
 def available() -> bool:

@@ -1,13 +1,17 @@
 """Between the grader and the kernel: the plan of calls, the cells that carry it into the
 notebook, and the reader of what comes back.
 
-The grader makes every input itself (seeded), writes them with `torch.save`, and reads the
-kernel's answers back with `torch.load(weights_only=True)` and `json`: plain tensors and
-data, never a pickled object from the student's process.
+The grader makes every input itself (seeded) and carries them, `torch.save`d, in the source
+of its last cell: nothing on a disk the notebook can reach holds them. The answers come
+back as that cell's one results message (see kernel.py), read from the executed notebook
+with `torch.load(weights_only=True)` and `json`: plain tensors and data, never a pickled
+object from the student's process.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import pickle
 from dataclasses import dataclass, field
@@ -117,21 +121,31 @@ def _code_cell(source: str) -> NotebookNode:
     return cell
 
 
+def _protected() -> list[str]:
+    """The grader's and the reference's folders: a notebook that loads code from them is
+    reported, whatever name it imports it under."""
+    import reference
+
+    from . import __file__ as grader_init
+
+    return [str(Path(grader_init).parent.resolve()), str(Path(reference.__file__).parent.resolve())]
+
+
 def inject(
     nb: NotebookNode,
     plan: Plan,
-    workdir: Path,
     *,
     call_timeout: float,
     cell_shas: dict[str, str],
     limits: dict[str, float | None] | None = None,
 ) -> NotebookNode:
-    """A copy of `nb` with the grader's two cells, and the plan's files written to
-    `workdir`. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
+    """A copy of `nb` with the grader's two cells, the last carrying the plan and its
+    inputs. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
     this notebook; `limits` are the kernel's own (see `kernel.start`: cell_timeout,
-    memory_mb, output_kb)."""
-    inputs_path, plan_path = workdir / "inputs.pt", workdir / "plan.json"
-    torch.save({k: c.inputs for k, c in plan.calls.items()}, inputs_path)
+    memory_mb, output_kb, confine_writes)."""
+    buffer = io.BytesIO()
+    torch.save({k: c.inputs for k, c in plan.calls.items()}, buffer)
+    inputs_b64 = base64.b64encode(buffer.getvalue()).decode()
     rung_cells: dict[str, set[str]] = {}
     for c in plan.calls.values():
         rung_cells.setdefault(c.target, set()).add(c.cell)
@@ -152,18 +166,17 @@ def inject(
         }
         for c in plan.calls.values()
     ]
-    plan_json = {
-        "device": plan.device,
-        "inputs": str(inputs_path),
-        "calls": calls,
-        # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
-        "speed": {"shape": list(SPEED_SHAPE), "budget": 0.1}
-        if any(c.protocol == "matmul" for c in plan.calls.values())
-        else None,
-        "tensors_out": str(workdir / "results.pt"),
-        "json_out": str(workdir / "results.json"),
-    }
-    plan_path.write_text(json.dumps(plan_json), encoding="utf-8")
+    plan_json = json.dumps(
+        {
+            "device": plan.device,
+            "calls": calls,
+            # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
+            "speed": {"shape": list(SPEED_SHAPE), "budget": 0.1}
+            if any(c.protocol == "matmul" for c in plan.calls.values())
+            else None,
+            "protected": _protected(),
+        }
+    )
     targets = sorted({c.target for c in plan.calls.values()})
     start = (
         "# Added by the autograder (not part of your notebook): records your definitions.\n"
@@ -176,7 +189,7 @@ def inject(
         f"__autograde_harvest__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, "
         f"{kernel.GRADER_FILE!r}, 'exec'), __autograde_harvest__)\n"
         "__autograde_harvest__['adopt'](__autograde__.get('_State'))\n"
-        f"__autograde_harvest__['harvest']({str(plan_path)!r})"
+        f"__autograde_harvest__['harvest']({plan_json!r}, {inputs_b64!r})"
     )
     out = nbformat.from_dict(nb)  # a deep copy
     cells = [c for c in out.cells if not _is_test_cell(c)]
@@ -262,16 +275,38 @@ def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
     raise HarvestError(f"unknown value kind {kind!r} for {key}")
 
 
-def read_harvest(workdir: Path) -> Harvest:
-    """The kernel's results, as data. Raises HarvestError if they are absent or not
-    plain tensors and JSON (a pickled object is refused by `weights_only=True`)."""
-    json_path, tensors_path = workdir / "results.json", workdir / "results.pt"
-    if not json_path.exists() or not tensors_path.exists():
-        raise HarvestError("the grading cell did not write its results")
+def results_messages(executed: NotebookNode | None) -> list[Any]:
+    """The results messages in the output of the grader's last cell."""
+    if executed is None or not executed.cells:
+        return []
+    last = executed.cells[-1]
+    if AUTOGRADER_TAG not in last.get("metadata", {}).get("tags", []):
+        return []
+    return [
+        o["data"][kernel.RESULTS_MIME]
+        for o in last.get("outputs", [])
+        if o.get("output_type") == "display_data" and kernel.RESULTS_MIME in o.get("data", {})
+    ]
+
+
+def read_harvest(executed: NotebookNode | None) -> Harvest:
+    """The kernel's results, as data, from the grader's cell's output in the executed
+    notebook. Raises HarvestError if there is not exactly one results message, or if it
+    is not plain tensors and JSON (a pickled object is refused by `weights_only=True`)."""
+    messages = results_messages(executed)
+    if not messages:
+        raise HarvestError("the grading cell did not send its results")
+    if len(messages) > 1:
+        raise HarvestError(
+            f"the grading cell's output holds {len(messages)} results messages, not one: "
+            "something in the notebook sent results of its own, so none can be trusted"
+        )
+    message = messages[0]
     try:
-        tensors = torch.load(tensors_path, weights_only=True, map_location="cpu")
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+        raw = base64.b64decode(message["tensors"], validate=True)
+        tensors = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+        data = message["results"]
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as exc:
         raise HarvestError(f"the results are not plain data: {exc}") from exc
     if not isinstance(tensors, dict) or not isinstance(data, dict):
         raise HarvestError("the results have the wrong structure")

@@ -1,16 +1,19 @@
 """The grader's code that runs *inside the student's kernel*.
 
-The grader never imports this module. `harvest.py` injects its source into the notebook
-(compiled under the file name `<autograder>`, so tracebacks can tell grader frames from
-student frames) as two cells: one at the top that starts recording every definition of the
-graded names as cells run, and one at the end that calls the student's functions on the
-grader's inputs and writes back plain data only: tensors for `torch.load(weights_only=True)`
-and JSON. Nothing here trusts or returns a student object to the grader.
+`harvest.py` injects this module's source into the notebook (compiled under the file name
+`<autograder>`, so tracebacks can tell grader frames from student frames) as two cells:
+one at the top that starts recording every definition of the graded names as cells run,
+and one at the end that carries the grader's inputs, calls the student's functions on
+them and sends back plain data only (tensors saved for `torch.load(weights_only=True)`,
+and JSON) as one display message of its own type, in that cell's output, which the
+grader reads from the kernel's message stream. Nothing reaches the disk, and nothing
+here trusts or returns a student object to the grader.
 
 Only the standard library and torch: the kernel may be any environment that can run the
 notebook.
 """
 
+import contextlib
 import difflib
 import dis
 import hashlib
@@ -53,7 +56,11 @@ class _State:
     debugger_calls = 0  # left-over breakpoints the grader skipped
     facts: dict = {}  # noqa: RUF012  what a recipe noticed about the current call
     originals: dict = {}  # noqa: RUF012  torch's functions as the kernel started
-    autograd_calls = 0  # autograd used inside the graded call now running
+    # what the kernel had before the notebook ran: threads (idents), signal handlers,
+    # atexit callbacks
+    threads: tuple = ()
+    handlers: dict = {}  # noqa: RUF012
+    callbacks: dict = {}  # noqa: RUF012  IPython's own event callbacks
 
 
 def cell_sha(source):
@@ -75,6 +82,7 @@ def start(targets, cell_timeout=None, memory_mb=None, output_kb=None, confine_wr
     _State.cell_timeout = cell_timeout
     _State.debugger_calls = 0
     _State.originals = _torch_functions()
+    _snapshot_hooks()
     _neutralise_debuggers()
     if memory_mb:
         _limit_memory(memory_mb)
@@ -127,12 +135,78 @@ def _integrity():
     return notes
 
 
-def _counting(original):
-    def wrapper(*args, **kwargs):
-        _State.autograd_calls += 1
-        return original(*args, **kwargs)
+def _signals():
+    return [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP)]
 
-    return wrapper
+
+def _snapshot_hooks():
+    import threading
+
+    _State.threads = tuple(t.ident for t in threading.enumerate())
+    _State.handlers = {int(s): signal.getsignal(s) for s in _signals()}
+    from IPython import get_ipython
+
+    _State.callbacks = {k: list(v) for k, v in get_ipython().events.callbacks.items()}
+
+
+_INFRASTRUCTURE = ("ipykernel", "IPython", "zmq", "jupyter_client", "tornado", "matplotlib",
+                   "torch")  # fmt: skip
+
+
+def _infrastructure(thread):
+    """A thread the kernel or a library started for itself (an output watcher, zmq's
+    garbage collector), not one the notebook's own code started."""
+    for owner in (type(thread), getattr(thread, "_target", None)):
+        module = getattr(owner, "__module__", None) or ""
+        if module.split(".")[0] in _INFRASTRUCTURE:
+            return True
+    return False
+
+
+def _disarm_hooks():
+    """Before the grader's calls: nothing the notebook registered may run during them or
+    after them (an IPython event, a trace function, an atexit callback, a signal
+    handler); each is removed, and reported. Threads cannot be stopped from here: they
+    are reported, and the grader accepts one results message only."""
+    import atexit
+    import threading
+
+    from IPython import get_ipython
+
+    notes = []
+    events = get_ipython().events
+    for name, callbacks in events.callbacks.items():
+        theirs = [
+            c
+            for c in callbacks
+            if c not in _State.callbacks.get(name, ())
+            and getattr(getattr(c, "__code__", None), "co_filename", None) != GRADER_FILE
+        ]
+        if theirs:
+            notes.append(f"the notebook registered {len(theirs)} IPython {name} hook(s)")
+        callbacks.clear()  # the grader's own too: no cell runs after this one
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        notes.append("the notebook installed a trace or profile function")
+    sys.settrace(None)
+    sys.setprofile(None)
+    threading.settrace(None)
+    threading.setprofile(None)
+    atexit._clear()  # libraries register some too: cleared, not reported
+    changed = []
+    for sig in _signals():
+        before = _State.handlers.get(int(sig), signal.SIG_DFL)
+        if sig == signal.SIGALRM or signal.getsignal(sig) is before:
+            continue
+        changed.append(sig.name)
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            signal.signal(sig, before if before is not None else signal.SIG_DFL)
+    if changed:
+        notes.append(f"the notebook installed signal handlers ({', '.join(changed)})")
+    extra = [t for t in threading.enumerate()
+             if t.ident not in _State.threads and not _infrastructure(t)]  # fmt: skip
+    if extra:
+        notes.append(f"the notebook left {len(extra)} thread(s) running while it was graded")
+    return notes
 
 
 _WRITE_EVENTS = {"os.remove", "os.rmdir", "os.rename", "shutil.rmtree", "shutil.move",
@@ -238,12 +312,39 @@ class _Budget:
 
 
 def _cap_output(limit):
-    """Printing is capped per cell: a loop that prints a gigabyte would otherwise fill
-    the grader's memory with the notebook's outputs."""
+    """Printing and displays are capped per cell: a loop that prints a gigabyte would
+    otherwise fill the grader's memory with the notebook's outputs. IPython puts the
+    streams' `write` back after each cell, so the cap is re-installed before every cell."""
+    from IPython import get_ipython
 
     _Budget.limit = limit
+    _install_cap()
+    pub = get_ipython().display_pub
+    pub.publish = _capped_display(pub.publish)
+
+
+def _install_cap():
+    if not _Budget.limit:
+        return
     for stream in (sys.stdout, sys.stderr):
-        stream.write = _capped(stream.write)
+        if not getattr(stream.write, "_autograde_cap", False):
+            stream.write = _capped(stream.write)
+
+
+def _capped_display(publish):
+    def capped(data, *args, **kwargs):
+        if _Budget.limit:
+            size = sum(len(v) if isinstance(v, str | bytes) else len(json.dumps(v, default=str))
+                       for v in (data or {}).values())  # fmt: skip
+            if _Budget.written + size > _Budget.limit:
+                _Budget.written = _Budget.limit
+                return None
+            _Budget.written += size
+        return publish(data, *args, **kwargs)
+
+    capped._autograde_cap = True
+    capped._autograde_original = publish
+    return capped
 
 
 def _capped(write):
@@ -256,6 +357,7 @@ def _capped(write):
         _Budget.written += len(text)
         return write(text)
 
+    capped._autograde_cap = True
     return capped
 
 
@@ -297,9 +399,11 @@ def _on_cell_alarm(signum, frame):
 
 
 def _before_cell(info):
+    # Every cell, the grader's last one too (its calls then set alarms of their own): no
+    # text in a cell's source can exempt it.
     _Budget.written, _Budget.noted = 0, False
-    src = getattr(info, "raw_cell", "") or ""
-    if _State.cell_timeout and "__autograde__" not in src:
+    _install_cap()
+    if _State.cell_timeout:
         signal.signal(signal.SIGALRM, _on_cell_alarm)
         signal.setitimer(signal.ITIMER_REAL, _State.cell_timeout)
 
@@ -556,18 +660,24 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 
 
 def _device_watch():
-    """A TorchFunctionMode that notes each factory call made by the student's code without
-    a device taken from the inputs (no `device=`, or the string "cpu"), and each explicit
-    move to the CPU, so that "works on CPU, breaks on GPU" shows on a machine without one."""
+    """A TorchFunctionMode over a graded call. It notes each factory call made by the
+    student's code without a device taken from the inputs (no `device=`, or the string
+    "cpu"), and each explicit move to the CPU, so that "works on CPU, breaks on GPU" shows
+    on a machine without one. And it counts autograd at the level of the ops: a tensor
+    asked to require grad, a backward pass or autograd.grad asked for, any op whose
+    result joins an autograd graph, however the engine is reached."""
     from torch.overrides import TorchFunctionMode
 
     watched = {getattr(torch, n): f"torch.{n}" for n in _FACTORIES}
     moves = {torch.Tensor.cpu: ".cpu()", torch.Tensor.numpy: ".numpy()"}
+    autograd = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad,
+                torch.Tensor.requires_grad_}  # fmt: skip
 
     class DeviceWatch(TorchFunctionMode):
         def __init__(self):
             super().__init__()
             self.found = []
+            self.autograd = 0
 
         def note(self, what):
             frame = sys._getframe(2)  # the student's line that called torch
@@ -595,7 +705,12 @@ def _device_watch():
                 )
             ):
                 self.note(moves.get(func, ".to('cpu')"))
-            return func(*args, **kwargs)
+            if func in autograd:
+                self.autograd += 1
+            result = func(*args, **kwargs)
+            if isinstance(result, torch.Tensor) and result.grad_fn is not None:
+                self.autograd += 1
+            return result
 
     return DeviceWatch()
 
@@ -603,17 +718,19 @@ def _device_watch():
 def _run_call(obj, recipe, inputs, device, timeout, ns):
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    # Count autograd used by the graded code itself (the lesson's point is to write the
-    # gradients by hand); the notebook's own autograd checks elsewhere are fine.
-    saved = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
-    torch.Tensor.backward = _counting(saved[0])
-    torch.autograd.backward = _counting(saved[1])
-    torch.autograd.grad = _counting(saved[2])
-    _State.autograd_calls = 0
+    # Autograd used by the graded code itself (the lesson's point is to write the
+    # gradients by hand) is counted by the watch, and by the engine's saved-tensor hooks:
+    # any graph that saves a tensor for a backward pass, whatever called it.
+    packs = [0]
+
+    def pack(tensor):
+        packs[0] += 1
+        return tensor
+
     watch = _device_watch()
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        with watch:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x), watch:
             values = recipe(obj, t, ns)
         if device.type == "cuda":
             torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
@@ -621,9 +738,8 @@ def _run_call(obj, recipe, inputs, device, timeout, ns):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = saved
-        if _State.autograd_calls:
-            _State.facts["autograd"] = _State.autograd_calls
+        if watch.autograd or packs[0]:
+            _State.facts["autograd"] = watch.autograd + packs[0]
         if watch.found:
             _State.facts["device_unaware"] = watch.found[:5]
 
@@ -666,7 +782,18 @@ def _speed(spec, rungs, device, timeout):
     return {"shape": [ar, ac, bc], "rows": rows}
 
 
-_STATE_DATA = ("targets", "versions", "ran", "cell_timeout", "debugger_calls", "originals")
+_STATE_DATA = (
+    "targets",
+    "versions",
+    "ran",
+    "cell_timeout",
+    "debugger_calls",
+    "originals",
+    "threads",
+    "handlers",
+    "atexit_count",
+    "callbacks",
+)
 
 
 def adopt(state):
@@ -682,12 +809,47 @@ def adopt(state):
             setattr(_State, name, value)
 
 
-def harvest(plan_path):
-    """Run every call of the plan and write the results files it names."""
+RESULTS_MIME = "application/vnd.autograde.results+json"
+
+
+def _loaded_from(folders):
+    """The notebook's modules whose files lie in `folders` (the grader's, the reference's),
+    whatever name they were imported under or removed as."""
+    found = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and any(
+            os.path.realpath(path).startswith(f.rstrip(os.sep) + os.sep) for f in folders
+        ):
+            found.add(name.split(".")[0])
+    return sorted(found)
+
+
+def _send(results, tensors):
+    """The results, as the one display message of their type in this cell's output."""
+    import base64
+    import io
+
     from IPython import get_ipython
 
-    with open(plan_path, encoding="utf-8") as f:
-        plan = json.load(f)
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    pub = get_ipython().display_pub
+    publish = getattr(pub.publish, "_autograde_original", pub.publish)
+    payload = {"results": results, "tensors": base64.b64encode(buffer.getvalue()).decode()}
+    publish({RESULTS_MIME: payload}, metadata={})
+
+
+def harvest(plan_json, inputs_b64):
+    """Run every call of the plan (JSON) on the inputs (`torch.save`d, base64) and send
+    the results back as this cell's output."""
+    import base64
+    import io
+
+    from IPython import get_ipython
+
+    hooks = _disarm_hooks()
+    plan = json.loads(plan_json)
     ns = get_ipython().user_ns
     device = torch.device(plan["device"])
     # TF32 rounds float32 matmuls on recent GPUs to ~3 digits; grade at full precision even
@@ -695,8 +857,12 @@ def harvest(plan_path):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    integrity = _integrity()
-    inputs = torch.load(plan["inputs"], weights_only=True)
+    integrity = _integrity() + hooks
+    for m in _loaded_from(plan.get("protected", ())):
+        note = f"the notebook imported the grader's `{m}` package"
+        if note not in integrity:
+            integrity.append(note)
+    inputs = torch.load(io.BytesIO(base64.b64decode(inputs_b64)), weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
     tensors, calls = {}, {}
     hung = {}  # id of an object that ran out of time -> its limit; it is not called again
@@ -753,15 +919,13 @@ def harvest(plan_path):
         timeout = plan["calls"][0]["timeout"]
         speed = _speed(plan["speed"], [(c, f) for c, f in rungs.items() if id(f) not in hung],
                        device, timeout)  # fmt: skip
-    torch.save(tensors, plan["tensors_out"])
-    with open(plan["json_out"], "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "calls": calls,
-                "defined": defined,
-                "debugger_calls": _State.debugger_calls,
-                "integrity": integrity,
-                "speed": speed,
-            },
-            f,
-        )
+    _send(
+        {
+            "calls": calls,
+            "defined": defined,
+            "debugger_calls": _State.debugger_calls,
+            "integrity": integrity,
+            "speed": speed,
+        },
+        tensors,
+    )

@@ -32,6 +32,9 @@ SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
                                          f"(default: $AUTOGRADE_SEED or {DEFAULT_SEED})"}),
     ("--assignment", {"default": None,
                       "help": "matmul or backprop (default: detected from the notebook)"}),
+    ("--require-sandbox", {"action": "store_true", "default": False,
+                           "help": "refuse to grade where student code cannot be isolated "
+                                   "(namespaces and Landlock; Linux)"}),
 )  # fmt: skip
 
 
@@ -64,6 +67,9 @@ class Options:
     memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
     output_kb: int | None = 1024  # printing kept per cell (None: no limit)
     confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
+    # The kernel always runs in the strongest sandbox the machine offers (sandbox.py);
+    # True makes a machine that cannot isolate it an error instead of a warning.
+    require_sandbox: bool = False
     # `grade` only: kernels forked from a process that has imported torch and ipykernel
     # (forkserver.py), each still a new process; False starts each kernel from scratch.
     fork_kernels: bool = True

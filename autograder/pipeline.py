@@ -3,7 +3,6 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
@@ -82,6 +81,37 @@ def check_device(device: str) -> None:
         raise GradingError(f"unsupported device {device!r}: use cpu or cuda")
 
 
+def check_sandbox(options: Options) -> str | None:
+    """None when student code is isolated on this machine, else the warning to show on
+    every run; GradingError instead when the options require the sandbox."""
+    from . import sandbox
+
+    warning = sandbox.describe()
+    if warning and options.require_sandbox:
+        raise GradingError(f"--require-sandbox: {warning}")
+    return warning
+
+
+def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, Any]:
+    """The sandbox of one grading's kernel (see sandbox.py)."""
+    import os
+
+    from . import sandbox
+
+    return sandbox.policy(
+        scratch=str(workdir),
+        sockets=str(sockets),
+        read=sandbox.kernel_reads(options.data_path),
+        # CUDA maps large regions of address space: the memory limit is for CPU grading
+        memory_mb=options.memory_mb if options.device == "cpu" else None,
+        # a backstop for code stuck where no alarm reaches: the whole notebook's time on
+        # every core
+        cpu_seconds=int(options.notebook_timeout * (os.cpu_count() or 1)) + 60,
+        require=options.require_sandbox,
+        devices=sandbox.gpu_devices() if options.device != "cpu" else None,
+    )
+
+
 def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     notes = []
     if execution.stopped:
@@ -99,13 +129,6 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
             else f"Cell {err.index} raised {err.ename}"
         )
     return tuple(notes)
-
-
-def _file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _grading_cell_finished(executed) -> bool:
@@ -174,6 +197,7 @@ def grade(
     `kernel_spec_manager` says how to start the kernel (a fork server's: forkserver.py)."""
     started = time.perf_counter()
     check_device(options.device)
+    check_sandbox(options)
     notebook = Path(notebook)
     nb = read_notebook(notebook)
     assignment = options.assignment or detect_assignment(nb, notebook)
@@ -184,16 +208,16 @@ def grade(
     digest = notebook_digest(notebook)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
-        # The notebook runs in its own folder; the grader's plan, inputs and results live
-        # beside it, not in the working directory the student's code sees.
-        workdir, grader_dir = Path(tmp) / "notebook", Path(tmp) / "grader"
+        # The notebook runs in its own folder (in the sandbox, a tmpfs of its own); the
+        # kernel's connection file and sockets live beside it.
+        workdir = Path(tmp) / "notebook"
         workdir.mkdir()
-        grader_dir.mkdir()
+        policy = sandbox_policy(options, workdir, Path(tmp) / "kernel")
         # The kernel starts first and boots (importing torch) while this process imports
         # torch and prepares the inputs: on two cores the two start-ups overlap.
         t = time.perf_counter()
         try:
-            km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager)
+            km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager, sandbox=policy)
         except Exception:  # run_notebook tries again, and reports why it cannot
             km = None
         try:
@@ -217,7 +241,6 @@ def grade(
         prepared = inject(
             nb,
             plan,
-            grader_dir,
             call_timeout=options.call_timeout,
             cell_shas=cell_shas(nb),
             limits={
@@ -228,7 +251,6 @@ def grade(
                 "confine_writes": options.confine_writes,
             },
         )
-        inputs_digests = {n: _file_digest(grader_dir / n) for n in ("plan.json", "inputs.pt")}
         timings["plan"] = time.perf_counter() - t
         params = {"seed": options.seed, "device": options.device, "data_path": options.data_path}
         execution = run_notebook(
@@ -241,6 +263,7 @@ def grade(
             total_timeout=options.notebook_timeout,
             skip_tag=AUTOGRADER_TAG,
             kernel_spec_manager=kernel_spec_manager,
+            sandbox=policy,
             km=km,
         )
         timings["execute"] = execution.seconds
@@ -252,12 +275,12 @@ def grade(
             why = execution.stopped or "the grader's cell at the end of the notebook did not finish"
         else:
             try:
-                harvest = read_harvest(grader_dir)
+                harvest = read_harvest(execution.notebook)
             except HarvestError as exc:
                 why = execution.stopped or str(exc)
         notes = _notes(execution, options.cell_timeout)
-        changed = [n for n, d in inputs_digests.items() if _file_digest(grader_dir / n) != d]
-        notes += tuple(f"Integrity: the notebook changed the grader's file {n}." for n in changed)
+        if why and "results messages" in why:
+            notes += (f"Integrity: {why}.",)
         orders = {
             tuple(c.facts["arg_order"])
             for c in (harvest.calls.values() if harvest is not None else ())

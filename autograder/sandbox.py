@@ -36,7 +36,7 @@ import resource
 import signal
 import sys
 
-__all__ = ["ENV", "Policy", "SandboxError", "enter", "probe", "describe"]
+__all__ = ["ENV", "Policy", "SandboxError", "describe", "enter", "probe"]
 
 ENV = "AUTOGRADE_SANDBOX"  # the policy, as JSON, in the environment of the kernel's launch
 
@@ -91,6 +91,7 @@ def policy(
     cpu_seconds: int | None = None,
     require: bool = False,
     devices: list[str] | None = None,
+    found: dict | None = None,
 ) -> dict:
     """The sandbox a kernel gets, as plain data (it crosses into the kernel's launch as
     JSON). `scratch`: the notebook's folder, the one place it may write (a tmpfs of
@@ -107,6 +108,7 @@ def policy(
         "cpu_seconds": cpu_seconds,
         "require": require,
         "devices": devices or [],
+        "found": found or probe(),  # so that each kernel's launch need not probe again
     }
 
 
@@ -124,6 +126,32 @@ def python_paths() -> list[str]:
             paths.add(sysconfig.get_paths()[key])
     paths.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
     return sorted(os.path.realpath(p) for p in paths if os.path.exists(p))
+
+
+def kernel_reads(data_path: str | None = None) -> list[str]:
+    """Everything a notebook's kernel may read besides the system: the Python environment,
+    the bundled data package (not the rest of the repository it may sit in: no
+    `reference/`, no `solutions/`), and the course's data file when one is given."""
+    import importlib.util
+
+    paths = python_paths()
+    spec = importlib.util.find_spec("coursedata")
+    if spec is not None and spec.submodule_search_locations:
+        paths += [os.path.realpath(p) for p in spec.submodule_search_locations]
+    if data_path:
+        paths.append(os.path.realpath(data_path))
+    return paths
+
+
+def gpu_devices() -> list[str]:
+    """NVIDIA's device files, for grading on CUDA inside the sandbox."""
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return []
+    return sorted("/dev/" + n for n in names if n.startswith("nvidia")) + (
+        ["/dev/dri"] if "dri" in names else []
+    )
 
 
 # --- what this machine can do -----------------------------------------------------------
@@ -205,7 +233,7 @@ def _unshare(flags: int) -> tuple[int, int]:
 
 
 def _mount(src, target, fstype, flags, data=None) -> None:
-    enc = (lambda s: None if s is None else os.fsencode(s))  # noqa: E731
+    enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
     _check(_libc().mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            f"mount {target}")  # fmt: skip
 
@@ -421,7 +449,7 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
     stays outside, waits for the child and exits with its status (never returns); the
     child returns as PID 1 of the new PID namespace. Raises SandboxError if `p` requires
     the sandbox and the machine cannot provide it, or when setting it up fails."""
-    found = found or probe()
+    found = found or p.get("found") or probe()
     if p.get("require") and not (found["namespaces"] and found["landlock"]):
         raise SandboxError(describe(found) or "no sandbox")
     layers = []

@@ -21,7 +21,10 @@ def _options(config: pytest.Config) -> tuple[Path, Options]:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     options = Options(
-        seed=seed, device=config.getoption("device"), assignment=config.getoption("assignment")
+        seed=seed,
+        device=config.getoption("device"),
+        assignment=config.getoption("assignment"),
+        require_sandbox=config.getoption("require_sandbox"),
     )
     return Path(notebook), options
 
