@@ -56,9 +56,9 @@ class _State:
     debugger_calls = 0  # left-over breakpoints the grader skipped
     facts: dict = {}  # noqa: RUF012  what a recipe noticed about the current call
     originals: dict = {}  # noqa: RUF012  torch's functions as the kernel started
-    # what the kernel had before the notebook ran: threads (idents), signal handlers,
-    # atexit callbacks
+    # what the kernel had before the notebook ran: threads (idents), signal handlers
     threads: tuple = ()
+    modules: tuple = ()  # names in sys.modules (the kernel's own imports)
     handlers: dict = {}  # noqa: RUF012
     callbacks: dict = {}  # noqa: RUF012  IPython's own event callbacks
 
@@ -143,6 +143,7 @@ def _snapshot_hooks():
     import threading
 
     _State.threads = tuple(t.ident for t in threading.enumerate())
+    _State.modules = tuple(sys.modules)
     _State.handlers = {int(s): signal.getsignal(s) for s in _signals()}
     from IPython import get_ipython
 
@@ -790,8 +791,8 @@ _STATE_DATA = (
     "debugger_calls",
     "originals",
     "threads",
+    "modules",
     "handlers",
-    "atexit_count",
     "callbacks",
 )
 
@@ -815,8 +816,10 @@ RESULTS_MIME = "application/vnd.autograde.results+json"
 def _loaded_from(folders):
     """The notebook's modules whose files lie in `folders` (the grader's, the reference's),
     whatever name they were imported under or removed as."""
-    found = set()
+    found, before = set(), set(_State.modules)
     for name, module in list(sys.modules.items()):
+        if name in before:
+            continue
         path = getattr(module, "__file__", None)
         if isinstance(path, str) and any(
             os.path.realpath(path).startswith(f.rstrip(os.sep) + os.sep) for f in folders
