@@ -5,15 +5,21 @@ Each submission is graded by `pipeline.grade` in a worker process and leaves
 score, "could not be graded" with the reason, or a grader error. `grades.csv` and
 `summary.md` are then built from all the records. Because the records are on disk, a
 re-run (or a run after a crash or Ctrl-C) skips what is already graded with the same
-notebook bytes, grader version, seed and device, and grades only the rest.
+notebook bytes, grader version, seed and device, and grades only the rest, trusting only
+records that carry the output folder's own signature (an HMAC with a key kept beside them,
+which no kernel can see), so a record planted or edited by anything else is graded again.
+A kernel that dies is given one more try in a fresh sandbox, and so is a worker process
+killed under its submission; a second failure is recorded for a person to look at.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -54,11 +60,46 @@ class BatchSummary:
         return 0 if self.count("graded") == len(self.records) else 1
 
 
-def _write_atomic(path: Path, record: dict[str, Any]) -> None:
+KEY_FILE = ".autograde-key"
+
+
+def record_key(out: Path) -> bytes:
+    """The secret `out`'s records are signed with, made on first use (readable by this
+    user only; the kernels, in their sandboxes, never see the output folder)."""
+    path = out / KEY_FILE
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{KEY_FILE}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # the first process to get here sets the key
+        tmp.unlink()
+    return path.read_bytes()
+
+
+def _signature(record: dict[str, Any], key: bytes) -> str:
+    meta = {k: v for k, v in record.get("extra_data", {}).items() if k != "signature"}
+    body = json.dumps({**record, "extra_data": meta}, sort_keys=True).encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _save(out: Path, key: str, record: dict[str, Any]) -> None:
+    """Sign `record` with `out`'s key and write it as `out/key/results.json`."""
+    record["extra_data"]["signature"] = _signature(record, record_key(out))
+    _write_atomic(out / key / RESULTS, record)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    tmp.replace(path)  # readers see the old record or the new one, never half of one
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # readers see the old file or the new one, never half of one
+
+
+def _write_atomic(path: Path, record: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(record, indent=2))
 
 
 def _meta(sub: Submission, status: str, message: str, digest: str | None) -> dict[str, Any]:
@@ -103,15 +144,20 @@ def _unscored(
     }
 
 
-def _reusable(path: Path, digest: str, options: Options) -> dict[str, Any] | None:
-    """The earlier record at `path` if it graded these exact bytes the same way."""
+def _reusable(out: Path, key: str, digest: str, options: Options) -> dict[str, Any] | None:
+    """The earlier record of submission `key` if this grader wrote it (its signature) and
+    it graded these exact bytes the same way."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads((out / key / RESULTS).read_text(encoding="utf-8"))
         meta = record["extra_data"]
-    except (OSError, ValueError, KeyError, TypeError):
+        signed = hmac.compare_digest(
+            str(meta.get("signature", "")), _signature(record, record_key(out))
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     same = (
-        meta.get("notebook_sha256") == digest
+        signed
+        and meta.get("notebook_sha256") == digest
         and meta.get("grader_version") == __version__
         and meta.get("seed") == options.seed
         and meta.get("device") == options.device
@@ -165,7 +211,7 @@ def _twin_record(
         identical_to=first.student,
     )
     _copy_feedback(out / first.key, out / twin.key)
-    _write_atomic(out / twin.key / RESULTS, copy)
+    _save(out, twin.key, copy)
     return copy
 
 
@@ -178,15 +224,15 @@ def grade_one(
     dest = out / sub.key / RESULTS
     if sub.notebook is None:
         record = _unscored(sub, options, "ungradeable", sub.problem or "", None)
-        _write_atomic(dest, record)
+        _save(out, sub.key, record)
         return record, False
     try:
         digest = notebook_digest(sub.notebook)
     except OSError as exc:
         record = _unscored(sub, options, "ungradeable", f"cannot read the notebook: {exc}", None)
-        _write_atomic(dest, record)
+        _save(out, sub.key, record)
         return record, False
-    previous = _reusable(dest, digest, options)
+    previous = _reusable(out, sub.key, digest, options)
     if previous is not None:  # also checked by the caller; the file may have changed since
         return previous, True
     # Here, not at the top: the pipeline imports torch, which the process that only hands
@@ -195,14 +241,23 @@ def grade_one(
     from .report import gradescope_results
 
     try:
-        result = grade(
-            sub.notebook,
-            replace(options, assignment=options.assignment or sub.assignment),
-            kernel_spec_manager=_kernel_spec_manager(),
-        )
+        options = replace(options, assignment=options.assignment or sub.assignment)
+        result = grade(sub.notebook, options, kernel_spec_manager=_kernel_spec_manager())
+        status = "graded"
+        if result.kernel_died:
+            # Something may have killed it from outside: one more try, in a fresh sandbox,
+            # before the student's own code is taken to be the cause.
+            result = grade(sub.notebook, options, kernel_spec_manager=_kernel_spec_manager())
+            status = "review" if result.kernel_died else "graded"
         record = gradescope_results(result)
         notes = "; ".join(result.score.notes)
-        record["extra_data"].update(_meta(sub, "graded", notes, digest))
+        if status == "review":
+            notes = (
+                "the kernel died twice while running this notebook (its own code may exit or "
+                "crash it): the score counts what ran before, and a person should look"
+                + (f"; {notes}" if notes else "")
+            )
+        record["extra_data"].update(_meta(sub, status, notes, digest))
         if feedback:  # before results.json: a recorded submission has its report
             try:
                 _write_feedback(result, dest.parent)
@@ -220,7 +275,7 @@ def grade_one(
             "the student's doing: run `autograde grade` again, and report it if it repeats"
         )
         record = _unscored(sub, options, "error", message, digest)
-    _write_atomic(dest, record)
+    _save(out, sub.key, record)
     return record, False
 
 
@@ -256,17 +311,19 @@ def _init_worker(threads: int, kernel_server: tuple[Path, int] | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _crashed(sub: Submission, out: Path, options: Options, why: str) -> dict[str, Any]:
+def _crashed(
+    sub: Submission, out: Path, options: Options, why: str, status: str = "error"
+) -> dict[str, Any]:
     message = (
-        f"the grading process crashed on this notebook ({why}); this is not the student's "
-        "doing: run `autograde grade` again, and report it if it repeats"
+        f"the grading process crashed on this notebook ({why}); a person should look: "
+        "run `autograde grade` again, and report it if it repeats"
     )
     digest = None
     if sub.notebook is not None:
         with contextlib.suppress(OSError):
             digest = notebook_digest(sub.notebook)
-    record = _unscored(sub, options, "error", message, digest)
-    _write_atomic(out / sub.key / RESULTS, record)
+    record = _unscored(sub, options, status, message, digest)
+    _save(out, sub.key, record)
     return record
 
 
@@ -393,9 +450,7 @@ def grade_submissions(
             todo, first_with = [], {}
             for sub in subs:  # in this process: no worker needs to start to skip
                 digest = _digest(sub)
-                previous = (
-                    None if digest is None else _reusable(out / sub.key / RESULTS, digest, options)
-                )
+                previous = None if digest is None else _reusable(out, sub.key, digest, options)
                 if previous is not None:
                     done(sub, previous, True)
                     continue
@@ -423,7 +478,8 @@ def grade_submissions(
                     for sub in broken:
                         left = _run_pool([sub], out, options, 1, done, restart, feedback)
                         if left:
-                            done(sub, _crashed(sub, out, options, "worker process died"), False)
+                            why = "its worker process died twice"
+                            done(sub, _crashed(sub, out, options, why, "review"), False)
     except KeyboardInterrupt:
         console.print(
             f"Interrupted after {len(records)} of {len(subs)} submissions; their results are "
@@ -431,8 +487,9 @@ def grade_submissions(
         )
         raise
     ordered = tuple(records[s.key] for s in subs if s.key in records)
+    # Written here, after every kernel of the batch is gone (each died with its sandbox).
     write_grades_csv(ordered, out / "grades.csv")
-    (out / "summary.md").write_text(summary_markdown(ordered), encoding="utf-8")
+    write_text_atomic(out / "summary.md", summary_markdown(ordered))
     summary = BatchSummary(out, ordered, skipped)
     _print_summary(console, summary, len(subs), time.perf_counter() - started)
     return summary
@@ -492,11 +549,11 @@ def merge(dirs: list[Path], out: Path) -> BatchSummary:
                 raise ValueError(f"{key} was graded in two shards with different results")
             records[key] = record
             _copy_feedback(path.parent, out / key)  # the reports travel with the records
-            _write_atomic(out / key / RESULTS, record)
+            _save(out, key, record)  # signed with this folder's key
     ordered = tuple(records[k] for k in sorted(records))
     out.mkdir(parents=True, exist_ok=True)
     write_grades_csv(ordered, out / "grades.csv")
-    (out / "summary.md").write_text(summary_markdown(ordered), encoding="utf-8")
+    write_text_atomic(out / "summary.md", summary_markdown(ordered))
     return BatchSummary(out, ordered, 0)
 
 
@@ -509,6 +566,7 @@ def _print_summary(console, summary: BatchSummary, total: int, seconds: float) -
     )
     console.print(
         f"{total} submissions{unchanged} in {seconds:.1f} s: {graded} graded, "
+        f"{summary.count('review')} need a person, "
         f"{summary.count('ungradeable')} could not be graded, "
         f"{summary.count('error')} grader errors."
     )

@@ -98,6 +98,17 @@ def _console():
     return console
 
 
+def _isolation(options) -> None:
+    """Say on every run when student code cannot be isolated here; raises GradingError
+    instead under --require-sandbox."""
+    from .options import check_sandbox
+
+    warning = check_sandbox(options)
+    if warning:
+        print(f"autograde: warning: {warning} (--require-sandbox makes this an error)",
+              file=sys.stderr)  # fmt: skip
+
+
 def _fail(message: str) -> int:
     print(f"autograde: {message}", file=sys.stderr)
     return EXIT_ERROR
@@ -112,6 +123,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail(f"--report {bad[0]}: a report is a .html or a .md file")
     try:
         options = _options(args)
+        _isolation(options)
         with console.status(f"Running {args.notebook} and grading it..."):
             result = grade(Path(args.notebook), options)
     except (NotebookError, GradingError, argparse.ArgumentTypeError) as exc:
@@ -143,6 +155,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     try:
         options = _options(args)
+        _isolation(options)
         if options.device != "cpu":  # the check imports torch, which "cpu" can do without
             from .pipeline import check_device
 
@@ -196,6 +209,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     try:
         options = _options(args)
+        _isolation(options)
         check_device(options.device)
     except (GradingError, argparse.ArgumentTypeError) as exc:
         return _fail(str(exc))
@@ -209,6 +223,7 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
 
     try:
         options = _options(args)
+        _isolation(options)
         check_device(options.device)
         outcome = ci_grade(
             Path(args.base),

@@ -42,6 +42,9 @@ class Execution:
     # kernel could not start. Points then come only from what the harvest recorded.
     stopped: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # The kernel's process ended before the notebook did: a student's os._exit, a crash,
+    # or something outside killing it. Worth one more try before a person looks.
+    kernel_died: bool = False
 
 
 def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
@@ -206,7 +209,7 @@ def run_notebook(
 
     _register_engine()
     started = time.perf_counter()
-    stopped, executed = None, None
+    stopped, executed, died = None, None, False
     if km is None:
         try:
             km = start_kernel(
@@ -255,6 +258,7 @@ def run_notebook(
         stopped = f"a cell ran longer than the {cell_timeout:.0f} s limit"
     except DeadKernelError:
         stopped = "the kernel died (the process running the notebook exited or crashed)"
+        died = True
     except RuntimeError as exc:  # nbclient: kernel failed to start, or its channels broke
         stopped = f"the notebook could not be run: {exc}"
     finally:
@@ -269,4 +273,4 @@ def run_notebook(
         executed = getattr(_RUNNING, "nb", None)
     _RUNNING.nb = None
     errors = _cell_errors(executed, skip_tag) if executed is not None else ()
-    return Execution(executed, seconds, errors, stopped)
+    return Execution(executed, seconds, errors, stopped, kernel_died=died and not fired.is_set())

@@ -21,9 +21,10 @@ __all__ = [
     "write_grades_csv",
 ]
 
-# graded: scored (whatever the score); ungradeable: the file is not a gradeable notebook
-# (the student can fix it); error: the grader failed (not the student's fault; re-run).
-STATUSES = ("graded", "ungradeable", "error")
+# graded: scored (whatever the score); review: scored as far as it ran, but its kernel or
+# grading process died twice (a person should look); ungradeable: the file is not a
+# gradeable notebook (the student can fix it); error: the grader failed (re-run).
+STATUSES = ("graded", "review", "ungradeable", "error")
 
 _FIRST = ("student", "assignment", "score", "max")
 _LAST = ("status", "message", "notebook", "sha256")
@@ -102,6 +103,7 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
         "# Grading summary",
         "",
         f"{len(rows)} submissions: {by_status['graded']} graded, "
+        f"{by_status['review']} need a person, "
         f"{by_status['ungradeable']} could not be graded, {by_status['error']} grader errors.",
         "",
     ]

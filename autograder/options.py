@@ -14,6 +14,7 @@ __all__ = [
     "SHARED_FLAGS",
     "GradingError",
     "Options",
+    "check_sandbox",
     "notebook_digest",
     "resolve_seed",
 ]
@@ -74,6 +75,17 @@ class Options:
     # (forkserver.py), each still a new process; False starts each kernel from scratch.
     fork_kernels: bool = True
     keep_executed: Path | None = None  # copy the executed notebook here
+
+
+def check_sandbox(options: Options) -> str | None:
+    """None when student code is isolated on this machine (sandbox.py), else the warning
+    to show on every run; GradingError instead when the options require the sandbox."""
+    from . import sandbox
+
+    warning = sandbox.describe()
+    if warning and options.require_sandbox:
+        raise GradingError(f"--require-sandbox: {warning}")
+    return warning
 
 
 def notebook_digest(path: Path) -> str:

@@ -20,6 +20,7 @@ from .options import (
     SHARED_FLAGS,
     GradingError,
     Options,
+    check_sandbox,
     notebook_digest,
     resolve_seed,
 )
@@ -61,6 +62,9 @@ class GradeResult:
     # (function, torch call, line) for tensors the student's code puts on the CPU whatever
     # the inputs' device: works on a CPU, fails on a GPU
     device_findings: tuple[tuple[str, str, str], ...] = ()
+    kernel_died: bool = False  # see execute.Execution.kernel_died
+    # None where student code ran in the full sandbox; otherwise what was not isolated
+    isolation_warning: str | None = None
 
 
 def check_device(device: str) -> None:
@@ -79,17 +83,6 @@ def check_device(device: str) -> None:
         )
     if dev.type not in ("cpu", "cuda"):
         raise GradingError(f"unsupported device {device!r}: use cpu or cuda")
-
-
-def check_sandbox(options: Options) -> str | None:
-    """None when student code is isolated on this machine, else the warning to show on
-    every run; GradingError instead when the options require the sandbox."""
-    from . import sandbox
-
-    warning = sandbox.describe()
-    if warning and options.require_sandbox:
-        raise GradingError(f"--require-sandbox: {warning}")
-    return warning
 
 
 def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, Any]:
@@ -197,7 +190,7 @@ def grade(
     `kernel_spec_manager` says how to start the kernel (a fork server's: forkserver.py)."""
     started = time.perf_counter()
     check_device(options.device)
-    check_sandbox(options)
+    sandbox_warning = check_sandbox(options)
     notebook = Path(notebook)
     nb = read_notebook(notebook)
     assignment = options.assignment or detect_assignment(nb, notebook)
@@ -323,6 +316,8 @@ def grade(
         timings=timings,
         speed=harvest.speed if harvest is not None else None,
         device_findings=device_findings,
+        kernel_died=execution.kernel_died,
+        isolation_warning=sandbox_warning,
     )
 
 

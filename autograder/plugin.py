@@ -12,7 +12,7 @@ import pytest
 
 from .pipeline import SHARED_FLAGS
 
-__all__ = ["pytest_addoption", "pytest_configure"]
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_report_header"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,3 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points a grading check is worth")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Like pytest-randomly's seed: how this run's student code is confined, up front."""
+    if not config.getoption("notebook", None):
+        return []
+    from .sandbox import describe
+
+    warning = describe()
+    return [f"autograde: {'warning: ' + warning if warning else 'student code sandboxed'}"]
