@@ -87,7 +87,7 @@ def policy(
     memory_mb: int | None,
     scratch_mb: int = 512,
     file_mb: int = 256,
-    processes: int = 256,
+    processes: int = 300,
     cpu_seconds: int | None = None,
     require: bool = False,
     devices: list[str] | None = None,
@@ -490,6 +490,10 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
             os.makedirs(root, exist_ok=True)
             _new_root(p, root)
             _loopback_up()
+            # RLIMIT_NPROC does not bind a grader run as root (uid 0 outside): the PID
+            # namespace's own pid_max does (Linux 6.14+; older kernels keep the rlimit).
+            with contextlib.suppress(OSError):
+                _write("/proc/sys/kernel/pid_max", str(max(p["processes"] + 1, 301)))
             read += ["/proc", "/sys"]
             layers.append("namespaces")
         else:

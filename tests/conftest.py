@@ -32,3 +32,19 @@ def chromium() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def sandboxed() -> dict:
+    """What this machine isolates student code with (autograder.sandbox.probe). Tests of
+    the sandbox need user namespaces and Landlock: skipped where the machine has neither,
+    except in CI (CI set), which must run them."""
+    from autograder import sandbox
+
+    found = sandbox.probe()
+    if not (found["namespaces"] and found["landlock"]):
+        message = f"this machine cannot sandbox kernels ({sandbox.describe(found)})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
