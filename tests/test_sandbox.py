@@ -47,8 +47,9 @@ def run_inside(
                             read=sandbox.kernel_reads(), memory_mb=limits.pop("memory_mb", 1024),
                             found=found, **limits)  # fmt: skip
     script = ATTEMPT + textwrap.dedent(body) + '\nprint("RESULTS" + json.dumps(results))\n'
-    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "POLICY": json.dumps(policy)},
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    env = {**os.environ, "POLICY": json.dumps(policy)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
     assert lines, proc.stdout + proc.stderr
     return json.loads(lines[-1].removeprefix("RESULTS"))
