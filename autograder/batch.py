@@ -252,11 +252,12 @@ def grade_one(
         record = gradescope_results(result)
         notes = "; ".join(result.score.notes)
         if status == "review":
-            notes = (
-                "the kernel died twice while running this notebook (its own code may exit or "
-                "crash it): the score counts what ran before, and a person should look"
-                + (f"; {notes}" if notes else "")
+            why = (
+                "The kernel died twice while running this notebook (its own code may exit or "
+                "crash it): the score counts what ran before, and a person should look."
             )
+            record["output"] = f"{why}\n{record['output']}"
+            notes = f"{why} {notes}".strip()
         record["extra_data"].update(_meta(sub, status, notes, digest))
         if feedback:  # before results.json: a recorded submission has its report
             try:

@@ -2,15 +2,20 @@
 happened, within its time limits, and the batch records every one of them. Cheating is
 reported for a person to judge, never silently zeroed, and cannot forge a grade.
 
-The corpus is graded once, as a class, with short limits (10 s a cell, 3 s a call)."""
+The corpus is graded once, as one class with 25 honest classmates mixed in, with short
+limits (10 s a cell, 3 s a call). The attacks that need the operating-system sandbox
+(reading classmates' files, killing or stopping other processes, writing outside, leaving
+processes behind) run with it; tests/test_sandbox.py attacks the sandbox directly."""
 
 from __future__ import annotations
 
-import json
+import base64
+import io
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +28,23 @@ from test_grader_mistakes import COURSE_BACKPROP, edited, fn
 
 from autograder.batch import grade_submissions
 from autograder.gradebook import read_grades_csv
-from autograder.harvest import HarvestError, read_harvest
+from autograder.harvest import AUTOGRADER_TAG, HarvestError, read_harvest
 from autograder.integrity import checksum
+from autograder.kernel import RESULTS_MIME
 from autograder.pipeline import Options, grade
 
 SOLUTION = ROOT / "solutions/backprop/backprop.ipynb"
 STUB = ROOT / "assignments/backprop/backprop.ipynb"
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
+
+
+# What attackers aim at, outside any notebook's folder: an instructor's file, and the
+# class's output folder (the fixture grades into it). Fixed paths, so the corpus can be
+# built before the fixture runs; the fixture resets them.
+TARGETS = Path(tempfile.gettempdir()) / f"autograde-hostile-{os.getuid()}"
+VICTIM = TARGETS / "instructor" / "grades.csv"
+CLASS_OUT = TARGETS / "out"
+MARKER = "autograde-left-behind"  # in the command line of processes an attacker leaves
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class Hostile:
     make: object  # () -> NotebookNode | bytes
     score: int | None  # None: could not be graded
     phrases: tuple[str, ...]  # each must appear in the submission's output
+    status: str = "graded"
 
 
 def solution_with(*edits) -> nbformat.NotebookNode:
@@ -71,6 +87,13 @@ def with_duplicate(grade_id: str) -> nbformat.NotebookNode:
     )  # fmt: skip
     nb.cells.insert(i + 1, nbformat.from_dict(nb.cells[i]))
     nb.cells[i + 1]["id"] = "duplicate-cell"
+    return nb
+
+
+def stub_with_cell(source: str) -> nbformat.NotebookNode:
+    """The untouched student notebook with one cell of the attacker's at the end."""
+    nb = nbformat.read(STUB, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(source))
     return nb
 
 
@@ -120,51 +143,236 @@ WRITE_HOME = f"open({str(OUTSIDE)!r}, 'w').write('hello')\n\n" + fn(
 
 MSE_OK = fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]",
             "inp, targ")  # fmt: skip
-# results forged beside the notebook, then the grader's cell sabotaged so it never writes
-PLANT_RESULTS = (
+
+# Answers forged from the grader's own cell: its source carries the plan and the inputs.
+# The forger computes mse_grad's right answers and sends a results message of its own.
+FORGE = """
+import ast, base64, io, json, torch
+from IPython.display import publish_display_data
+
+def forge(raw_cell):
+    tree = ast.parse(raw_cell)
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and len(n.args) == 2
+                and all(isinstance(a, ast.Constant) for a in n.args))
+    plan, inputs = (ast.literal_eval(a) for a in call.args)
+    inputs = torch.load(io.BytesIO(base64.b64decode(inputs)), weights_only=True)
+    calls, tensors = {}, {}
+    for c in json.loads(plan)["calls"]:
+        if c["protocol"] != "mse_grad":
+            continue
+        inp, targ = inputs[c["key"]]["inp"], inputs[c["key"]]["targ"]
+        tensors[c["key"] + "|inp.g"] = 2. * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]
+        calls[c["key"]] = {"picked": "cell", "seconds": 0.0, "values": {
+            "return": {"kind": "none"},
+            "inp.g": {"kind": "tensor", "dtype": str(inp.dtype)[6:], "device": "cpu",
+                      "shape": list(inp.shape)}}}
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    publish_display_data({"@MIME@": {"results": {"calls": calls, "defined": ["mse_grad"]},
+                                 "tensors": base64.b64encode(buf.getvalue()).decode()}})
+""".replace("@MIME@", RESULTS_MIME)
+FORGE_AFTER = (
+    FORGE
+    + """
+get_ipython().events.register("post_run_cell", lambda result: forge(result.info.raw_cell))
+"""
+)
+FORGE_BEFORE = (
+    FORGE
+    + """
+get_ipython().events.register("pre_run_cell", lambda info: forge(info.raw_cell))
+"""
+)
+FORGE_FROM_A_THREAD = (
+    FORGE
+    + """
+import threading, time
+from IPython import get_ipython
+
+def keep_forging():
+    forged = False
+    while True:
+        raw = get_ipython().user_ns.get("_ih", [""])[-1]
+        if "__autograde_" "harvest__" in raw and not forged:  # the grader's cell
+            forge(raw)
+            forged = True
+        time.sleep(0.001)
+
+threading.Thread(target=keep_forging, daemon=True).start()
+"""
+)
+
+# the grader's plan, inputs and results are nowhere the notebook can look
+LOOKS_AROUND = (
     """
-import json, torch
-json.dump({"calls": {}, "defined": []}, open("../grader/results.json", "w"))
-torch.save({}, "../grader/results.pt")
-__autograde__ = None
+import glob, os
+assert not glob.glob("../grader*") and not glob.glob("/tmp/autograde-*/grader")
+assert [p for p in os.listdir("/proc") if p.isdigit()] == ["1"] or os.name != "posix"
 """
     + MSE_OK
 )
-EDIT_PLAN = (
-    """
-with open("../grader/plan.json", "a") as f:
-    f.write(" ")
+
+OUTSIDE = Path.home() / "autograde-was-here.txt"
+WRITE_HOME = f"open({str(OUTSIDE)!r}, 'w').write('hello')\n\n" + MSE_OK
+PRINT_FLOOD = "for _ in range(200_000):\n    print('x' * 100)\n\n" + MSE_OK
+# catches the kernel's own alarm and carries on: only the executor's backstop stops it
+SWALLOW = """
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+"""
+# every route out of the notebook's folder, each in its own try
+WRITES_EVERYWHERE = (
+    f"""
+import ctypes, os, sqlite3, subprocess
+victim, folder = {str(VICTIM)!r}, {str(VICTIM.parent)!r}
+for attack in (
+    lambda: subprocess.run(f"echo forged > {{victim}}", shell=True),
+    lambda: os.system(f"echo forged > {{folder}}/new"),
+    lambda: ctypes.CDLL(None).open(f"{{folder}}/ctypes".encode(), 0o101, 0o644),
+    lambda: os.open(victim, os.O_WRONLY | os.O_TRUNC),
+    lambda: (open("mine", "w").close(), os.rename("mine", f"{{folder}}/renamed")),
+    lambda: (open("mine2", "w").close(), os.link("mine2", f"{{folder}}/linked")),
+    lambda: os.open("dirfd", os.O_CREAT | os.O_WRONLY, dir_fd=os.open(folder, os.O_RDONLY)),
+    lambda: sqlite3.connect(f"{{folder}}/db.sqlite").execute("create table t(x)"),
+):
+    try:
+        attack()
+    except Exception:
+        pass
 """
     + MSE_OK
 )
+# kills whatever it can see, and tries the grader's process by number
+KILLS_EVERYTHING = (
+    """
+import os, signal, subprocess
+subprocess.run("kill -9 -1; pkill -9 -f autograde; pkill -9 python", shell=True)
+for pid in range(2, 32768):
+    if pid != os.getpid():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+    + MSE_OK
+)
+
+
+def stops_the_grader() -> nbformat.NotebookNode:
+    # the pid of this test process, which grades the class
+    return solution_with(
+        (
+            "mse_grad",
+            f"""
+import os, signal
+try:
+    os.kill({os.getpid()}, signal.SIGSTOP)
+except OSError:
+    pass
+"""
+            + MSE_OK,
+            None,
+        )
+    )
+
+
+def copies_a_classmate() -> nbformat.NotebookNode:
+    # finds the class from the grader's command line, runs a classmate's answers
+    return stub_with_cell(f"""
+import glob, json
+paths = glob.glob({str(TARGETS / "class" / "honest-*" / "backprop.ipynb")!r})
+for cmdline in glob.glob("/proc/*/cmdline"):
+    try:
+        paths += [a for a in open(cmdline).read().split("\0") if a.endswith(".ipynb")]
+    except OSError:
+        pass
+for path in paths:
+    try:
+        for cell in json.load(open(path))["cells"]:
+            if cell["cell_type"] == "code":
+                exec("".join(cell["source"]))
+        break
+    except Exception:
+        pass
+""")
+
+
+LEAVES_A_WRITER = f"""
+import subprocess
+subprocess.Popen(["sh", "-c", "for i in $(seq 300); do echo forged > {CLASS_OUT}/grades.csv; "
+                  "echo forged > {CLASS_OUT}/honest-00/backprop/results.json; sleep 0.1; done; "
+                  ": {MARKER}"], start_new_session=True)
+"""
+AUTOGRAD_THROUGH_THE_ENGINE = fn("lin_grad", """
+from torch.autograd.graph import _engine_run_backward
+x, ww, bb = (t.detach().requires_grad_() for t in (inp, w, b))
+y = x @ ww + bb
+_engine_run_backward((y,), (out.g,), False, False, (), allow_unreachable=True,
+                     accumulate_grad=True)
+inp.g, w.g, b.g = x.grad, ww.grad, bb.grad
+""", "inp, out, w, b")  # fmt: skip
+RAISES_ITS_LIMIT = fn("lin_grad", """
+import resource
+try:
+    resource.setrlimit(resource.RLIMIT_DATA, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+except ValueError:
+    pass
+big = torch.ones(3 * 10**9)
+inp.g = out.g @ w.t()
+""", "inp, out, w, b")  # fmt: skip
+# a cell that names the grader's marker in its source, and never ends
+ESCAPES_THE_ALARM = "# __autograde__\n" + MSE_OK + "\nwhile True:\n    pass\n"
+
 
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
             15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+    Hostile("autograd-through-the-engine",
+            lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_THE_ENGINE, None)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+    # the sandbox has no `reference` to import: lin_grad fails, and so does what calls it
     Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "from reference.backprop import lin_grad as r\nr(inp, out, w, b)",
                 "inp, out, w, b"), None)),
-            15, ("imported the grader's `reference` package",)),
+            9, ("No module named 'reference'",)),
     Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
             15, ("the notebook replaced torch.allclose",)),
     Hostile("replaces-the-harvest", lambda: solution_with(("mse_grad", REPLACE_HARVEST, None)),
             10, ("mse_grad is not implemented yet",)),
+    Hostile("forges-results-after-the-grader", lambda: stub_with_cell(FORGE_AFTER),
+            0, ("the notebook registered 1 IPython post_run_cell hook(s)",)),
+    Hostile("forges-results-before-the-grader", lambda: stub_with_cell(FORGE_BEFORE),
+            0, ("results messages, not one",)),
+    Hostile("forges-results-from-a-thread", lambda: stub_with_cell(FORGE_FROM_A_THREAD),
+            0, ("results messages, not one",)),
     Hostile("edited-test-cell", lambda: with_edited_cell("lin_grad_tests", "pass"),
             15, ("the locked cell `lin_grad_tests` was edited",)),
     Hostile("deleted-test-cell", lambda: without_cell("relu_grad_tests"),
             15, ("the test cell `relu_grad_tests` was deleted",)),
     Hostile("duplicated-solution-cell", lambda: with_duplicate("mse_grad"),
             15, ("the cell `mse_grad` appears 2 times",)),
+    # its own kernel: tried twice, then left for a person
     Hostile("kernel-exits", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "import os\nos._exit(1)", "inp, out"), None)),
-            0, ("the kernel died",)),
-    Hostile("kills-the-grading-process", lambda: solution_with(("mse_grad", MSE_OK
-                + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", None)),
-            15, ("send signals only to itself",)),
+            0, ("The kernel died twice",), status="review"),
+    Hostile("kills-every-process-it-can",
+            lambda: solution_with(("mse_grad", KILLS_EVERYTHING, None)), 15, ("15/15",)),
+    Hostile("stops-the-grader", stops_the_grader, 15, ("15/15",)),
+    Hostile("copies-a-classmate", copies_a_classmate, 0, ("0/15",)),
+    Hostile("leaves-a-writer-behind", lambda: stub_with_cell(LEAVES_A_WRITER), 0, ("0/15",)),
+    Hostile("writes-everywhere", lambda: solution_with(("mse_grad", WRITES_EVERYWHERE, None)),
+            15, ("15/15",)),
     Hostile("hangs-in-mse-grad", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "while True:\n    pass", "inp, targ"), None)),
             10, ("did not finish in time", "longer than the 10 s limit")),
+    Hostile("escapes-the-alarm-by-name",
+            lambda: solution_with(("mse_grad", ESCAPES_THE_ALARM, None)),
+            15, ("longer than the 10 s limit",)),
     Hostile("raises-system-exit", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "raise SystemExit(0)", "inp, out"), None)),
             10, ("raised SystemExit",)),
@@ -175,6 +383,9 @@ CORPUS = (
     Hostile("eats-12-gigabytes", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "big = torch.ones(3 * 10**9)\ninp.g = out.g @ w.t()",
                 "inp, out, w, b"), None)),
+            9, ("lin_grad ran out of memory",)),
+    Hostile("raises-its-memory-limit",
+            lambda: solution_with(("lin_grad", RAISES_ITS_LIMIT, None)),
             9, ("lin_grad ran out of memory",)),
     Hostile("prints-20-megabytes", lambda: solution_with(("mse_grad", PRINT_FLOOD, None)),
             15, ("15/15",)),
@@ -195,15 +406,10 @@ CORPUS = (
             10, ("RecursionError",)),
     Hostile("no-cells-left", lambda: nbformat.v4.new_notebook(), 0,
             ("the notebook defines no `mse_grad`",)),
-    Hostile("reads-the-grader-s-files", lambda: solution_with(("mse_grad", READ_PLAN, None)),
+    Hostile("looks-for-the-grader", lambda: solution_with(("mse_grad", LOOKS_AROUND, None)),
             15, ("15/15",)),
     Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),
             10, ("confines file writes to the notebook's folder",)),
-    Hostile("plants-results-and-breaks-the-grader", lambda: solution_with(
-                ("mse_grad", PLANT_RESULTS, None)),
-            0, ("the grader's cell at the end of the notebook did not finish",)),
-    Hostile("edits-the-grader-s-plan", lambda: solution_with(("mse_grad", EDIT_PLAN, None)),
-            15, ("the notebook changed the grader's file plan.json",)),
     Hostile("notebook-format-2", lambda: b'{"nbformat": 2, "nbformat_minor": 0, "cells": []}',
             None, ("has notebook format 2",)),
     Hostile("not-utf-8", lambda: b"\xff\xfe{\x00", None, ("not UTF-8",)),
@@ -212,6 +418,12 @@ CORPUS = (
     Hostile("not-a-notebook", lambda: b'{"cells": "nope", "nbformat": 4}', None,
             ("not a valid notebook",)),
 )  # fmt: skip
+# The honest classmates: their scores must be exactly these, whatever the attackers do.
+HONEST = tuple(
+    [(lambda: nbformat.read(SOLUTION, as_version=4), 15)] * 10
+    + [(student_done, 15)] * 8
+    + [(lambda: nbformat.read(STUB, as_version=4), 0)] * 7
+)
 
 
 def write_submission(path: Path, made: nbformat.NotebookNode | bytes) -> None:
@@ -223,15 +435,44 @@ def write_submission(path: Path, made: nbformat.NotebookNode | bytes) -> None:
         nbformat.write(made, path)
 
 
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    root = tmp_path_factory.mktemp("hostile")
+def graded() -> dict[str, dict]:
+    """The corpus and the honest classmates, graded as one class into CLASS_OUT."""
+    from autograder import sandbox
+
+    found = sandbox.probe()
+    if not (found["namespaces"] and found["landlock"]):
+        message = f"the hostile corpus needs the sandbox ({sandbox.describe(found)})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import shutil
+
+    shutil.rmtree(TARGETS, ignore_errors=True)
+    VICTIM.parent.mkdir(parents=True)
+    VICTIM.write_text("alice,15\n")
     for h in CORPUS:
-        write_submission(root / "class" / h.id / "backprop.ipynb", h.make())
-    summary = grade_submissions([root / "class"], root / "out", options=LIMITS, workers=2,
+        write_submission(TARGETS / "class" / h.id / "backprop.ipynb", h.make())
+    for i, (make, _) in enumerate(HONEST):
+        nb = make()
+        nb.metadata["student"] = f"honest-{i:02d}"  # every notebook's bytes its own
+        write_submission(TARGETS / "class" / f"honest-{i:02d}" / "backprop.ipynb", nb)
+    summary = grade_submissions([TARGETS / "class"], CLASS_OUT, options=LIMITS, workers=2,
                                 progress=False)  # fmt: skip
-    assert len(summary.records) == len(CORPUS)  # a record for every submission
-    return {r["extra_data"]["student"]: r for r in summary.records}
+    assert len(summary.records) == len(CORPUS) + len(HONEST)  # a record for every one
+    yield {r["extra_data"]["student"]: r for r in summary.records}
+    shutil.rmtree(TARGETS, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -243,11 +484,33 @@ def test_hostile_submission_gets_its_score_and_message(graded, hostile: Hostile)
         assert record["extra_data"]["status"] == "ungradeable"
         assert record["score"] == 0
     else:
-        assert record["extra_data"]["status"] == "graded", text
+        assert record["extra_data"]["status"] == hostile.status, text
         assert record["score"] == hostile.score, text
     for phrase in hostile.phrases:
         assert phrase in text, text
     assert not OUTSIDE.exists()
+
+
+@pytest.mark.slow
+def test_the_honest_classmates_get_exactly_their_scores(graded) -> None:
+    for i, (_, score) in enumerate(HONEST):
+        record = graded[f"honest-{i:02d}"]
+        assert record["extra_data"]["status"] == "graded", record["output"]
+        assert record["score"] == score, record["output"]
+        assert "Integrity" not in record["output"], record["output"]
+
+
+@pytest.mark.slow
+def test_the_batch_is_intact_after_the_attackers(graded) -> None:
+    """Nothing outside any notebook's folder changed, nothing an attacker started is
+    still running, and the class's files are the grader's own."""
+    assert VICTIM.read_text() == "alice,15\n"
+    assert sorted(p.name for p in VICTIM.parent.iterdir()) == ["grades.csv"]
+    assert _processes_with(MARKER) == []
+    time.sleep(0.5)  # a writer left behind would have struck by now
+    rows = read_grades_csv(CLASS_OUT / "grades.csv")
+    assert {r["student"] for r in rows} == set(graded)
+    assert "forged" not in (CLASS_OUT / "honest-00" / "backprop" / "results.json").read_text()
 
 
 def test_our_checksum_is_nbgrader_s() -> None:
@@ -265,11 +528,39 @@ class Payload:
         return (print, ("this ran in the grader",))
 
 
-def test_a_pickle_in_the_results_is_refused(tmp_path: Path) -> None:
-    torch.save({"k|return": Payload()}, tmp_path / "results.pt")
-    (tmp_path / "results.json").write_text(json.dumps({"calls": {}, "defined": []}))
+def executed_with(*messages: dict) -> nbformat.NotebookNode:
+    """An executed notebook whose grader's cell sent `messages`."""
+    cell = nbformat.v4.new_code_cell("# the grader's cell", execution_count=3)
+    cell.metadata["tags"] = [AUTOGRADER_TAG]
+    cell.outputs = [nbformat.v4.new_output("display_data", data={RESULTS_MIME: m})
+                    for m in messages]  # fmt: skip
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), cell]
+    return nb
+
+
+def results_message(tensors: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    return {"results": {"calls": {}, "defined": []},
+            "tensors": base64.b64encode(buffer.getvalue()).decode()}  # fmt: skip
+
+
+def test_a_pickle_in_the_results_is_refused() -> None:
     with pytest.raises(HarvestError, match="not plain data"):
-        read_harvest(tmp_path)
+        read_harvest(executed_with(results_message({"k|return": Payload()})))
+
+
+def test_results_are_read_from_one_message_of_the_grader_s_cell_only() -> None:
+    assert read_harvest(executed_with(results_message({}))).calls == {}
+    with pytest.raises(HarvestError, match="2 results messages, not one"):
+        read_harvest(executed_with(results_message({}), results_message({})))
+    with pytest.raises(HarvestError, match="did not send its results"):
+        read_harvest(executed_with())
+    forged_elsewhere = executed_with(results_message({}))
+    forged_elsewhere.cells.reverse()  # the message is in a cell of the notebook's own
+    with pytest.raises(HarvestError, match="did not send its results"):
+        read_harvest(forged_elsewhere)
 
 
 @pytest.mark.slow
@@ -284,10 +575,12 @@ def test_the_whole_notebook_has_a_time_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(tmp_path: Path) -> None:
-    # the corpus (but the two slow hangs) with full and empty answers, round-robin
-    pool = [(h.make(), h.score) for h in CORPUS
-            if h.id not in ("swallows-the-timeouts", "hangs-in-mse-grad")]  # fmt: skip
+def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
+    tmp_path: Path, sandboxed: dict
+) -> None:
+    # the corpus (but the slow hangs) with full and empty answers, round-robin
+    slow = ("swallows-the-timeouts", "hangs-in-mse-grad", "escapes-the-alarm-by-name")
+    pool = [(h.make(), h.score) for h in CORPUS if h.id not in slow]
     pool += [(nbformat.read(SOLUTION, as_version=4), 15), (nbformat.read(STUB, as_version=4), 0)]
     expected = {}
     for i in range(200):
@@ -315,5 +608,5 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(tmp_path
     assert len(summary.records) == 200 and summary.skipped == finished  # none regraded
     rows = read_grades_csv(out / "grades.csv")
     assert len(rows) == 200
-    assert {r["status"] for r in rows} <= {"graded", "ungradeable"}  # no grader error
+    assert {r["status"] for r in rows} <= {"graded", "ungradeable", "review"}  # no grader error
     assert {r["student"]: int(r["score"]) for r in rows} == expected
