@@ -64,7 +64,6 @@ PRELOAD = (
     "coursedata",
 )
 _MAX_REQUEST = 1 << 20
-_SANDBOX: dict | None = None  # what this machine can isolate with (sandbox.probe)
 _SERVER_CWD = ""
 
 
@@ -166,7 +165,7 @@ def _become_kernel(
         if policy:
             # Forks: this process stays outside and waits; the kernel goes on as PID 1 of
             # its own namespaces (see sandbox.py).
-            sandbox.enter(json.loads(policy), _SANDBOX)
+            sandbox.enter(json.loads(policy))  # the grader probed the machine for it
         _watch_client(conn)
         # parent_handle=1: no console banner, and no polling of the parent process: this
         # kernel lives as long as its client, whatever becomes of the server.
@@ -192,9 +191,8 @@ def serve(path: str) -> None:
     """The server's loop: fork a kernel per request; report each kernel's exit to its
     client; kill a kernel whose client went away (the kernel also watches for that
     itself); stop when stdin closes (the grader that started this process has gone)."""
-    global _SANDBOX, _SERVER_CWD
+    global _SERVER_CWD
     _die_with_parent()
-    _SANDBOX = sandbox.probe()  # once, before any thread: each kernel's child uses it
     _SERVER_CWD = os.getcwd()
     _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

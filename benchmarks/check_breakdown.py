@@ -54,12 +54,13 @@ def parts(notebook: Path) -> dict[str, float]:
         work = Path(tmp)
         plan = make_plan(exercises, seed=0, device="cpu")
         prepared = inject(
-            nb, plan, work, call_timeout=20, cell_shas=cell_shas(nb), limits={"cell_timeout": 120}
+            nb, plan, call_timeout=20, cell_shas=cell_shas(nb), limits={"cell_timeout": 120}
         )
+        (work / "notebook").mkdir()
         execution = run_notebook(
             prepared,
             parameters={"seed": 0, "device": "cpu"},
-            workdir=work,
+            workdir=work / "notebook",
             cell_timeout=120,
             skip_tag=AUTOGRADER_TAG,
         )
@@ -74,7 +75,7 @@ def parts(notebook: Path) -> dict[str, float]:
             if "import torch" in c.source and AUTOGRADER_TAG not in c.metadata.get("tags", [])
         ]
         t = time.perf_counter()
-        score(exercises, plan, read_harvest(work))
+        score(exercises, plan, read_harvest(execution.notebook))
         scoring = time.perf_counter() - t
     notebook_cells = sum(d for _, d in durations) - sum(grader_cells)
     return {
