@@ -567,8 +567,8 @@ def _print_summary(console, summary: BatchSummary, total: int, seconds: float) -
     )
     console.print(
         f"{total} submissions{unchanged} in {seconds:.1f} s: {graded} graded, "
-        f"{summary.count('review')} need a person, "
-        f"{summary.count('ungradeable')} could not be graded, "
+        + (f"{summary.count('review')} need a person, " if summary.count("review") else "")
+        + f"{summary.count('ungradeable')} could not be graded, "
         f"{summary.count('error')} grader errors."
     )
     for r in summary.records:

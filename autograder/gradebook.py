@@ -103,8 +103,8 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
         "# Grading summary",
         "",
         f"{len(rows)} submissions: {by_status['graded']} graded, "
-        f"{by_status['review']} need a person, "
-        f"{by_status['ungradeable']} could not be graded, {by_status['error']} grader errors.",
+        + (f"{by_status['review']} need a person, " if by_status["review"] else "")
+        + f"{by_status['ungradeable']} could not be graded, {by_status['error']} grader errors.",
         "",
     ]
     for assignment in sorted({r["assignment"] for r in rows if r["status"] == "graded"}):

@@ -195,6 +195,27 @@ def test_rerun_skips_unchanged_and_regrades_changed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_rerun_trusts_only_records_the_grader_signed(tmp_path: Path) -> None:
+    """A record planted or edited by anything but the grader (a process a notebook left
+    behind, a student with access to the folder) is graded again, not reused."""
+    put(tmp_path / "class/alice/backprop.ipynb", STUB["backprop"])
+    put(tmp_path / "class/bob/backprop.ipynb", SOLUTION["backprop"])
+    out = tmp_path / "out"
+    first = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert [r["score"] for r in first.records] == [0, 15]
+    key = out / ".autograde-key"
+    assert key.stat().st_mode & 0o077 == 0  # the signing key is the grader's alone
+    forged = out / "alice/backprop/results.json"
+    record = json.loads(forged.read_text())
+    record["score"] = 15
+    forged.write_text(json.dumps(record))
+    again = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
+    assert again.skipped == 1  # bob's untouched record; alice's forged one is regraded
+    assert [r["score"] for r in again.records] == [0, 15]
+    assert json.loads(forged.read_text())["score"] == 0
+
+
+@pytest.mark.slow
 def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
     for student in ("ann", "ben", "cat"):  # three different files, each graded
         nb = nbformat.read(SOLUTION["matmul"], as_version=4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import signal
 import subprocess
@@ -610,3 +611,51 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     assert len(rows) == 200
     assert {r["status"] for r in rows} <= {"graded", "ungradeable", "review"}  # no grader error
     assert {r["student"]: int(r["score"]) for r in rows} == expected
+
+
+@pytest.mark.slow
+def test_the_output_cap_holds_in_every_cell_and_for_displays(tmp_path: Path) -> None:
+    """IPython puts a stream's `write` back after each cell: the cap is re-installed before
+    every cell, and covers display data too."""
+    nb = solution_with(("mse_grad", MSE_OK, None))
+    flood = "for _ in range(30_000):\n    print('x' * 100)\n"
+    displays = ("from IPython.display import display, HTML\n"
+                "for _ in range(3_000):\n"
+                "    display(HTML('<b>' + 'y' * 1000 + '</b>'))\n")  # fmt: skip
+    nb.cells += [nbformat.v4.new_code_cell(flood), nbformat.v4.new_code_cell(flood),
+                 nbformat.v4.new_code_cell(displays)]  # fmt: skip
+    path, kept = tmp_path / "backprop.ipynb", tmp_path / "executed.ipynb"
+    nbformat.write(nb, path)
+    result = grade(path, Options(output_kb=64, keep_executed=kept))
+    assert result.score.total == 15
+    executed = nbformat.read(kept, as_version=4)
+    sizes = [len(json.dumps(c.get("outputs", []))) for c in executed.cells[-3:]]
+    assert all(size < 80 * 1024 for size in sizes), sizes  # each 3 MB cell kept to ~64 kB
+    assert "output beyond 64 kB not kept" in json.dumps(executed.cells[-2].outputs)
+
+
+@pytest.mark.slow
+def test_a_detached_process_does_not_hold_check_s_output(tmp_path: Path, sandboxed: dict) -> None:
+    """`autograde check NB | cat` ends with the grading, whatever the notebook left behind."""
+    marker = f"{MARKER}-check-{os.getpid()}"
+    nb = solution_with(
+        (
+            "mse_grad",
+            f"""
+import subprocess, sys
+subprocess.Popen(["sh", "-c", "sleep 300; : {marker}"], start_new_session=True,
+                 stdout=sys.__stdout__, stderr=sys.__stderr__)
+"""
+            + MSE_OK,
+            None,
+        )
+    )
+    path = tmp_path / "backprop.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "check", str(path)],
+                          capture_output=True, timeout=240)  # fmt: skip
+    assert b"Total: 15/15" in proc.stdout
+    deadline = time.monotonic() + 5
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(marker) == []
