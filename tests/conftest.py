@@ -34,7 +34,7 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sandboxed() -> dict:
     """What this machine isolates student code with (autograder.sandbox.probe). Tests of
     the sandbox need user namespaces and Landlock: skipped where the machine has neither,

@@ -25,6 +25,7 @@ import nbformat
 import pytest
 import torch
 from notebook_tools import ROOT
+from process_tools import processes_with
 from test_grader_mistakes import COURSE_BACKPROP, edited, fn
 
 from autograder.batch import grade_submissions
@@ -116,30 +117,6 @@ PATCH_ALLCLOSE = "torch.allclose = lambda *a, **k: True\n\n" + fn(
 REPLACE_HARVEST = (
     "__autograde__['harvest'] = lambda path: None\n\n"
     "def mse_grad(inp, targ):\n    raise NotImplementedError()\n"
-)
-
-PRINT_FLOOD = "for _ in range(200_000):\n    print('x' * 100)\n\n" + fn(
-    "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
-)
-# catches the kernel's own alarm and carries on: only the executor's backstop stops it
-SWALLOW = """
-while True:
-    try:
-        while True:
-            pass
-    except BaseException:
-        pass
-"""
-
-# the plan, inputs and results are not in the notebook's working directory
-READ_PLAN = """
-import os
-assert not [f for f in os.listdir('.') if f.startswith(('plan', 'inputs', 'results'))]
-""" + fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ")
-
-OUTSIDE = Path.home() / "autograde-was-here.txt"
-WRITE_HOME = f"open({str(OUTSIDE)!r}, 'w').write('hello')\n\n" + fn(
-    "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]", "inp, targ"
 )
 
 MSE_OK = fn("mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]",
@@ -436,28 +413,9 @@ def write_submission(path: Path, made: nbformat.NotebookNode | bytes) -> None:
         nbformat.write(made, path)
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
-
-
 @pytest.fixture(scope="module")
-def graded() -> dict[str, dict]:
+def graded(sandboxed: dict) -> dict[str, dict]:
     """The corpus and the honest classmates, graded as one class into CLASS_OUT."""
-    from autograder import sandbox
-
-    found = sandbox.probe()
-    if not (found["namespaces"] and found["landlock"]):
-        message = f"the hostile corpus needs the sandbox ({sandbox.describe(found)})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     import shutil
 
     shutil.rmtree(TARGETS, ignore_errors=True)
@@ -507,7 +465,7 @@ def test_the_batch_is_intact_after_the_attackers(graded) -> None:
     still running, and the class's files are the grader's own."""
     assert VICTIM.read_text() == "alice,15\n"
     assert sorted(p.name for p in VICTIM.parent.iterdir()) == ["grades.csv"]
-    assert _processes_with(MARKER) == []
+    assert processes_with(MARKER) == []
     time.sleep(0.5)  # a writer left behind would have struck by now
     rows = read_grades_csv(CLASS_OUT / "grades.csv")
     assert {r["student"] for r in rows} == set(graded)
@@ -656,6 +614,6 @@ subprocess.Popen(["sh", "-c", "sleep 300; : {marker}"], start_new_session=True,
                           capture_output=True, timeout=240)  # fmt: skip
     assert b"Total: 15/15" in proc.stdout
     deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from notebook_tools import ROOT
+from process_tools import processes_with
 
 from autograder import sandbox
 from autograder.options import GradingError, Options, check_sandbox
@@ -190,17 +191,6 @@ attempt("cmdline", lambda: open("/proc/{os.getpid()}/cmdline").read())
         bystander.wait()
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
-
-
 def test_every_process_it_starts_dies_with_it(tmp_path: Path, sandboxed: dict) -> None:
     marker = f"autograde-detached-{os.getpid()}"
     started = time.monotonic()
@@ -219,9 +209,9 @@ attempt("child", lambda: os.fork() or os.execvp("sleep", ["sleep", "300", "{mark
     # run_inside's capture_output waited for the pipe to close: nothing kept it open
     assert time.monotonic() - started < 30
     deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_limits_are_hard(tmp_path: Path, sandboxed: dict) -> None:
