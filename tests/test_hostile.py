@@ -293,6 +293,13 @@ _engine_run_backward((y,), (out.g,), False, False, (), allow_unreachable=True,
                      accumulate_grad=True)
 inp.g, w.g, b.g = x.grad, ww.grad, bb.grad
 """, "inp, out, w, b")  # fmt: skip
+AUTOGRAD_THROUGH_TORCH_FUNC = fn("lin_grad", """
+from torch.func import grad
+from torch.autograd.functional import vjp
+inp.g = vjp(lambda x: x @ w + b, inp, out.g)[1]
+w.g = grad(lambda ww: ((inp @ ww + b) * out.g).sum())(w)
+b.g = out.g.sum(0)
+""", "inp, out, w, b")  # fmt: skip
 RAISES_ITS_LIMIT = fn("lin_grad", """
 import resource
 try:
@@ -312,6 +319,9 @@ CORPUS = (
             15, ("Integrity: lin_grad calls PyTorch's autograd",)),
     Hostile("autograd-through-the-engine",
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_THE_ENGINE, None)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+    Hostile("autograd-through-torch-func",
+            lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_TORCH_FUNC, None)),
             15, ("Integrity: lin_grad calls PyTorch's autograd",)),
     # the sandbox has no `reference` to import: lin_grad fails, and so does what calls it
     Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
