@@ -271,6 +271,9 @@ def serve(path: str) -> None:
                         selector.unregister(key.fileobj)
                         kill(pid)
     finally:
+        # The grader's death closes stdin and sends SIGTERM at once: whichever arrives
+        # second must not interrupt the clean-up the first one started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for pid in list(kernels):
             kill(pid)
         shutil.rmtree(Path(path).parent, ignore_errors=True)

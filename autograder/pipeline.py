@@ -200,7 +200,9 @@ def grade(
         raise GradingError(str(exc.args[0])) from None
     digest = notebook_digest(notebook)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
+    from .sandbox import host_folder
+
+    with tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp:
         # The notebook runs in its own folder (in the sandbox, a tmpfs of its own); the
         # kernel's connection file and sockets live beside it.
         workdir = Path(tmp) / "notebook"

@@ -143,6 +143,20 @@ def kernel_reads(data_path: str | None = None) -> list[str]:
     return paths
 
 
+def host_folder() -> str | None:
+    """Where a grading's folders (the notebook's, the kernel's sockets) should go: not
+    under /tmp, which the sandbox covers with a writable tmpfs of its own, so that the
+    sockets folder bound beneath it would be writable from inside (Landlock's rights are
+    inherited down a path). /var/tmp where it can be used, else the usual temp folder."""
+    import tempfile
+
+    tmp = os.path.realpath(tempfile.gettempdir())
+    var = "/var/tmp"
+    if tmp.startswith("/tmp") and os.path.isdir(var) and os.access(var, os.W_OK | os.X_OK):
+        return var
+    return None
+
+
 def gpu_devices() -> list[str]:
     """NVIDIA's device files, for grading on CUDA inside the sandbox."""
     try:
@@ -419,12 +433,15 @@ def landlock(
         os.close(ruleset)
 
 
-def _limits(p: Policy) -> None:
+def _limits(p: Policy, namespaced: bool) -> None:
     """Hard limits: soft and hard set together, so the kernel can lower but never raise
-    them (raising a hard limit needs a capability it does not have)."""
+    them (raising a hard limit needs a capability it does not have). The process count
+    only in a user namespace of its own: outside one, RLIMIT_NPROC counts every process of
+    the user's, and would starve a desktop session's kernel of threads."""
     mb = 2**20
-    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, p["file_mb"] * mb),
-              (resource.RLIMIT_NPROC, p["processes"])]  # fmt: skip
+    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, p["file_mb"] * mb)]
+    if namespaced:
+        wanted.append((resource.RLIMIT_NPROC, p["processes"]))
     if p.get("memory_mb"):
         wanted.append((resource.RLIMIT_DATA, p["memory_mb"] * mb))
     if p.get("cpu_seconds"):
@@ -512,7 +529,7 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
 
                 warnings.filterwarnings("ignore", "Couldn't bind IOPub Pipe")
                 os.environ["PYTHONWARNINGS"] = "ignore:Couldn't bind IOPub Pipe"
-        _limits(p)
+        _limits(p, found["namespaces"])
         layers.append("rlimits")
         if found["namespaces"]:
             _drop_capabilities()

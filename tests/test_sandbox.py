@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -40,20 +42,30 @@ def run_inside(
     tmp_path: Path, body: str, *, found: dict | None = None, timeout: float = 60, **limits
 ) -> dict:
     """Run `body` (calls of `attempt(name, fn)`) in a process that entered the sandbox a
-    kernel of `tmp_path` would get; return {name: [outcome, detail]} and the layers."""
-    scratch, sockets = tmp_path / "notebook", tmp_path / "kernel"
-    scratch.mkdir(exist_ok=True)
-    sockets.mkdir(mode=0o700, exist_ok=True)
+    kernel would get (its folders where the pipeline puts them); return {name: [outcome,
+    detail]} and the layers."""
+    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
+    scratch, sockets = folders / "notebook", folders / "kernel"
+    scratch.mkdir()
+    sockets.mkdir(mode=0o700)
     policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets),
                             read=sandbox.kernel_reads(), memory_mb=limits.pop("memory_mb", 1024),
                             found=found, **limits)  # fmt: skip
     script = ATTEMPT + textwrap.dedent(body) + '\nprint("RESULTS" + json.dumps(results))\n'
-    env = {**os.environ, "POLICY": json.dumps(policy)}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
-    assert lines, proc.stdout + proc.stderr
-    return json.loads(lines[-1].removeprefix("RESULTS"))
+    env = {**os.environ, "POLICY": json.dumps(policy), "AUTOGRADE_SOCKETS": f"{sockets}/k"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
+        assert lines, proc.stdout + proc.stderr
+        results = json.loads(lines[-1].removeprefix("RESULTS"))
+        left = sorted(p.name for p in sockets.iterdir() if p.name != "root")
+        assert left == [], f"the sandbox wrote into its sockets folder: {left}"
+        if "namespaces" in results["layers"]:  # its folder was a tmpfs: nothing on the disk
+            assert list(scratch.iterdir()) == []
+    finally:
+        shutil.rmtree(folders, ignore_errors=True)
+    return results
 
 
 def refused(results: dict, *names: str) -> None:
@@ -106,7 +118,9 @@ attempt("coursedata", lambda: __import__("coursedata").get_data().x_train.shape)
 attempt("torch", lambda: float(__import__("torch").ones(3).sum()))
 """,
     )
-    refused(r, "solutions", "reference", "classmate", "home", "repository")
+    refused(r, "solutions", "reference", "classmate", "home")
+    # the repository's folder is refused, or (under a writable /tmp) holds the data alone
+    assert r["repository"][0] == "refused" or r["repository"][1] == "['coursedata']"
     assert r["coursedata"][0] == "done" and r["torch"] == ["done", "3.0"]
 
 
@@ -127,18 +141,17 @@ attempt("dir_fd", lambda: os.open("dirfd", os.O_CREAT | os.O_WRONLY,
                                   dir_fd=os.open({d!r}, os.O_RDONLY)))
 attempt("sqlite3", lambda: sqlite3.connect({d + "/db.sqlite"!r}).execute("create table t(x)"))
 attempt("python-env", lambda: open(os.path.dirname(os.__file__) + "/evil.py", "w"))
+attempt("sockets", lambda: open(os.path.dirname(os.environ["AUTOGRADE_SOCKETS"]) + "/x", "w"))
 attempt("mine", lambda: open("mine.txt", "w").write("scratch is writable"))
 attempt("tmp", lambda: open("/tmp/t", "w").write("so is /tmp"))
 """.replace('attempt("rename"', 'open("mine.txt", "w").write("x")\nattempt("rename"'),
     )
-    refused(r, "shell", "truncate", "rename", "link", "dir_fd", "sqlite3", "python-env")
+    refused(r, "shell", "truncate", "rename", "link", "dir_fd", "sqlite3", "python-env", "sockets")
     assert r["ctypes"][1] == "-1"  # libc's open failed
     assert r["os.system"][1] != "0"  # the shell's redirect failed
     assert victim.read_text() == "alice,15\n"
     assert sorted(p.name for p in victim.parent.iterdir()) == ["grades.csv"]
     assert r["mine"][0] == r["tmp"][0] == "done"
-    # the notebook's folder was a tmpfs of its own: nothing it wrote is left on the disk
-    assert list((tmp_path / "notebook").iterdir()) == []
 
 
 def test_no_network(tmp_path: Path, sandboxed: dict) -> None:
