@@ -147,6 +147,19 @@ def test_pytest_form_one_testcase_per_check(tmp_path: Path, folder: str) -> None
                 else "xfail" if case.find("skipped") is not None else "passed")  # fmt: skip
         by_outcome[kind].append(case.get("name"))
     checks = [c for e in exercises_for("matmul") for c in e.checks]
+    # points: per testcase, in total on the suite, and in the terminal summary
+    root = ET.parse(junit).getroot()
+    earned = possible = 0
+    for case in root.iter("testcase"):
+        props = {p.get("name"): int(p.get("value")) for p in case.iter("property")}
+        passed = case.find("failure") is None and case.find("skipped") is None
+        assert props["points"] == (props["max_points"] if passed else 0), case.get("name")
+        earned, possible = earned + props["points"], possible + props["max_points"]
+    full = sum(c.points for c in checks)
+    assert possible == full and earned == (full if solution else 0)
+    suite = {p.get("name"): int(p.get("value")) for p in root.find("testsuite").find("properties")}
+    assert suite == {"points": earned, "max_points": full}
+    assert f"autograde: {earned}/{full} points for {notebook}" in proc.stdout
     if solution:
         assert len(by_outcome["passed"]) == len(checks)
         return

@@ -59,9 +59,12 @@ def graded(pytestconfig: pytest.Config) -> GradeResult:
         pytest.exit(f"cannot grade {path}: {exc}", returncode=2)
 
 
-def test_check(graded: GradeResult, check: tuple[str, str]) -> None:
+def test_check(graded: GradeResult, check: tuple[str, str], request: pytest.FixtureRequest) -> None:
     cell, name = check
     (result,) = [c for c in graded.score.checks if (c.exercise, c.name) == (cell, name)]
+    # JUnit <property> elements of the testcase (GitHub test reporters show them), and the
+    # plugin's points summary; appended directly, as `record_property` would.
+    request.node.user_properties += [("points", result.score), ("max_points", result.max_score)]
     if result.passed:
         return
     text = result.message + (f"\nHint: {result.hint}" if result.hint else "")
