@@ -111,16 +111,33 @@ def annotation(level: str, file: str, line: int, title: str, message: str) -> st
 
 
 def _cell_line(path: Path, cell: str) -> int:
-    """The line of the notebook file where the exercise's cell is (its grade_id), so an
-    annotation points at the student's code; 1 when it cannot be found."""
+    """The line of the notebook file where the exercise's code is: in the cell with that
+    grade_id, the first source line that defines something (`def`, `class`), else its
+    first source line, so an annotation points at the student's code rather than at the
+    cell's metadata above it; 1 when it cannot be found."""
     needle = f'"grade_id": "{cell}"'
     try:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if needle in line:
-                return number
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        pass
-    return 1
+        return 1
+    start = next((i for i, line in enumerate(lines) if needle in line), None)
+    if start is None:
+        return 1
+    source = next((i for i in range(start, len(lines)) if '"source":' in lines[i]), None)
+    if source is None:
+        return start + 1
+    if not lines[source].rstrip().endswith("["):  # "source": "one string"
+        return source + 1
+    body = []
+    for i in range(source + 1, len(lines)):
+        if lines[i].strip() in ("]", "],"):
+            break
+        body.append(i)
+    for i in body:
+        code = lines[i].strip().lstrip('"')
+        if code.startswith(("def ", "class ")):
+            return i + 1
+    return body[0] + 1 if body else source + 1
 
 
 def _annotations(results, head: Path, flagged: tuple[str, ...]) -> list[str]:

@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 from notebook_tools import ROOT
 
-from autograder.ci import annotation, changed_files
+from autograder.ci import _cell_line, annotation, changed_files
 from autograder.cli import main
 from autograder.notebook import read_notebook, replace_function
 
@@ -143,7 +144,8 @@ def test_pr_editing_the_grader_is_graded_by_the_base_grader_and_flagged(
     assert all(f"file={NOTEBOOK}" in e for e in errors)
     lin_grad = next(e for e in errors if "lin_grad sets w.g" in e)
     line = int(lin_grad.split(",line=")[1].split(",")[0])
-    assert '"grade_id": "lin_grad"' in (head / NOTEBOOK).read_text().splitlines()[line - 1]
+    # the line of the student's `def lin_grad`, not the cell's metadata above it
+    assert '"def lin_grad(' in (head / NOTEBOOK).read_text().splitlines()[line - 1]
 
 
 @pytest.mark.slow
@@ -179,3 +181,19 @@ def test_no_changed_notebook_is_nothing_to_grade(
     argv = ["ci-grade", "--base", str(base), "--head", str(head), "--summary", str(summary)]
     assert main(argv) == 0
     assert "nothing to grade" in summary.read_text()
+
+
+def test_annotations_point_at_the_exercise_s_code(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell("# your code here\n\ndef mse_grad(inp, targ):\n"
+                                          "    inp.g = None\n"),
+                nbformat.v4.new_code_cell("x = 1")]  # fmt: skip
+    nb.cells[1].metadata["nbgrader"] = {"grade_id": "mse_grad", "solution": True}
+    nb.cells[2].metadata["nbgrader"] = {"grade_id": "one_liner", "solution": True}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    lines = path.read_text().splitlines()
+    assert '"def mse_grad(inp, targ):' in lines[_cell_line(path, "mse_grad") - 1]
+    assert '"x = 1"' in lines[_cell_line(path, "one_liner") - 1]
+    assert _cell_line(path, "no_such_cell") == 1
