@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 from notebook_tools import ROOT
+from test_grader_mistakes import COURSE_BACKPROP, COURSE_MATMUL, edited, matmul
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,18 @@ SUBMISSIONS = {
             "a[i, None]",
         )
     ),
+    # The lesson's own code, `torch.zeros(ar, bc)` in every rung: float32 whatever the
+    # inputs. autograde gives it full marks (the dtype is 0-point advice), and so must the
+    # notebook's hidden float64 tests under nbgrader: one verdict. Likewise the course's
+    # backprop answers.
+    "lesson": lambda a: (
+        edited(
+            ROOT / "assignments/matmul/matmul.ipynb",
+            [matmul(c, body) for c, body in COURSE_MATMUL.items()],
+        )
+        if a == "matmul"
+        else edited(ROOT / "assignments/backprop/backprop.ipynb", COURSE_BACKPROP)
+    ),
 }
 
 EXPECTED = {
@@ -63,6 +76,19 @@ EXPECTED = {
         "matmul_loops_tests": 3,
         "matmul_elementwise_tests": 2,
         "matmul_broadcast_tests": 0,
+    },
+    ("matmul", "lesson"): {
+        "matmul_loops_tests": 3,
+        "matmul_elementwise_tests": 2,
+        "matmul_broadcast_tests": 5,
+    },
+    ("backprop", "lesson"): {
+        "mse_grad_tests": 2,
+        "relu_grad_tests": 2,
+        "lin_grad_tests": 3,
+        "forward_and_backward_tests": 3,
+        "layer_classes_tests": 3,
+        "model_class_tests": 2,
     },
     ("backprop", "solution"): {
         "mse_grad_tests": 2,
@@ -125,3 +151,39 @@ def gradebook(tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
 @pytest.mark.parametrize(("assignment", "student"), list(EXPECTED), ids="-".join)
 def test_nbgrader_autograde_awards_exactly_the_expected_points(gradebook, assignment, student):
     assert gradebook[assignment, student] == EXPECTED[assignment, student]
+
+
+@pytest.fixture(scope="module")
+def autograded(tmp_path_factory) -> dict[tuple[str, str], dict[str, int]]:
+    """The same submissions graded by `autograde grade`: points per exercise."""
+    from autograder.batch import grade_submissions
+    from autograder.gradebook import read_grades_csv
+
+    root = tmp_path_factory.mktemp("autograde")
+    for a in ("matmul", "backprop"):
+        for student, make in SUBMISSIONS.items():
+            folder = root / "class" / f"{student}-{a}"
+            folder.mkdir(parents=True)
+            nbformat.write(make(a), folder / f"{a}.ipynb")
+    grade_submissions([root / "class"], root / "out", workers=2, progress=False, feedback=False)
+    points = {}
+    for row in read_grades_csv(root / "out" / "grades.csv"):
+        student, a = row["student"].rsplit("-", 1)
+        cells = {k.removesuffix("_tests") for k in EXPECTED[a, "solution"]}
+        points[a, student] = {c: int(row[c]) for c in cells}
+    return points
+
+
+@pytest.mark.parametrize(("assignment", "student"), list(EXPECTED), ids="-".join)
+def test_autograde_and_nbgrader_fail_the_same_exercises(
+    gradebook, autograded, assignment, student
+) -> None:
+    """One verdict: full marks from one tool are full marks from the other, and a wrong
+    answer loses the same exercises in both (nbgrader's all-or-nothing test cells may
+    cost more points, never other exercises)."""
+    full = {k.removesuffix("_tests"): v for k, v in EXPECTED[assignment, "solution"].items()}
+    by_nbgrader = {k.removesuffix("_tests"): v for k, v in gradebook[assignment, student].items()}
+    by_autograde = autograded[assignment, student]
+    assert {e for e, p in by_nbgrader.items() if p < full[e]} == {
+        e for e, p in by_autograde.items() if p < full[e]
+    }, (by_nbgrader, by_autograde)
