@@ -82,14 +82,6 @@ EXPECTED = {
         "matmul_elementwise_tests": 2,
         "matmul_broadcast_tests": 5,
     },
-    ("backprop", "lesson"): {
-        "mse_grad_tests": 2,
-        "relu_grad_tests": 2,
-        "lin_grad_tests": 3,
-        "forward_and_backward_tests": 3,
-        "layer_classes_tests": 3,
-        "model_class_tests": 2,
-    },
     ("backprop", "solution"): {
         "mse_grad_tests": 2,
         "relu_grad_tests": 2,
@@ -116,6 +108,9 @@ EXPECTED = {
         "model_class_tests": 2,
     },
 }
+
+
+EXPECTED["backprop", "lesson"] = EXPECTED["backprop", "solution"]  # full marks
 
 
 @pytest.fixture(scope="module")
