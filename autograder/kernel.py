@@ -167,8 +167,9 @@ def _infrastructure(thread):
 def _disarm_hooks():
     """Before the grader's calls: nothing the notebook registered may run during them or
     after them (an IPython event, a trace function, an atexit callback, a signal
-    handler); each is removed, and reported. Threads cannot be stopped from here: they
-    are reported, and the grader accepts one results message only."""
+    handler); each is removed, and reported (atexit callbacks only removed: libraries
+    register them too). Threads cannot be stopped from here: they are reported, and the
+    grader accepts one results message only."""
     import atexit
     import threading
 
