@@ -32,7 +32,7 @@ from typing import Any
 
 from . import __version__, forkserver
 from .exercises import ASSIGNMENTS, exercises_for
-from .gradebook import summary_markdown, write_grades_csv
+from .gradebook import summary_markdown, unscored_results, write_grades_csv
 from .notebook import NotebookError
 from .options import GradingError, Options, notebook_digest
 from .submissions import Submission, find_submissions
@@ -116,8 +116,7 @@ def _meta(sub: Submission, status: str, message: str, digest: str | None) -> dic
 def _unscored(
     sub: Submission, options: Options, status: str, message: str, digest: str | None
 ) -> dict[str, Any]:
-    """A record for a submission that got no score: zero points and the reason, in the
-    same Gradescope shape as a graded one so every reader handles it."""
+    """A record for a submission that got no score: zero points and the reason."""
     assignment = options.assignment or sub.assignment
     if assignment is None and sub.notebook is not None and sub.notebook.stem in ASSIGNMENTS:
         assignment = sub.notebook.stem  # the best guess left, so the row sorts with its kind
@@ -125,23 +124,14 @@ def _unscored(
         max_score = sum(e.points for e in exercises_for(assignment)) if assignment else None
     except KeyError:
         max_score = None
-    return {
-        "score": 0,
-        "execution_time": 0,
-        "output": message,
-        "output_format": "text",
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": [],
-        "extra_data": {
-            "assignment": assignment,
-            "max_score": max_score,
-            "grader_version": __version__,
-            "seed": options.seed,
-            "device": options.device,
-            **_meta(sub, status, message, digest),
-        },
-    }
+    return unscored_results(message, {
+        "assignment": assignment,
+        "max_score": max_score,
+        "grader_version": __version__,
+        "seed": options.seed,
+        "device": options.device,
+        **_meta(sub, status, message, digest),
+    })  # fmt: skip
 
 
 def _reusable(out: Path, key: str, digest: str, options: Options) -> dict[str, Any] | None:

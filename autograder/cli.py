@@ -114,6 +114,12 @@ def _fail(message: str) -> int:
     return EXIT_ERROR
 
 
+def _write_json(path: str, record: dict) -> None:
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .pipeline import GradingError, NotebookError, grade
 
@@ -127,6 +133,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         with console.status(f"Running {args.notebook} and grading it..."):
             result = grade(Path(args.notebook), options)
     except (NotebookError, GradingError, argparse.ArgumentTypeError) as exc:
+        if args.json:  # a results.json says why, so nothing reading it sees a missing file
+            from .gradebook import unscored_results
+
+            status = "ungradeable" if isinstance(exc, NotebookError) else "error"
+            _write_json(
+                args.json,
+                unscored_results(str(exc), {"status": status, "grader_version": __version__}),
+            )
         return _fail(str(exc))
     # Imported after grading: it imports torch, which `grade` imports once the kernel runs.
     from .report import gradescope_results, print_table
@@ -137,9 +151,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         style="dim",
     )
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(gradescope_results(result), indent=2), encoding="utf-8")
+        _write_json(args.json, gradescope_results(result))
     if args.report:
         from .feedback import write_feedback
 
@@ -245,6 +257,26 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def cmd_gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import BundleConfig, build_bundle, read_seed_file
+    from .options import DEFAULT_SEED, GradingError
+
+    try:
+        seed = read_seed_file(Path(args.seed_file))
+        if seed == DEFAULT_SEED:
+            print(f"autograde: warning: seed {seed} is the self-check's default: students "
+                  "checking their notebooks see the grading inputs; choose another",
+                  file=sys.stderr)  # fmt: skip
+        names = build_bundle(Path(args.root), Path(args.out),
+                             BundleConfig(seed=seed, assignment=args.assignment))  # fmt: skip
+    except GradingError as exc:
+        return _fail(str(exc))
+    print(f"{args.out}: {', '.join(names)}")
+    print("Upload it on Gradescope (Configure Autograder, base image Ubuntu 24.04); "
+          "students upload their .ipynb file.")  # fmt: skip
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autograde",
@@ -252,8 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"autograde {__version__}")
     sub = parser.add_subparsers(
-        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade}"
+        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade,gradescope}"
     )
+
+    from .exercises import ASSIGNMENTS
 
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")
@@ -343,6 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="the course repository (default: .)")
     _common(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "gradescope", help="instructors: write the autograder.zip Gradescope's autograder takes"
+    )
+    p.add_argument("--seed-file", required=True, metavar="FILE",
+                   help="a file holding the integer seed of the grader's inputs; keep it out "
+                        "of the repository students see (the bundle carries it)")  # fmt: skip
+    p.add_argument("--assignment", default=None, choices=sorted(ASSIGNMENTS),
+                   help="the one assignment this Gradescope assignment grades "
+                        "(default: each uploaded notebook says which it is)")  # fmt: skip
+    p.add_argument("--out", default="autograder.zip", help="default: autograder.zip")
+    p.add_argument("--root", default=".", help="the course repository (default: .)")
+    p.set_defaults(func=cmd_gradescope)
     return parser
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "grades_rows",
     "read_grades_csv",
     "summary_markdown",
+    "unscored_results",
     "write_grades_csv",
 ]
 
@@ -25,6 +26,22 @@ __all__ = [
 # grading process died twice (a person should look); ungradeable: the file is not a
 # gradeable notebook (the student can fix it); error: the grader failed (re-run).
 STATUSES = ("graded", "review", "ungradeable", "error")
+
+
+def unscored_results(message: str, extra_data: dict[str, Any]) -> dict[str, Any]:
+    """The record of a submission that got no score: zero points and the reason, in
+    Gradescope's results.json shape like a graded one, so every reader handles it."""
+    return {
+        "score": 0,
+        "execution_time": 0,
+        "output": message,
+        "output_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "extra_data": extra_data,
+    }
+
 
 _FIRST = ("student", "assignment", "score", "max")
 _LAST = ("status", "message", "notebook", "sha256")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .exercises import ASSIGNMENTS
 
-__all__ = ["Submission", "find_submissions"]
+__all__ = ["Submission", "find_submissions", "notebooks_in"]
 
 # Jupyter's autosaves and macOS/zip debris hold copies, not submissions.
 _IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", ".git", "feedback", "autograded"}
@@ -47,7 +47,8 @@ def _slug(text: str) -> str:
     return slug or "_"
 
 
-def _notebooks(folder: Path) -> list[Path]:
+def notebooks_in(folder: Path) -> list[Path]:
+    """The notebooks under `folder` that a student handed in (not autosaves or zip debris)."""
     return sorted(
         p
         for p in folder.rglob("*.ipynb")
@@ -58,7 +59,7 @@ def _notebooks(folder: Path) -> list[Path]:
 
 
 def _from_student_folder(student: str, folder: Path, assignment: str | None) -> list[Submission]:
-    found = _notebooks(folder)
+    found = notebooks_in(folder)
     if not found:
         return [Submission(student, None, assignment)]
     return [Submission(student, nb, assignment) for nb in found]

@@ -110,9 +110,15 @@ def bad_file(folder: Path, kind: str) -> Path:
 def test_check_ungradeable_file_exit_2_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture, kind: str, phrase: str
 ) -> None:
-    assert main(["check", str(bad_file(tmp_path, kind))]) == 2
+    out = tmp_path / "out" / "results.json"
+    assert main(["check", str(bad_file(tmp_path, kind)), "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert phrase in err and len(err.splitlines()) == 1
+    # whatever reads --json (Gradescope, a script) gets zero points and the same reason
+    data = json.loads(out.read_text())
+    validate_gradescope(data, tests_required=False)
+    assert data["score"] == 0 and phrase in data["output"]
+    assert data["extra_data"]["status"] == "ungradeable"
 
 
 def test_check_cuda_without_cuda_is_exit_2(capsys: pytest.CaptureFixture) -> None:

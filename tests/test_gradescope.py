@@ -1,0 +1,198 @@
+"""`autograde gradescope`: the bundle Gradescope takes, and what it does with each upload,
+run in a simulated /autograder tree (source/ = the unzipped bundle, submission/, results/)
+by the bundle's own run_autograder, with the grader installed from the bundle's wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading_tools import validate_gradescope
+from notebook_tools import ROOT
+
+from autograder.cli import main
+from autograder.gradescope import CONFIG, CPU_TORCH_INDEX
+from autograder.notebook import read_notebook, replace_function
+
+SEED = 73512
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("bundle")
+    (tmp / "seed.txt").write_text(f"{SEED}\n")
+    out = tmp / "autograder.zip"
+    argv = ["gradescope", "--seed-file", str(tmp / "seed.txt"), "--out", str(out),
+            "--root", str(ROOT)]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def grader_python(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with the bundle's wheel installed over this environment's packages (torch
+    and the rest, which setup.sh would download): the grader that runs is the bundled one."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True)  # fmt: skip
+    with zipfile.ZipFile(bundle) as z:
+        [wheel] = [n for n in z.namelist() if n.endswith(".whl")]
+        z.extract(wheel, venv)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                    "--no-deps", "--no-index", str(venv / wheel)], check=True)  # fmt: skip
+    where = subprocess.run([python, "-I", "-c", "import autograder; print(autograder.__file__)"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert where.startswith(str(venv)), where
+    return python
+
+
+def run_gradescope(bundle: Path, python: Path, root: Path, upload: dict[str, bytes]) -> dict:
+    """Gradescope's steps for one submission: unzip the bundle into source/, put the upload
+    in submission/, run source/run_autograder; return results/results.json."""
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    for info in zipfile.ZipFile(bundle).infolist():  # zipfile drops the rights: restore them
+        os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
+    (root / "submission").mkdir()
+    for name, data in upload.items():
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "submission" / name).write_bytes(data)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
+    done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+def notebook_bytes(path: Path, edits=()) -> bytes:
+    nb = read_notebook(path)
+    for name, source in edits:
+        nb = replace_function(nb, name, source)
+    return nbformat.writes(nb).encode()
+
+
+def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
+    with zipfile.ZipFile(bundle) as z:
+        infos = {i.filename: i for i in z.infolist()}
+        texts = {n: z.read(n) for n in infos}
+    [wheel] = [n for n in infos if n.endswith(".whl")]
+    assert set(infos) == {"setup.sh", "run_autograder", "constraints.txt", CONFIG, wheel}
+    for script in ("setup.sh", "run_autograder"):
+        assert (infos[script].external_attr >> 16) & 0o111, f"{script} is not executable"
+        assert texts[script].startswith(b"#!/usr/bin/env bash\n")
+        subprocess.run(["bash", "-n", "-c", texts[script].decode()], check=True)
+    setup = texts["setup.sh"].decode()
+    # the CPU build of the tested torch, then this very grader under the tested versions
+    pin = next(line for line in texts["constraints.txt"].decode().splitlines()
+               if line.startswith("torch=="))  # fmt: skip
+    assert f'--index-url {CPU_TORCH_INDEX} "{pin}"' in setup
+    assert f'-c constraints.txt "./{wheel}"' in setup
+    assert texts["constraints.txt"] == (ROOT / "constraints.txt").read_bytes()
+    config = json.loads(texts[CONFIG])
+    assert config["seed"] == SEED and config["assignment"] is None
+    assert config["memory_mb"] <= 768 and config["time_budget"] < 600  # Gradescope's defaults
+    # the seed travels in the config only, never in anything the kernel could be shown
+    assert [n for n, t in texts.items() if str(SEED).encode() in t] == [CONFIG]
+    with zipfile.ZipFile(bundle) as z, zipfile.ZipFile(z.open(wheel)) as w:
+        names = set(w.namelist())
+    assert {"autograder/gradescope.py", "autograder/kernel.py", "reference/backprop.py",
+            "coursedata/__init__.py"} <= names  # fmt: skip
+    assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "solutions/"))]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "no such file"), ("seventy\n", "one integer")],
+)
+def test_a_bad_seed_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str | None, expected: str
+) -> None:
+    seed = tmp_path / "seed.txt"
+    if content is not None:
+        seed.write_text(content)
+    out = tmp_path / "autograder.zip"
+    assert main(["gradescope", "--seed-file", str(seed), "--out", str(out)]) == 2
+    assert expected in capsys.readouterr().err.lower() and not out.exists()
+
+
+def test_not_a_course_checkout_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "seed.txt").write_text("5\n")
+    argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--root", str(tmp_path),
+            "--out", str(tmp_path / "a.zip")]  # fmt: skip
+    assert main(argv) == 2
+    assert "not the course's checkout (no pyproject.toml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("upload", "says"),
+    [
+        ({}, "Your submission is empty"),
+        ({"backprop.pdf": b"%PDF-1.7", "notes/matmul.py": b"print(1)\n"},
+         "has no Jupyter notebook (it holds backprop.pdf, notes/matmul.py)"),
+        ({"backprop.ipynb": b'{"cells": [ ,'}, "backprop.ipynb"),
+    ],
+    ids=["empty", "not-a-notebook", "broken-json"],
+)  # fmt: skip
+def test_an_upload_that_cannot_be_graded_gets_zero_and_what_to_do(
+    bundle: Path, grader_python: Path, tmp_path: Path, upload: dict, says: str
+) -> None:
+    results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload)
+    validate_gradescope(results, tests_required=False)
+    assert results["score"] == 0 and results["tests"] == []
+    assert says in results["output"]
+    assert results["extra_data"]["status"] == "ungradeable"
+    assert str(tmp_path) not in json.dumps(results)  # the student sees their own file names
+
+
+def test_a_grader_that_cannot_start_still_leaves_results(bundle: Path, tmp_path: Path) -> None:
+    results = run_gradescope(bundle, Path("/bin/false"), tmp_path / "autograder",
+                             {"backprop.ipynb": b"{}"})  # fmt: skip
+    validate_gradescope(results, tests_required=False)
+    assert results["score"] == 0 and "could not start (exit 1)" in results["output"]
+    assert "not your doing" in results["output"]
+
+
+def test_a_broken_bundle_is_the_grader_s_fault_not_the_student_s(
+    bundle: Path, grader_python: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    (root / "source" / CONFIG).write_text("{not json")
+    shutil.copy(ROOT / "solutions/backprop/backprop.ipynb", tmp_path / "nb.ipynb")
+    env = {**os.environ}
+    done = subprocess.run([grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root)],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    validate_gradescope(results, tests_required=False)
+    assert results["extra_data"]["status"] == "error"
+    assert "JSONDecodeError" in results["output"] and "not your doing" in results["output"]
+
+
+@pytest.mark.slow
+def test_a_correct_notebook_gets_full_marks_and_a_copy_costs_nothing(
+    bundle: Path, grader_python: Path, tmp_path: Path
+) -> None:
+    right = notebook_bytes(ROOT / "solutions/backprop/backprop.ipynb")
+    no_mean = "def mse_grad(inp, targ):\n    inp.g = 2. * (inp.squeeze() - targ).unsqueeze(-1)\n"
+    wrong = notebook_bytes(ROOT / "solutions/backprop/backprop.ipynb", [("mse_grad", no_mean)])
+    upload = {"backprop.ipynb": right, "old/backprop-Copy1.ipynb": wrong}
+    results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload)
+    validate_gradescope(results)
+    assert results["score"] == 15 == results["extra_data"]["max_score"]
+    assert all(t["score"] == t["max_score"] for t in results["tests"])
+    assert results["output"].startswith("Graded backprop.ipynb. Also uploaded, not counted")
+    assert "old/backprop-Copy1.ipynb (" in results["output"]
+    assert f"seed {SEED}" in results["output"]
+    assert results["extra_data"]["seed"] == SEED and results["extra_data"]["status"] == "graded"
