@@ -16,3 +16,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # The slowest cell (the three-loop matmul under %timeit) takes well under a second on the
 # bundled data; MNIST through data_path is 12x larger. A hung cell fails after this long.
 c.Execute.timeout = 120
+
+# One verdict with `autograde`: nbgrader's kernel skips a left-over breakpoint(),
+# pdb.set_trace() or ipdb.set_trace() (the last one fails to import where ipdb is not
+# installed) exactly as the autograder's kernel does, instead of failing the exercise.
+c.Execute.extra_arguments = [
+    "--IPKernelApp.exec_lines=__import__('autograder.kernel').kernel.neutralise_debuggers()",
+]

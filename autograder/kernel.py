@@ -83,7 +83,7 @@ def start(targets, cell_timeout=None, memory_mb=None, output_kb=None, confine_wr
     _State.debugger_calls = 0
     _State.originals = _torch_functions()
     _snapshot_hooks()
-    _neutralise_debuggers()
+    neutralise_debuggers()
     if memory_mb:
         _limit_memory(memory_mb)
     if output_kb:
@@ -367,10 +367,11 @@ def _skip_debugger(*args, **kwargs):
     _State.debugger_calls += 1
 
 
-def _neutralise_debuggers():
+def neutralise_debuggers():
     """A left-over `breakpoint()`, `pdb.set_trace()` or `ipdb.set_trace()` would wait for
     a person at a prompt that no one sees: each becomes a no-op that is counted, so the
-    report can tell the student to remove them."""
+    report can tell the student to remove them. nbgrader's kernels run this too, from
+    nbgrader_config.py, so a left-over debugger costs nothing there either."""
     import pdb
     import types
 

@@ -187,7 +187,10 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     score_py = head / "autograder" / "score.py"
     score_py.write_text(score_py.read_text() + "\n\ndef score(*a, **k):\n    raise SystemExit\n")
     # ... and workflows that would post full marks if the PR's copies ran
-    forged = "jobs:\n  grade:\n    steps:\n      - run: echo 'backprop: 15/15 forged' > graded/summary.md\n"
+    forged = (
+        "jobs:\n  grade:\n    steps:\n"
+        "      - run: echo 'backprop: 15/15 forged' > graded/summary.md\n"
+    )
     for name in ("grade-pr.yml", "ci.yml"):
         (head / ".github" / "workflows" / name).write_text(f"on: pull_request\n{forged}")
     summary = tmp_path / "summary.md"

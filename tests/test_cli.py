@@ -1,12 +1,10 @@
-"""The `autograde` verbs a student and an instructor type: check, verify, and the pytest
-form. Exit codes 0 / 1 / 2, Gradescope's results.json, one JUnit testcase per check."""
+"""The `autograde` verbs a student and an instructor type: check and verify. Exit codes
+0 / 1 / 2 and Gradescope's results.json. (The pytest form and its JUnit points are
+tested with the other grading paths in test_one_verdict.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
@@ -134,45 +132,6 @@ def test_check_cuda_without_cuda_is_exit_2(capsys: pytest.CaptureFixture) -> Non
 def test_check_solution_on_cuda_full_marks(name: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["check", str(SOLUTIONS / name / f"{name}.ipynb"), "--device", "cuda"]) == 0
     assert "device cuda" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("folder", ["solutions", "assignments"])
-def test_pytest_form_one_testcase_per_check(tmp_path: Path, folder: str) -> None:
-    junit = tmp_path / "junit.xml"
-    notebook = ROOT / folder / "matmul" / "matmul.ipynb"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
-         str(notebook), f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    solution = folder == "solutions"
-    assert proc.returncode == (0 if solution else 1), proc.stdout + proc.stderr
-    by_outcome: dict[str, list[str]] = {"failed": [], "xfail": [], "passed": []}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        kind = ("failed" if case.find("failure") is not None
-                else "xfail" if case.find("skipped") is not None else "passed")  # fmt: skip
-        by_outcome[kind].append(case.get("name"))
-    checks = [c for e in exercises_for("matmul") for c in e.checks]
-    # points: per testcase, in total on the suite, and in the terminal summary
-    root = ET.parse(junit).getroot()
-    earned = possible = 0
-    for case in root.iter("testcase"):
-        props = {p.get("name"): int(p.get("value")) for p in case.iter("property")}
-        passed = case.find("failure") is None and case.find("skipped") is None
-        assert props["points"] == (props["max_points"] if passed else 0), case.get("name")
-        earned, possible = earned + props["points"], possible + props["max_points"]
-    full = sum(c.points for c in checks)
-    assert possible == full and earned == (full if solution else 0)
-    suite = {p.get("name"): int(p.get("value")) for p in root.find("testsuite").find("properties")}
-    assert suite == {"points": earned, "max_points": full}
-    assert f"autograde: {earned}/{full} points for {notebook}" in proc.stdout
-    if solution:
-        assert len(by_outcome["passed"]) == len(checks)
-        return
-    assert len(by_outcome["failed"]) == sum(1 for c in checks if not c.advisory)
-    assert len(by_outcome["xfail"]) == sum(1 for c in checks if c.advisory)
-    assert not by_outcome["passed"]
-    assert "not implemented yet" in proc.stdout
 
 
 def test_verify_passes_on_this_repository(capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,384 @@
+"""One verdict wherever a course grades. The same submissions (the solutions, the
+untouched assignments, the lesson's own 2019 and 2022 answers, right-but-unusual code,
+left-over debuggers, known mistakes) graded by every path a course uses:
+- `nbgrader autograde`, the notebooks' own test cells;
+- `autograde grade`;
+- the pytest form, `pytest --pyargs autograder.grading --notebook NB --junitxml ...`;
+- Gradescope's `run_autograder` (`python -m autograder.gradescope` on an /autograder tree).
+A right answer gets full marks from each; a wrong one loses the same exercises in each
+(nbgrader's all-or-nothing test cells may cost more points, never other exercises), and
+the three paths that share the exercise table agree to the point. nbgrader also gives
+the points its test cells are worth, exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+from notebook_tools import ROOT
+from test_grader_mistakes import (
+    COURSE_BACKPROP,
+    COURSE_MATMUL,
+    DEBUGGERS,
+    MODEL_ORDER,
+    MODULE_STYLE,
+    MUTANTS,
+    UNUSUAL_BACKPROP,
+    UNUSUAL_BACKPROP_2,
+    UNUSUAL_MATMUL,
+    edited,
+    matmul,
+)
+
+from autograder.exercises import exercises_for
+from autograder.gradescope import CONFIG, BundleConfig
+from autograder.options import DEFAULT_SEED
+
+pytestmark = pytest.mark.slow
+
+
+def _with_bug(nb_path: Path, grade_id: str, correct: str, wrong: str) -> nbformat.NotebookNode:
+    nb = nbformat.read(nb_path, as_version=4)
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    assert correct in cell.source, "the bug no longer applies: update this test"
+    cell.source = cell.source.replace(correct, wrong)
+    return nb
+
+
+def _mutants(*ids: str) -> tuple:
+    return tuple(edit for m in MUTANTS if m.id in ids for edit in m.edits)
+
+
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+
+# kind -> assignment -> notebook to submit
+SUBMISSIONS = {
+    "solution": lambda a: nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4),
+    "untouched": lambda a: nbformat.read(ROOT / "assignments" / a / f"{a}.ipynb", as_version=4),
+    # backprop: w.g transposed in lin_grad (the class Lin has its own code and stays right);
+    # matmul: a[i, None] is a row, not a column, so only square shapes come out right.
+    "one_bug": lambda a: (
+        _with_bug(
+            ROOT / "solutions" / a / f"{a}.ipynb",
+            "lin_grad",
+            "w.g = inp.t() @ out.g",
+            "w.g = out.g.t() @ inp",
+        )
+        if a == "backprop"
+        else _with_bug(
+            ROOT / "solutions" / a / f"{a}.ipynb",
+            "matmul_broadcast",
+            "a[i, :, None]",
+            "a[i, None]",
+        )
+    ),
+    # The lesson's own code, `torch.zeros(ar, bc)` in every rung: float32 whatever the
+    # inputs. autograde gives it full marks (the dtype is 0-point advice), and so must the
+    # notebook's hidden float64 tests under nbgrader: one verdict. Likewise the course's
+    # backprop answers.
+    "lesson": lambda a: (
+        edited(
+            ROOT / "assignments/matmul/matmul.ipynb",
+            [matmul(c, body) for c, body in COURSE_MATMUL.items()],
+        )
+        if a == "matmul"
+        else edited(ROOT / "assignments/backprop/backprop.ipynb", COURSE_BACKPROP)
+    ),
+    # right, but not as the lesson writes it (einsum, .T, the 2019 Module base class, a
+    # Model taking its weights in another order, torch.where at relu's kink)
+    "unusual": lambda a: edited(
+        SOLUTION[a], UNUSUAL_MATMUL if a == "matmul" else UNUSUAL_BACKPROP + MODULE_STYLE
+    ),
+    "unusual_2": lambda a: edited(
+        SOLUTION[a], UNUSUAL_MATMUL if a == "matmul" else UNUSUAL_BACKPROP_2 + MODEL_ORDER
+    ),
+    "debuggers": lambda a: edited(SOLUTION[a], DEBUGGERS if a == "backprop" else ()),
+    # several known mistakes in one notebook
+    "mistakes": lambda a: edited(
+        SOLUTION[a],
+        _mutants("matmul-result-shape")
+        if a == "matmul"
+        else _mutants("relu-mask-from-out-g", "lin-class-no-transpose"),
+    ),
+}
+# the kinds that are right: full marks from every path
+RIGHT = ("solution", "lesson", "unusual", "unusual_2", "debuggers")
+# matmul has one unusual notebook and no debuggers: graded once, not three times
+KINDS = {
+    "matmul": ("solution", "untouched", "one_bug", "lesson", "unusual", "mistakes"),
+    "backprop": tuple(SUBMISSIONS),
+}
+CASES = [(a, k) for a, kinds in KINDS.items() for k in kinds]
+IDS = [f"{a}-{k}" for a, k in CASES]
+# The pytest form and Gradescope grade with the same pipeline and exercise table as
+# `autograde grade`; what they add is their own reading of its result. Each grading costs
+# a kernel (5-13 s on two cores), so CI runs them on a sample that holds a right lesson
+# answer, right-but-unusual code, an untouched notebook and several mistakes;
+# AUTOGRADE_FULL_MATRIX=1 runs every submission through every path.
+SAMPLE = (
+    CASES
+    if os.environ.get("AUTOGRADE_FULL_MATRIX")
+    else [("matmul", "lesson"), ("matmul", "untouched"), ("backprop", "unusual"),
+          ("backprop", "mistakes")]
+)  # fmt: skip
+
+EXPECTED = {
+    ("matmul", "solution"): {
+        "matmul_loops_tests": 3,
+        "matmul_elementwise_tests": 2,
+        "matmul_broadcast_tests": 5,
+    },
+    ("matmul", "untouched"): {
+        "matmul_loops_tests": 0,
+        "matmul_elementwise_tests": 0,
+        "matmul_broadcast_tests": 0,
+    },
+    ("matmul", "one_bug"): {
+        "matmul_loops_tests": 3,
+        "matmul_elementwise_tests": 2,
+        "matmul_broadcast_tests": 0,
+    },
+    ("matmul", "lesson"): {
+        "matmul_loops_tests": 3,
+        "matmul_elementwise_tests": 2,
+        "matmul_broadcast_tests": 5,
+    },
+    ("backprop", "solution"): {
+        "mse_grad_tests": 2,
+        "relu_grad_tests": 2,
+        "lin_grad_tests": 3,
+        "forward_and_backward_tests": 3,
+        "layer_classes_tests": 3,
+        "model_class_tests": 2,
+    },
+    ("backprop", "untouched"): {
+        "mse_grad_tests": 0,
+        "relu_grad_tests": 0,
+        "lin_grad_tests": 0,
+        "forward_and_backward_tests": 0,
+        "layer_classes_tests": 0,
+        "model_class_tests": 0,
+    },
+    # forward_and_backward calls lin_grad, so it loses its points too.
+    ("backprop", "one_bug"): {
+        "mse_grad_tests": 2,
+        "relu_grad_tests": 2,
+        "lin_grad_tests": 0,
+        "forward_and_backward_tests": 0,
+        "layer_classes_tests": 3,
+        "model_class_tests": 2,
+    },
+}
+
+
+EXPECTED["backprop", "lesson"] = EXPECTED["backprop", "solution"]  # full marks
+PATHS = ("nbgrader", "autograde", "pytest", "gradescope")
+
+
+def full_marks(assignment: str) -> dict[str, int]:
+    """exercise -> its points"""
+    return {e.cell: e.points for e in exercises_for(assignment)}
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    root = tmp_path_factory.mktemp("submissions")
+    paths = {}
+    for a, kind in CASES:
+        paths[a, kind] = root / kind / f"{a}.ipynb"
+        paths[a, kind].parent.mkdir(exist_ok=True)
+        nbformat.write(SUBMISSIONS[kind](a), paths[a, kind])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def gradebook(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
+    """Generate, submit and autograde every submission once with nbgrader; return the
+    points per test cell. One course folder per assignment, so the two `nbgrader
+    autograde` runs (each a kernel at a time) go side by side with their own gradebooks."""
+    courses, runs = {}, {}
+    for a, kinds in KINDS.items():
+        course = courses[a] = tmp_path_factory.mktemp(f"course-{a}")
+        shutil.copy2(ROOT / "nbgrader_config.py", course)
+        shutil.copytree(ROOT / "solutions" / a, course / "solutions" / a)
+        run = [sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force"]
+        subprocess.run(run, cwd=course, check=True, capture_output=True)
+        for kind in kinds:
+            folder = course / "submitted" / kind / a
+            folder.mkdir(parents=True)
+            shutil.copy(notebooks[a, kind], folder / f"{a}.ipynb")
+        runs[a] = subprocess.Popen(
+            [sys.executable, "-m", "nbgrader", "autograde", a],
+            cwd=course, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    for proc in runs.values():
+        log, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, log
+    points = {}
+    for a, course in courses.items():
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            for kind in KINDS[a]:
+                (nb,) = gb.find_submission(a, kind).notebooks
+                points[a, kind] = {g.cell.name: g.score for g in nb.grades}
+    return points
+
+
+@pytest.mark.parametrize(
+    ("assignment", "kind"), list(EXPECTED), ids=[f"{a}-{k}" for a, k in EXPECTED]
+)
+def test_nbgrader_autograde_awards_exactly_the_expected_points(gradebook, assignment, kind):
+    assert gradebook[assignment, kind] == EXPECTED[assignment, kind]
+
+
+@pytest.fixture(scope="module")
+def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, int]]:
+    """`autograde grade` on the class: points per exercise."""
+    from autograder.batch import grade_submissions
+    from autograder.gradebook import read_grades_csv
+
+    root = tmp_path_factory.mktemp("autograde")
+    for (a, kind), path in notebooks.items():
+        (root / "class" / f"{kind}-{a}").mkdir(parents=True)
+        shutil.copy(path, root / "class" / f"{kind}-{a}" / f"{a}.ipynb")
+    grade_submissions([root / "class"], root / "out", workers=2, progress=False, feedback=False)
+    points = {}
+    for row in read_grades_csv(root / "out" / "grades.csv"):
+        kind, a = row["student"].rsplit("-", 1)
+        points[a, kind] = {e: int(row[e]) for e in full_marks(a)}
+    return points
+
+
+def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProcess:
+    folder.mkdir(parents=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
+         str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p", "no:cacheprovider", "-q"],
+        cwd=folder, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def _run_gradescope(notebook: Path, root: Path) -> dict:
+    """Gradescope's /autograder tree: the bundle's config in source/, the upload in
+    submission/; run what run_autograder runs; return results/results.json."""
+    (root / "source").mkdir(parents=True)
+    (root / "source" / CONFIG).write_text(json.dumps(asdict(BundleConfig(seed=DEFAULT_SEED))))
+    (root / "submission").mkdir()
+    shutil.copy(notebook, root / "submission" / notebook.name)
+    subprocess.run([sys.executable, "-I", "-m", "autograder.gradescope", "--root", str(root)],
+                   capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pytest_and_gradescope(notebooks, tmp_path_factory) -> dict[tuple[str, str], tuple]:
+    """(a, kind) -> (the pytest form's run, its JUnit root, Gradescope's results), each
+    path in its own processes, two at a time (two cores)."""
+    root = tmp_path_factory.mktemp("paths")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {
+            case: (
+                pool.submit(_run_pytest_form, notebooks[case], root / "pytest" / "-".join(case)),
+                pool.submit(_run_gradescope, notebooks[case], root / "gradescope" / "-".join(case)),
+            )
+            for case in SAMPLE
+        }
+        out = {}
+        for case, (form, gradescope) in runs.items():
+            proc = form.result()
+            junit = ET.parse(root / "pytest" / "-".join(case) / "junit.xml").getroot()
+            out[case] = (proc, junit, gradescope.result())
+    return out
+
+
+def _junit_points(junit: ET.Element) -> dict[str, int]:
+    points: Counter[str] = Counter()
+    for case in junit.iter("testcase"):
+        exercise = case.get("name").split("[", 1)[1].split(":", 1)[0]
+        props = {p.get("name"): int(p.get("value")) for p in case.iter("property")}
+        points[exercise] += props["points"]
+    return dict(points)
+
+
+def _gradescope_points(results: dict) -> dict[str, int]:
+    points: Counter[str] = Counter()
+    for t in results["tests"]:
+        points[t["number"]] += t["score"]
+    return dict(points)
+
+
+@pytest.fixture(scope="module")
+def matrix(gradebook, autograded, pytest_and_gradescope, tmp_path_factory) -> dict:
+    """(a, kind) -> path -> exercise -> points"""
+    out = {}
+    for case in CASES:
+        out[case] = {
+            "nbgrader": {k.removesuffix("_tests"): v for k, v in gradebook[case].items()},
+            "autograde": autograded[case],
+        }
+        if case in pytest_and_gradescope:
+            _, junit, results = pytest_and_gradescope[case]
+            out[case].update(pytest=_junit_points(junit), gradescope=_gradescope_points(results))
+    # the agreement matrix, for the record: <pytest's base temp>/verdict-matrix.md
+    lines = ["| assignment | submission | " + " | ".join(PATHS) + " |",
+             "|---|---|" + "---:|" * len(PATHS)]  # fmt: skip
+    for a, kind in CASES:
+        total = sum(full_marks(a).values())
+        cells = [f"{sum(out[a, kind][p].values())}/{total}" if p in out[a, kind] else "-"
+                 for p in PATHS]  # fmt: skip
+        lines.append(f"| {a} | {kind} | " + " | ".join(cells) + " |")
+    (tmp_path_factory.getbasetemp() / "verdict-matrix.md").write_text("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.mark.parametrize(("assignment", "kind"), CASES, ids=IDS)
+def test_every_path_gives_one_verdict(matrix, assignment: str, kind: str) -> None:
+    full = full_marks(assignment)
+    by_path = matrix[assignment, kind]
+    if kind in RIGHT:
+        assert all(points == full for points in by_path.values()), by_path
+        return
+    lost = {path: {e for e in full if points[e] < full[e]} for path, points in by_path.items()}
+    assert lost["nbgrader"], "a wrong notebook must lose something"
+    assert len(set(map(frozenset, lost.values()))) == 1, lost
+    # the paths that read the exercise table agree to the point
+    table_paths = [points for path, points in by_path.items() if path != "nbgrader"]
+    assert all(points == table_paths[0] for points in table_paths), by_path
+
+
+@pytest.mark.parametrize(("assignment", "kind"), SAMPLE, ids=[f"{a}-{k}" for a, k in SAMPLE])
+def test_the_pytest_form_carries_the_points(
+    pytest_and_gradescope, notebooks, assignment: str, kind: str
+) -> None:
+    """Points on each JUnit testcase (earned only when it passed), their totals on the
+    suite and in the terminal summary; the exit code says whether anything failed."""
+    proc, junit, _ = pytest_and_gradescope[assignment, kind]
+    earned = possible = 0
+    for case in junit.iter("testcase"):
+        props = {p.get("name"): int(p.get("value")) for p in case.iter("property")}
+        passed = case.find("failure") is None and case.find("skipped") is None
+        assert props["points"] == (props["max_points"] if passed else 0), case.get("name")
+        earned, possible = earned + props["points"], possible + props["max_points"]
+    full = sum(full_marks(assignment).values())
+    assert possible == full
+    suite = {p.get("name"): int(p.get("value")) for p in junit.find("testsuite").find("properties")}
+    assert suite == {"points": earned, "max_points": full}
+    assert f"autograde: {earned}/{full} points for {notebooks[assignment, kind]}" in proc.stdout
+    assert proc.returncode == (0 if earned == full else 1), proc.stdout[-2000:] + proc.stderr
+    if kind == "untouched":  # every check a failure (advice an xfail), each saying why
+        failed = [c for c in junit.iter("testcase") if c.find("failure") is not None]
+        xfailed = [c for c in junit.iter("testcase") if c.find("skipped") is not None]
+        checks = [c for e in exercises_for(assignment) for c in e.checks]
+        assert len(failed) == sum(1 for c in checks if not c.advisory)
+        assert len(xfailed) == sum(1 for c in checks if c.advisory)
+        assert "not implemented yet" in proc.stdout
