@@ -241,10 +241,13 @@ def _best(records: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any
     return max(records, key=rank)
 
 
-def _clean(record: dict[str, Any], rel: str, folder: Path) -> dict[str, Any]:
-    """The record as a student may see it: paths relative to the upload, no batch keys."""
+def _clean(record: dict[str, Any], rel: str, folder: Path, seed: int) -> dict[str, Any]:
+    """The record as a student may see it: paths relative to the upload, no batch keys,
+    and not the seed (extra_data keeps it for the instructor): with it, a student could
+    run the grading inputs at home."""
     text = json.dumps(record).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
     record = json.loads(text)
+    record["output"] = record["output"].replace(f"seed {seed}", "the instructor's seed")
     meta = record["extra_data"]
     for key in ("signature", "key", "student"):
         meta.pop(key, None)
@@ -330,7 +333,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             else:
                 sub = Submission("upload", notebook, config.assignment, key=f"notebook-{i}")
                 record, _ = grade_one(sub, Path(tmp), config.options(left), feedback=False)
-            graded.append((rel, _clean(record, rel, folder)))
+            graded.append((rel, _clean(record, rel, folder, config.seed)))
     return _combine(graded)
 
 

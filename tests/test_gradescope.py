@@ -194,5 +194,6 @@ def test_a_correct_notebook_gets_full_marks_and_a_copy_costs_nothing(
     assert all(t["score"] == t["max_score"] for t in results["tests"])
     assert results["output"].startswith("Graded backprop.ipynb. Also uploaded, not counted")
     assert "old/backprop-Copy1.ipynb (" in results["output"]
-    assert f"seed {SEED}" in results["output"]
+    assert "graded with the instructor's seed" in results["output"]
+    assert str(SEED) not in json.dumps({k: v for k, v in results.items() if k != "extra_data"})
     assert results["extra_data"]["seed"] == SEED and results["extra_data"]["status"] == "graded"
