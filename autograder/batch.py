@@ -394,7 +394,7 @@ def grade_submissions(
         TimeRemainingColumn,
     )
 
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, markup=False)
     subs = find_submissions(paths)
     if shard is not None:
         subs = [s for s in subs if in_shard(s.key, *shard)]
@@ -409,12 +409,12 @@ def grade_submissions(
     skipped = 0
     started = time.perf_counter()
     bar = Progress(
-        TextColumn("[bold]Grading[/bold]"),
+        TextColumn("Grading", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=console,
         disable=not progress,
         transient=False,

@@ -92,9 +92,10 @@ def _options(args: argparse.Namespace):
 def _console():
     from rich.console import Console
 
-    console = Console(highlight=False)
+    # markup=False: messages quote code like `a[i, None]`, which rich would read as tags
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal:  # logs and pipes: wide enough for the messages
-        console = Console(highlight=False, width=120)
+        console = Console(highlight=False, markup=False, width=120)
     return console
 
 

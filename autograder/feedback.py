@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .markdown import markdown_text
 from .pipeline import GradeResult
-from .report import MARKS, markdown_cell, shown_checks
+from .report import MARKS, shown_checks
 from .score import CheckResult
 from .speed import TORCH, LadderRow, ladder
 
@@ -289,22 +290,22 @@ def feedback_markdown(
     ]
     for c, status in shown_checks(score.checks):
         lines.append(
-            f"| {markdown_cell(c.exercise_title)} | {markdown_cell(c.name)} | "
-            f"{c.score}/{c.max_score} | {MARKS[status]} |"
+            f"| {markdown_text(c.exercise_title, table=True)} | "
+            f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} |"
         )
     failed = [c for c in score.checks if not c.passed]
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
         lines += ["", f"### {c.exercise_title}: {c.name}", ""]
-        lines += [f"- **{label}**: {markdown_cell(text)}" for label, text in _details(c)]
+        lines += [f"- **{label}**: {markdown_text(text)}" for label, text in _details(c)]
         if id(c) in by_check:
             p = by_check[id(c)]
             lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{_legend(c)}*"]
         elif same := _same_as(result, c):
             lines += ["", f"*{same}*"]
     lines += ["", "## Ready for a GPU?", ""]
-    lines += [f"- {markdown_cell(x)}" for x in _device_lines(result)]
+    lines += [f"- {markdown_text(x)}" for x in _device_lines(result)]
     rows = _ladder(result)
     if rows:
         lines += ["", "## How fast is your matmul?", ""]
@@ -316,11 +317,12 @@ def feedback_markdown(
         lines += ["| matmul | time per call | vs torch.matmul |", "|---|---:|---:|"]
         for r in rows:
             ratio = f"{r.times_torch:,.1f}x" if r.times_torch is not None else ""
-            name = f"**{r.label}**" if r.student else r.label
-            lines.append(f"| {markdown_cell(name)} | {_human(r.seconds)} | {ratio} |")
+            name = markdown_text(r.label, table=True)
+            name = f"**{name}**" if r.student else name
+            lines.append(f"| {name} | {_human(r.seconds)} | {ratio} |")
     notes = _other_notes(result)
     if notes:
-        lines += ["", "## Notes", ""] + [f"- {markdown_cell(n)}" for n in notes]
+        lines += ["", "## Notes", ""] + [f"- {markdown_text(n)}" for n in notes]
     return "\n".join(lines) + "\n", {paths[p.key]: p.png for p in pics}
 
 

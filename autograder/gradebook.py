@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .exercises import EXERCISES
+from .markdown import markdown_text
 
 __all__ = [
     "STATUSES",
@@ -106,8 +107,8 @@ def read_grades_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    return markdown_text(text, table=True)
 
 
 def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
@@ -155,7 +156,7 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
             for name, n in failures.most_common():
                 top = [(m, k) for (c, m), k in mistakes.most_common() if c == name]
                 common = f"{top[0][0]} ({top[0][1]})" if top else ""
-                lines.append(f"| {_md(name)} | {n}/{total[name]} | {_md(common)} |")
+                lines.append(f"| {_cell(name)} | {n}/{total[name]} | {_cell(common)} |")
             lines.append("")
     same: dict[str, list[str]] = {}
     for rec in records:
@@ -168,7 +169,10 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
             "",
             "Byte-for-byte the same file (graded once). Worth a look when they score points:",
             "",
-            *(f"- {_md(first)}, {', '.join(map(_md, others))}" for first, others in same.items()),
+            *(
+                f"- {markdown_text(first)}, {', '.join(map(markdown_text, others))}"
+                for first, others in same.items()
+            ),
             "",
         ]
     attention = [r for r in rows if r["status"] != "graded"]
@@ -181,8 +185,8 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
         ]
         for r in attention:
             lines.append(
-                f"| {_md(r['student'])} | {r['status']} | {_md(r['message'])} | "
-                f"{_md(r['notebook'])} |"
+                f"| {_cell(r['student'])} | {r['status']} | {_cell(r['message'])} | "
+                f"{_cell(r['notebook'])} |"
             )
         lines.append("")
     lines += [
@@ -197,6 +201,7 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
         report = meta.get("feedback")
         link = f"[report]({meta['key']}/{report})" if report and meta.get("key") else ""
         lines.append(
-            f"| {_md(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} | {link} |"
+            f"| {_cell(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} "
+            f"| {link} |"
         )
     return "\n".join(lines) + "\n"

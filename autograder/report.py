@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .markdown import markdown_text
 from .pipeline import GradeResult
 from .score import CheckResult
 
@@ -17,7 +18,6 @@ __all__ = [
     "MARKS",
     "check_line",
     "gradescope_results",
-    "markdown_cell",
     "markdown_report",
     "print_table",
     "shown_checks",
@@ -62,20 +62,21 @@ def print_table(result: GradeResult, console: Console) -> None:
     table.add_column("message", overflow="fold", ratio=6)
     colours = {"passed": "green", "advice": "yellow", "failed": "red"}
     for c, status in shown_checks(score.checks):
-        table.add_row(
-            c.exercise, c.name, f"{c.score}/{c.max_score}", Text(status, colours[status]),
-            _feedback(c),
+        table.add_row(  # Text, never markup: messages quote code like `a[i, None]`
+            Text(c.exercise), Text(c.name), f"{c.score}/{c.max_score}",
+            Text(status, colours[status]), Text(_feedback(c)),
         )  # fmt: skip
     console.print(table)
     for note in score.notes:
-        console.print(f"[dim]{note}[/dim]", highlight=False)
+        console.print(Text(note, style="dim"))
     n_checks = len(score.checks)
     n_inputs = sum(c.cases for c in score.checks)
     console.print(
-        f"[bold]Total: {score.total}/{score.max_total}[/bold]  ({n_checks} checks on {n_inputs} "
-        f"grader-made inputs, seed {result.seed}, device {result.device}, "
-        f"{result.seconds:.1f} s)",
-        highlight=False,
+        Text.assemble(
+            (f"Total: {score.total}/{score.max_total}", "bold"),
+            f"  ({n_checks} checks on {n_inputs} grader-made inputs, seed {result.seed}, "
+            f"device {result.device}, {result.seconds:.1f} s)",
+        )
     )
     if result.speed is not None:
         from .speed import ladder
@@ -134,11 +135,6 @@ def gradescope_results(result: GradeResult, *, visibility: str = "visible") -> d
     }
 
 
-def markdown_cell(text: str) -> str:
-    """Text that stays inside one cell of a Markdown table."""
-    return str(text).replace("|", "\\|").replace("\n", "<br>")
-
-
 def markdown_report(result: GradeResult) -> str:
     score = result.score
     lines = [
@@ -149,9 +145,10 @@ def markdown_report(result: GradeResult) -> str:
     ]
     for c, status in shown_checks(score.checks):
         lines.append(
-            f"| {markdown_cell(c.exercise_title)} | {markdown_cell(c.name)} | "
-            f"{c.score}/{c.max_score} | {MARKS[status]} | {markdown_cell(_feedback(c))} |"
+            f"| {markdown_text(c.exercise_title, table=True)} | "
+            f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} | "
+            f"{markdown_text(_feedback(c), table=True)} |"
         )
     if score.notes:
-        lines += ["", *(f"- {markdown_cell(n)}" for n in score.notes)]
+        lines += ["", *(f"- {markdown_text(n)}" for n in score.notes)]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from .assignments import assignment_names, sync_problems
 from .exercises import ASSIGNMENTS, exercises_for
@@ -75,6 +76,6 @@ def verify(root: Path, options: Options, console: Console) -> list[str]:
     console.print(f"{'ok ' if not sync else 'BAD'} assignments/ in sync with solutions/")
     problems += sync
     for p in problems:
-        console.print(f"[red]problem:[/red] {p}")
+        console.print(Text.assemble(("problem: ", "red"), p))
     console.print("verify: all good" if not problems else f"verify: {len(problems)} problem(s)")
     return problems
