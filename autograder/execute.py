@@ -28,9 +28,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CellError:
-    index: int  # position among the notebook's cells, as the student sees them
+    index: int  # position in the student's own file, from 1 (0: not known)
     ename: str
     evalue: str
+    heading: str = ""  # the nearest heading above the cell
+    exercise: str | None = None  # the exercise whose solution cell this is
+
+    def where(self) -> str:
+        """The cell as the student finds it: `cell 14 (relu_grad's cell)`, or
+        `cell 29 (under "How fast is it?")`."""
+        if self.exercise:
+            return f"cell {self.index} ({self.exercise}'s cell)"
+        under = f" (under \u201c{self.heading}\u201d)" if self.heading else ""
+        return f"cell {self.index}{under}"
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,20 @@ class Execution:
 
 
 def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
-    errors, index = [], 0
+    """The errors in the student's cells, each placed where the student sees its cell
+    (harvest.inject notes that in the cell's metadata before adding its own cells)."""
+    errors = []
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if skip_tag in tags or "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
             continue
+        place = cell.get("metadata", {}).get("autograde_place", {})
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") == "error":
-                errors.append(CellError(index, out.get("ename", ""), out.get("evalue", "")))
-        index += 1
+                errors.append(CellError(
+                    place.get("position", 0), out.get("ename", ""), out.get("evalue", ""),
+                    place.get("heading", ""), place.get("exercise"),
+                ))  # fmt: skip
     return tuple(errors)
 
 

@@ -3,6 +3,7 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -110,18 +111,38 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     if execution.stopped:
         notes.append(f"Execution stopped: {execution.stopped}.")
     for err in execution.cell_errors[:10]:
+        where = "C" + err.where()[1:]
         if err.ename in ("CellTimeout", "KeyboardInterrupt"):  # a cell over its limit
             notes.append(
-                f"Cell {err.index} ran longer than the {cell_timeout:g} s limit and was "
+                f"{where} ran longer than the {cell_timeout:g} s limit and was "
                 "stopped: look for a loop that never ends, or work on far more data than needed"
             )
             continue
-        notes.append(
-            f"Cell {err.index} raised {err.ename}: {err.evalue.splitlines()[0][:200]}"
-            if err.evalue
-            else f"Cell {err.index} raised {err.ename}"
-        )
+        notes.append(f"{where} failed with {error_line(err)}")
     return tuple(notes)
+
+
+_SOURCE_LINE = re.compile(r"\s*\((?:[^()]*), line (\d+)\)$")
+
+
+def error_line(err) -> str:
+    """`SyntaxError: invalid syntax on line 3`: the error's first line, with the line in
+    the cell for a syntax error (IPython names the cell's temporary file instead)."""
+    first = err.evalue.splitlines()[0][:200] if err.evalue else ""
+    found = _SOURCE_LINE.search(first)
+    if found:
+        first = f"{first[: found.start()]} on line {found.group(1)}"
+    return f"{err.ename}: {first}" if first else err.ename
+
+
+def _broken_exercise_cells(execution) -> dict[str, str]:
+    """exercise -> why its solution cell failed, for the checks that find its function
+    missing: the cause, not "the notebook defines no relu_grad"."""
+    return {
+        err.exercise: f"C{err.where()[1:]} failed with {error_line(err)}"
+        for err in execution.cell_errors
+        if err.exercise
+    }
 
 
 def _grading_cell_finished(executed) -> bool:
@@ -295,7 +316,8 @@ def grade(
                 f"The grader skipped {harvest.debugger_calls} debugger call(s) (breakpoint(), "
                 "pdb or ipdb set_trace): they cost nothing, but remove them before you submit.",
             )
-        result_score = score(exercises, plan, harvest, not_graded=why, notes=notes)
+        result_score = score(exercises, plan, harvest, not_graded=why, notes=notes,
+                             broken_cells=_broken_exercise_cells(execution))  # fmt: skip
         timings["score"] = time.perf_counter() - t
         executed = None
         if options.keep_executed is not None and execution.notebook is not None:

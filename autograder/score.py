@@ -135,9 +135,21 @@ def score(
     *,
     not_graded: str | None = None,
     notes: tuple[str, ...] = (),
+    broken_cells: dict[str, str] | None = None,
 ) -> Score:
     """Points for every check. `harvest` is None when the kernel produced no results;
-    `not_graded` then says why, and every check scores zero with that message."""
+    `not_graded` then says why, and every check scores zero with that message.
+    `broken_cells` says why an exercise's own cell failed: a function it should define
+    that is missing is put down to that, not to a wrong name."""
+    broken_cells = broken_cells or {}
+    # a function another check finds undefined, and why: its exercise's cell failed
+    never_defined = {
+        plan.calls[key].target: why
+        for ex in exercises
+        if (why := broken_cells.get(ex.cell))
+        for check in ex.checks
+        for key in plan.checks[(ex.cell, check.name)]
+    }
     results = []
     for ex in exercises:
         for check in ex.checks:
@@ -156,6 +168,14 @@ def score(
                     failures.append((message, hint, mistake, verdict))
             passed = not failures
             message, hint, mistake, verdict = failures[0] if failures else ("", None, None, None)
+            if mistake == "missing-definition" and ex.cell in broken_cells:
+                target = plan.calls[keys[0]].target
+                message = f"{broken_cells[ex.cell]}, so `{target}` was never defined"
+                hint = "fix that error first: run the cell and read the message under it"
+            elif mistake == "name-not-defined":
+                for name, why in never_defined.items():
+                    if f"name '{name}' is not defined" in message:
+                        hint = f"{why}, so `{name}` was never defined: fix that first"
             quiet = mistake in ("not-implemented", "missing-definition", "timeout")
             if len(failures) > 1 and harvest is not None and not quiet:
                 message += f" (failed on {len(failures)} of {len(keys)} inputs)"

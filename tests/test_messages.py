@@ -6,19 +6,25 @@ brackets; none of it may be read as markup."""
 from __future__ import annotations
 
 import html.parser
+import json
 from pathlib import Path
 
+import nbformat
 import pytest
 from markdown_it import MarkdownIt  # rich's own Markdown parser
+from notebook_tools import ROOT
 from rich.console import Console
 
 from autograder.ci import annotation
 from autograder.feedback import feedback_html, feedback_markdown
 from autograder.gradebook import summary_markdown, unscored_results
 from autograder.markdown import markdown_text
+from autograder.notebook import read_notebook, replace_function
 from autograder.pipeline import GradeResult
 from autograder.report import gradescope_results, markdown_report, print_table
 from autograder.score import CheckResult, Score
+
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
 
 # What students' messages hold: code in backticks with brackets and pipes inside, and
 # outside them brackets, stars, underscores, pipes, angle brackets, ampersands, tildes
@@ -107,3 +113,55 @@ def test_markdown_text_escapes_only_what_markdown_would_read() -> None:
     assert markdown_text("`a[i] | b`", table=True) == "`a[i] \\| b`"  # | would end the cell
     assert markdown_text("one\ntwo") == "one<br>two"
     assert markdown_text("shape (3, 1). Fine!") == "shape (3, 1). Fine!"
+
+
+def _check(notebook: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[str, dict]:
+    from autograder.cli import main
+
+    out = tmp_path / "results.json"
+    assert main(["check", str(notebook), "--json", str(out)]) == 1
+    return capsys.readouterr().out, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_a_syntax_error_is_put_down_to_its_cell_and_what_it_broke(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    nb = read_notebook(SOLUTION["backprop"])
+    nb = replace_function(nb, "relu_grad", "def relu_grad(inp, out):\n    # the gradient\n"
+                          "    inp.g = (inp > 0).float() * out.g)\n")  # fmt: skip
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    position = ids.index("relu_grad") + 1  # in the student's file, Markdown cells included
+    nbformat.write(nb, tmp_path / "backprop.ipynb")
+    printed, results = _check(tmp_path / "backprop.ipynb", tmp_path, capsys)
+    cause = f"Cell {position} (relu_grad's cell) failed with SyntaxError: unmatched ')' on line 3"
+    assert cause in printed  # the note, where the student sees the cell
+    outputs = {t["name"]: t["output"] for t in results["tests"] if t["score"] < t["max_score"]}
+    assert set(outputs) == {
+        "relu_grad: relu_grad sets inp.g", "relu_grad: relu_grad at inputs exactly 0",
+        "forward_and_backward: forward_and_backward sets w2.g and b2.g",
+        "forward_and_backward: forward_and_backward sets w1.g and b1.g",
+        "forward_and_backward: forward_and_backward sets inp.g",
+    }  # fmt: skip
+    for name, text in outputs.items():
+        assert f"{cause}, so `relu_grad` was never defined" in text, name
+        assert "did you mean" not in text, name  # not a misnamed function
+
+
+@pytest.mark.slow
+def test_the_broadcast_row_mistake_shows_its_brackets(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    nb = replace_function(read_notebook(SOLUTION["matmul"]), "matmul", (
+        "def matmul(a, b):\n    (ar, ac), (br, bc) = a.shape, b.shape\n"
+        "    c = torch.zeros(ar, bc, dtype=a.dtype)\n    for i in range(ar):\n"
+        "        c[i] = (a[i, None] * b).sum(dim=0)\n    return c\n"
+    ), cell="matmul_broadcast")  # fmt: skip
+    nbformat.write(nb, tmp_path / "matmul.ipynb")
+    printed, results = _check(tmp_path / "matmul.ipynb", tmp_path, capsys)
+    name = "matmul_broadcast: matmul(a, b) equals a @ b"
+    [test] = [t for t in results["tests"] if t["name"] == name]
+    assert "`c[i] = (a[i, None] * b).sum(dim=0)`" in test["output"]
+    assert "needs the column `a[i, :, None]`" in test["output"]
+    flat = " ".join(line.strip("│ ") for line in printed.splitlines())
+    assert "c[i] = (a[i, None] *" in flat and "a[i, :," in flat  # not eaten as markup
