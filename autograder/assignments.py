@@ -21,6 +21,7 @@ __all__ = [
     "SOLUTION_MARKERS",
     "assignment_names",
     "find_leaks",
+    "generated_differences",
     "notebook_differences",
     "regenerate",
     "secret_lines",
@@ -138,7 +139,12 @@ def find_leaks(source_nb: NotebookNode, released_nb: NotebookNode) -> list[str]:
 def sync_problems(root: Path, scratch: Path) -> list[str]:
     """Everything wrong with `root/assignments` compared with what nbgrader generates from
     `root/solutions` now: missing or extra notebooks, differences, leaks. Empty when in sync."""
-    generated = regenerate(root, scratch)
+    return generated_differences(root, regenerate(root, scratch))
+
+
+def generated_differences(root: Path, generated: Path) -> list[str]:
+    """`sync_problems` against assignments nbgrader has already generated (`regenerate`)
+    from the same solutions."""
     problems = []
     for name in assignment_names(root):
         for fresh in sorted((generated / name).glob("*.ipynb")):
