@@ -159,7 +159,7 @@ def test_the_broadcast_row_mistake_shows_its_brackets(
     ), cell="matmul_broadcast")  # fmt: skip
     nbformat.write(nb, tmp_path / "matmul.ipynb")
     printed, results = _check(tmp_path / "matmul.ipynb", tmp_path, capsys)
-    name = "matmul_broadcast: matmul(a, b) equals a @ b"
+    name = "matmul with broadcasting: matmul(a, b) equals a @ b"
     [test] = [t for t in results["tests"] if t["name"] == name]
     assert "`c[i] = (a[i, None] * b).sum(dim=0)`" in test["output"]
     assert "needs the column `a[i, :, None]`" in test["output"]
