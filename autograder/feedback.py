@@ -99,7 +99,7 @@ def _details(c: CheckResult) -> list[tuple[str, str]]:
     """(label, text) lines for a failed check: what came back against what was expected."""
     lines = [("What went wrong", c.message)]
     v = c.verdict
-    if v is not None and v.want_shape is not None:
+    if v is not None and v.want_shape is not None and v.got_shape != v.want_shape:
         lines.append(("Shape", f"yours {v.got_shape}, expected {v.want_shape}"))
     if v is not None and v.rel_error is not None:
         lines.append(
@@ -116,9 +116,23 @@ def _details(c: CheckResult) -> list[tuple[str, str]]:
         )
     if c.hint and c.hint != c.message:
         lines.append(("Hint", c.hint))
-    if c.mistake:
-        lines.append(("Recognised mistake", c.mistake))
     return lines
+
+
+def _to_fix(checks: tuple[CheckResult, ...]) -> list[CheckResult]:
+    """The failed checks that cost points."""
+    return [c for c in checks if not c.passed and not c.advisory]
+
+
+def _advice(checks: tuple[CheckResult, ...]) -> list[tuple[str, str]]:
+    """Advice (failed 0-point checks) as (where, text), once per distinct text: the same
+    float64 note on three matmul rungs is one entry naming the three."""
+    groups: dict[str, list[str]] = {}
+    for c in checks:
+        if c.advisory and not c.passed:
+            text = c.message + (f" Hint: {c.hint}" if c.hint and c.hint != c.message else "")
+            groups.setdefault(text, []).append(f"{c.exercise_title}: {c.name}")
+    return [("; ".join(where), text) for text, where in groups.items()]
 
 
 def _drawn_before(result: GradeResult, c: CheckResult) -> CheckResult | None:
@@ -185,6 +199,7 @@ th { background: #f3f3f3; } td.pts { text-align: right; white-space: nowrap; }
 .passed { color: #176f2c; } .failed { color: #b3261e; font-weight: 600; }
 .advice { color: #8a6100; } .score { font-size: 1.3em; font-weight: 700; }
 .check { border-left: 4px solid #b3261e; padding: 0.2em 1em; margin: 1.2em 0; }
+.advice-box { border-left: 4px solid #d9a400; padding: 0.2em 1em; margin: 1.2em 0; }
 .check dt { font-weight: 600; } .check dd { margin: 0 0 0.4em 0; }
 img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f3f3f3; padding: 0 0.2em; } .muted { color: #666; }
@@ -226,7 +241,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
             f'<td class="pts">{c.score}/{c.max_score}</td><td class="{status}">{status}</td></tr>'
         )
     out.append("</table>")
-    failed = [c for c in score.checks if not c.passed]
+    failed = _to_fix(score.checks)
     if failed:
         out.append("<h2>What to fix</h2>")
     for c in failed:
@@ -239,6 +254,11 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         elif same := _same_as(result, c):
             out.append(f"<p class='muted'>{_e(same)}</p>")
         out.append("</div>")
+    advice = _advice(score.checks)
+    if advice:
+        out.append("<h2>Advice (0 points: worth doing, not graded)</h2>")
+    for where, text in advice:
+        out.append(f'<div class="advice-box"><h3>{_e(where)}</h3><p>{_inline_code(text)}</p></div>')
     out.append("<h2>Ready for a GPU?</h2>")
     out += [f"<p>{_inline_code(line)}</p>" for line in _device_lines(result)]
     rows = _ladder(result)
@@ -293,7 +313,7 @@ def feedback_markdown(
             f"| {markdown_text(c.exercise_title, table=True)} | "
             f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} |"
         )
-    failed = [c for c in score.checks if not c.passed]
+    failed = _to_fix(score.checks)
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
@@ -304,6 +324,10 @@ def feedback_markdown(
             lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{_legend(c)}*"]
         elif same := _same_as(result, c):
             lines += ["", f"*{same}*"]
+    advice = _advice(score.checks)
+    if advice:
+        lines += ["", "## Advice (0 points: worth doing, not graded)", ""]
+        lines += [f"- **{markdown_text(where)}**: {markdown_text(text)}" for where, text in advice]
     lines += ["", "## Ready for a GPU?", ""]
     lines += [f"- {markdown_text(x)}" for x in _device_lines(result)]
     rows = _ladder(result)

@@ -165,3 +165,27 @@ def test_the_broadcast_row_mistake_shows_its_brackets(
     assert "needs the column `a[i, :, None]`" in test["output"]
     flat = " ".join(line.strip("│ ") for line in printed.splitlines())
     assert "c[i] = (a[i, None] *" in flat and "a[i, :," in flat  # not eaten as markup
+
+
+def test_advice_is_its_own_section_once_per_text_and_never_a_failure(tmp_path: Path) -> None:
+    dtype = "float64 inputs give a float32 result"
+    advice = [
+        CheckResult(exercise=cell, exercise_title=title, name="float64 inputs give a float64 "
+                    "result", max_score=0, score=0, passed=False, message=dtype,
+                    hint="create c with `dtype=a.dtype`", advisory=True)
+        for cell, title in [("matmul_loops", "three loops"), ("matmul_broadcast", "broadcast")]
+    ]  # fmt: skip
+    right = CheckResult(exercise="matmul_loops", exercise_title="three loops",
+                        name="matmul(a, b) equals a @ b", max_score=3, score=3, passed=True,
+                        message="")  # fmt: skip
+    result = GradeResult(
+        notebook=tmp_path / "matmul.ipynb", assignment="matmul",
+        score=Score("matmul", (right, *advice)), seed=1, device="cpu", seconds=1.0,
+        execution_seconds=1.0, digest="0" * 64,
+    )  # fmt: skip
+    md, _ = feedback_markdown(result, "files", pics=())
+    assert "What to fix" not in md
+    assert md.count("## Advice (0 points") == 1 and md.count(dtype) == 1
+    assert "three loops: float64 inputs give a float64 result; broadcast:" in md
+    page = feedback_html(result, pics=())
+    assert 'class="check"' not in page and page.count('class="advice-box"') == 1
