@@ -73,6 +73,9 @@ class Exercise:
     cell: str
     title: str
     checks: tuple[Check, ...]
+    # exercises whose functions this one calls: when they fail, its failures are put
+    # down to them ("caused by lin_grad, above") instead of to a mistake of its own
+    builds_on: tuple[str, ...] = ()
 
     @property
     def points(self) -> int:
@@ -226,6 +229,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 NETWORK_CASES,
             ),
         ),
+        builds_on=("mse_grad", "relu_grad", "lin_grad"),
     ),
     Exercise(
         "backprop",
@@ -273,6 +277,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 NETWORK_CASES,
             ),
         ),
+        builds_on=("layer_classes",),
     ),
 )
 

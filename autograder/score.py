@@ -4,7 +4,7 @@ processes. Points come only from explicit passes; anything not graded scores zer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .compare import Verdict, compare
 from .exercises import Check, Exercise
@@ -196,4 +196,37 @@ def score(
                     verdict,
                 )
             )
-    return Score(exercises[0].assignment, tuple(results), notes)
+    return Score(exercises[0].assignment, _attributed(exercises, results), notes)
+
+
+# Failures a check owns whatever its dependencies do; and mistakes whose hint locates the
+# bug in the network, which stays true when the bug is in a function the network calls.
+_OWN = ("not-implemented", "missing-definition", "timeout", "reads-globals")
+_LOCATING = ("first-layer-only",)
+
+
+def _attributed(exercises: tuple[Exercise, ...], results: list[CheckResult]) -> tuple:
+    """Cascades told as such: a check of an exercise that builds on one that failed says
+    so first and drops a hint that would blame its own code (forward_and_backward is not
+    told to reorder steps when lin_grad is wrong); then each hint once per exercise."""
+    titles = {ex.cell: ex.title for ex in exercises}
+    builds_on = {ex.cell: ex.builds_on for ex in exercises}
+    failed = {r.exercise for r in results if not r.passed and not r.advisory}
+    out, hinted = [], set()
+    for r in results:
+        causes = [titles[d] for d in builds_on.get(r.exercise, ()) if d in failed]
+        if not r.passed and causes and r.mistake not in _OWN:
+            keep = r.mistake in _LOCATING
+            r = replace(
+                r,
+                message=f"Caused by {' and '.join(causes)} (above), which this calls: fix "
+                f"{'that' if len(causes) == 1 else 'those'} first. Here: {r.message}",
+                hint=r.hint if keep else None,
+                mistake=r.mistake if keep else None,
+            )
+        if r.hint and (r.exercise, r.hint) in hinted:
+            r = replace(r, hint="the same as above")
+        elif r.hint:
+            hinted.add((r.exercise, r.hint))
+        out.append(r)
+    return tuple(out)

@@ -144,7 +144,10 @@ def test_a_syntax_error_is_put_down_to_its_cell_and_what_it_broke(
         "forward_and_backward: forward_and_backward sets inp.g",
     }  # fmt: skip
     for name, text in outputs.items():
-        assert f"{cause}, so `relu_grad` was never defined" in text, name
+        if name.startswith("relu_grad"):
+            assert f"{cause}, so `relu_grad` was never defined" in text, name
+        else:  # the network's checks put it down to relu_grad, and nothing else
+            assert text.startswith("Caused by relu_grad (above), which this calls"), text
         assert "did you mean" not in text, name  # not a misnamed function
 
 
@@ -189,3 +192,31 @@ def test_advice_is_its_own_section_once_per_text_and_never_a_failure(tmp_path: P
     assert "three loops: float64 inputs give a float64 result; broadcast:" in md
     page = feedback_html(result, pics=())
     assert 'class="check"' not in page and page.count('class="advice-box"') == 1
+
+
+def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
+    from autograder.exercises import exercises_for
+    from autograder.score import _attributed
+
+    def check(cell: str, name: str, passed: bool, message="", hint=None, mistake=None):
+        return CheckResult(exercise=cell, exercise_title=cell, name=name, max_score=1,
+                           score=int(passed), passed=passed, message=message, hint=hint,
+                           mistake=mistake)  # fmt: skip
+
+    reorder = "run the backward steps in reverse order of the forward pass"
+    results = [
+        check("mse_grad", "batch > 1", False, "inp.g is wrong", "needs the factor 2", "two"),
+        check("mse_grad", "batch of 1", False, "inp.g is wrong", "needs the factor 2", "two"),
+        check("lin_grad", "w.g", False, "w.g has shape (3, 4)", "transpose it", "transposed"),
+        check("forward_and_backward", "w1.g", False, "w1.g is wrong", reorder, "backward-order"),
+        check("forward_and_backward", "inp.g", False, "inp.g is wrong", "", "not-implemented"),
+        check("model_class", "loss", True),
+    ]
+    out = _attributed(exercises_for("backprop"), results)
+    assert [r.hint for r in out[:2]] == ["needs the factor 2", "the same as above"]
+    assert out[2] == results[2]  # lin_grad's own failure is untouched
+    fb = out[3]
+    assert fb.message == ("Caused by mse_grad and lin_grad (above), which this calls: fix "
+                          "those first. Here: w1.g is wrong")  # fmt: skip
+    assert fb.hint is None and fb.mistake is None  # no advice to reorder what is in order
+    assert out[4] == results[4]  # not implemented is its own failure, whatever it calls
