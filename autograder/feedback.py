@@ -21,7 +21,7 @@ from .markdown import markdown_text
 from .pipeline import GradeResult
 from .report import MARKS, shown_checks
 from .score import CheckResult
-from .speed import TORCH, LadderRow, ladder
+from .speed import NOISY, TORCH, LadderRow, ladder, ratio_text
 
 __all__ = ["Picture", "feedback_html", "feedback_markdown", "pictures", "write_feedback"]
 
@@ -89,7 +89,7 @@ def _speed_sentence(rows: tuple[LadderRow, ...]) -> str:
     torch_row = next(r for r in rows if r.label == TORCH)
     return (
         f"Your fastest matmul ({fastest.label.removeprefix('your ')}) takes "
-        f"{_human(fastest.seconds)} per call, {fastest.times_torch:,.0f}x the time of "
+        f"{_human(fastest.seconds)} per call, {ratio_text(fastest.times_torch)} the time of "
         f"torch.matmul ({_human(torch_row.seconds)}): each rung of the lesson moves a loop "
         "out of Python and into torch's compiled code."
     )
@@ -262,6 +262,8 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
     out.append("<h2>Ready for a GPU?</h2>")
     out += [f"<p>{_inline_code(line)}</p>" for line in _device_lines(result)]
     rows = _ladder(result)
+    if result.speed is not None and result.speed.noisy:
+        out.append(f"<h2>How fast is your matmul?</h2><p>{_e(NOISY)}</p>")
     if rows:
         out.append("<h2>How fast is your matmul?</h2>")
         sentence = _speed_sentence(rows)
@@ -272,7 +274,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
             out.append(f"<p>{_img(speed_pic)}</p>")
         out.append("<table><tr><th>matmul</th><th>time per call</th><th>vs torch.matmul</th></tr>")
         for r in rows:
-            ratio = f"{r.times_torch:,.1f}x" if r.times_torch is not None else ""
+            ratio = ratio_text(r.times_torch) if r.times_torch is not None else ""
             cls = ' class="failed"' if r.student else ""
             out.append(
                 f"<tr><td{cls}>{_e(r.label)}</td><td>{_human(r.seconds)}</td><td>{ratio}</td></tr>"
@@ -331,6 +333,8 @@ def feedback_markdown(
     lines += ["", "## Ready for a GPU?", ""]
     lines += [f"- {markdown_text(x)}" for x in _device_lines(result)]
     rows = _ladder(result)
+    if result.speed is not None and result.speed.noisy:
+        lines += ["", "## How fast is your matmul?", "", NOISY]
     if rows:
         lines += ["", "## How fast is your matmul?", ""]
         sentence = _speed_sentence(rows)
@@ -340,7 +344,7 @@ def feedback_markdown(
             lines += [f"![the matmul speed ladder]({paths['matmul-speed']})", ""]
         lines += ["| matmul | time per call | vs torch.matmul |", "|---|---:|---:|"]
         for r in rows:
-            ratio = f"{r.times_torch:,.1f}x" if r.times_torch is not None else ""
+            ratio = ratio_text(r.times_torch) if r.times_torch is not None else ""
             name = markdown_text(r.label, table=True)
             name = f"**{name}**" if r.student else name
             lines.append(f"| {name} | {_human(r.seconds)} | {ratio} |")

@@ -79,17 +79,22 @@ def print_table(result: GradeResult, console: Console) -> None:
         )
     )
     if result.speed is not None:
-        from .speed import ladder
+        from .speed import NOISY, ladder, ratio_text
 
+        if result.speed.noisy:
+            console.print(Text(NOISY))
+            return
         mine = [r for r in ladder(result.speed, with_lesson=False) if r.student and r.times_torch]
         if mine:
             fastest = min(mine, key=lambda r: r.seconds)
             ar, ac, bc = result.speed.shape
             console.print(
-                f"Speed on the lesson's {ar}x{ac} @ {ac}x{bc}: your fastest matmul "
-                f"({fastest.label.removeprefix('your ')}) takes {fastest.times_torch:,.0f}x "
-                "the time of torch.matmul; --report shows the whole ladder.",
-                highlight=False,
+                Text(
+                    f"Speed on the lesson's {ar}x{ac} @ {ac}x{bc}: your fastest matmul "
+                    f"({fastest.label.removeprefix('your ')}) takes "
+                    f"{ratio_text(fastest.times_torch)} the time of torch.matmul; --report "
+                    "shows the whole ladder."
+                )
             )
 
 

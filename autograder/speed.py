@@ -17,7 +17,18 @@ from dataclasses import dataclass
 
 from .harvest import SPEED_SHAPE, Speed
 
-__all__ = ["TORCH", "LadderRow", "ladder", "lesson_times"]
+__all__ = ["NOISY", "TORCH", "LadderRow", "ladder", "lesson_times", "ratio_text"]
+
+NOISY = (
+    "The machine was too busy while your matmuls were timed (torch.matmul's own time moved "
+    "more than 3x), so no ratios this time: run the check again when it is quieter."
+)
+
+
+def ratio_text(ratio: float) -> str:
+    """`151x`, `2.5x`, `0.42x`: never a ratio rounded to 0x."""
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
 
 TORCH = "torch.matmul (@)"  # the row every ratio is taken against
 
@@ -59,7 +70,9 @@ def lesson_times(shape: tuple[int, int, int] = SPEED_SHAPE) -> tuple[tuple[str, 
 
 def ladder(speed: Speed, *, with_lesson: bool = True) -> tuple[LadderRow, ...]:
     """Every timing, slowest first, with its ratio to torch.matmul. Rows that failed
-    (None) are left out."""
+    (None) are left out, and so is everything when the timings were too noisy to rank."""
+    if speed.noisy:
+        return ()
     rows = [(label, s, mine) for label, s, mine in speed.rows if s is not None and s > 0]
     if with_lesson:
         rows += [(label, s, False) for label, s in lesson_times(speed.shape)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html.parser
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -220,3 +221,20 @@ def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
                           "those first. Here: w1.g is wrong")  # fmt: skip
     assert fb.hint is None and fb.mistake is None  # no advice to reorder what is in order
     assert out[4] == results[4]  # not implemented is its own failure, whatever it calls
+
+
+def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
+    from autograder.harvest import Speed
+    from autograder.speed import NOISY, ratio_text
+
+    rows = (("your matmul_loops", 0.3, True), ("torch.matmul (@)", 2e-5, False))
+    result = result_with("", tmp_path)
+    for noisy in (False, True):
+        speedy = replace(result, speed=Speed((5, 784, 10), rows, noisy))
+        console = Console(record=True, width=200, color_system=None)
+        print_table(speedy, console)
+        md, _ = feedback_markdown(speedy, "files", pics=())
+        shown = console.export_text() + md
+        assert (NOISY in shown) == noisy and ("15,000x" in shown) != noisy
+    ratios = [ratio_text(r) for r in (15000.0, 12.4, 2.5, 0.42)]
+    assert ratios == ["15,000x", "12x", "2.5x", "0.42x"]  # never "0x"
