@@ -166,8 +166,9 @@ def _legend(c: CheckResult) -> str:
     if v is not None and v.got is not None and v.got_shape == v.want_shape:
         return (
             "Left: the expected gradient; middle: yours, on the same colour scale; right: "
-            "yours minus expected (red where yours is larger, blue where it is smaller, "
-            "white where it is right)."
+            "how far each element of yours is from its expected value, relative to that "
+            "value (red where yours is larger, blue where it is smaller, white where it is "
+            "right, full colour where it is 100% off or more)."
         )
     return "The expected gradient and yours, side by side: their shapes differ."
 

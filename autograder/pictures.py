@@ -188,7 +188,8 @@ def heatmap_png(
     """A picture of a wrong gradient such as `w.g` (`value` is its name).
 
     Same shapes: expected, yours (on one colour scale, so a factor of two shows) and
-    yours - expected (red above, blue below, white where right). Different shapes: the two
+    each element's error relative to its expected value (red above, blue below, white
+    where right, full colour at 100% off). Different shapes: the two
     side by side, each titled with its shape. `got` None (not a tensor): the expected
     values alone. `caption` is printed under the figure's title."""
     want_raw = np.asarray(want, dtype=float)
@@ -244,23 +245,31 @@ def heatmap_png(
         _title(fig, f"{value} has shape {_shape(got_raw)}, expected {_shape(want_raw)}", caption)
         return _png(fig)
 
-    diff = got_2d - want_2d
-    finite = np.abs(diff[np.isfinite(diff)])
-    # Symmetric around 0 so white means right, whatever the sign of the worst error.
-    span = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    # Each element's error relative to its own expected value, so an element that is 8x
+    # too small is as blue as a large one: white means right, full colour 100% off or more.
     _panel(
         fig,
         axes[2],
-        diff,
+        relative_difference(want_2d, got_2d),
         want_raw,
-        title="yours − expected",  # noqa: RUF001 (a real minus, as in print)
+        title="yours vs expected, relative",
         labels=_axis_labels(value, want_raw, True),
         cmap="RdBu_r",
-        vmin=-span,
-        vmax=span,
+        vmin=-1.0,
+        vmax=1.0,
     )
     _title(fig, f"{value}: {_worst(want_raw, got_raw)}", caption)
     return _png(fig)
+
+
+def relative_difference(want: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """(yours - expected) / |expected| element by element, clipped to [-1, 1]; expected
+    values near 0 (under a thousandth of the largest) are measured against that floor."""
+    want, got = np.asarray(want, dtype=float), np.asarray(got, dtype=float)
+    finite = np.abs(want[np.isfinite(want)])
+    floor = 1e-3 * float(finite.max()) if finite.size and finite.max() > 0 else 1e-12
+    rel = (got - want) / np.maximum(np.abs(want), floor)
+    return np.clip(np.nan_to_num(rel, nan=1.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
 
 def time_label(seconds: float) -> str:

@@ -17,6 +17,7 @@ from autograder.pictures import (
     heatmap_png,
     ladder_png,
     ratio_label,
+    relative_difference,
     time_label,
 )
 
@@ -64,7 +65,7 @@ def test_same_shape_difference_is_red_above_and_blue_below() -> None:
 
 def test_one_sided_error_has_no_blue_cells() -> None:
     both = strong_colours(decode(heatmap_png("w.g", WANT, signed(2))))
-    too_big = strong_colours(decode(heatmap_png("w.g", WANT, WANT + 0.5)))
+    too_big = strong_colours(decode(heatmap_png("w.g", WANT, WANT + 1)))
     # Only the colorbar is blue now.
     assert too_big["blue"].sum() * 3 < both["blue"].sum()
     assert too_big["red"].sum() > both["red"].sum()
@@ -194,3 +195,15 @@ def test_time_label(seconds: float, label: str) -> None:
 )
 def test_ratio_label(seconds: float, reference: float, label: str) -> None:
     assert ratio_label(seconds, reference) == label
+
+
+def test_an_element_8x_too_small_is_coloured_however_small_it_is() -> None:
+    """The averaged bias: every element of b.g is 1/N of the sum. Small elements are as
+    wrong as large ones, so none may be drawn white (the caption says white is right)."""
+    want = np.array([[10.0, 0.05, -2.0, -0.01]])
+    rel = relative_difference(want, want / 8)
+    assert np.allclose(rel, [[-0.875, -0.875, 0.875, 0.875]])  # blue too small, red too big
+    assert np.allclose(relative_difference(want, want.copy()), 0)  # white where right
+    assert relative_difference(np.zeros((1, 2)), np.ones((1, 2))).tolist() == [[1.0, 1.0]]
+    colours = strong_colours(decode(heatmap_png("b.g", want[0], want[0] / 8)))
+    assert colours["red"].sum() > 500 and colours["blue"].sum() > 500
