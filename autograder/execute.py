@@ -35,12 +35,35 @@ class CellError:
     exercise: str | None = None  # the exercise whose solution cell this is
 
     def where(self) -> str:
-        """The cell as the student finds it: `cell 14 (relu_grad's cell)`, or
-        `cell 29 (under "How fast is it?")`."""
-        if self.exercise:
-            return f"cell {self.index} ({self.exercise}'s cell)"
-        under = f" (under \u201c{self.heading}\u201d)" if self.heading else ""
-        return f"cell {self.index}{under}"
+        return cell_place(self.index, self.heading, self.exercise)
+
+
+def cell_place(index: int, heading: str, exercise: str | None) -> str:
+    """A cell as the student finds it: `cell 14 (relu_grad's cell)`, or
+    `cell 29 (under "How fast is it?")`."""
+    if exercise:
+        return f"cell {index} ({exercise}'s cell)"
+    under = f" (under \u201c{heading}\u201d)" if heading else ""
+    return f"cell {index}{under}"
+
+
+# What the kernel prints once a cell's output passes the cap (kernel._capped).
+OUTPUT_CAP_MARK = "[autograder: output beyond "
+
+
+def _capped_cells(nb: NotebookNode) -> tuple[tuple[str, float | None], ...]:
+    """(where, seconds it ran) for each student cell whose printing passed the cap."""
+    found = []
+    for cell in nb.cells:
+        place = cell.get("metadata", {}).get("autograde_place")
+        if not place:
+            continue
+        outputs = cell.get("outputs", [])
+        if any(OUTPUT_CAP_MARK in str(o.get("text", "")) for o in outputs):
+            seconds = cell.metadata.get("papermill", {}).get("duration")
+            where = cell_place(place["position"], place.get("heading", ""), place.get("exercise"))
+            found.append((where, seconds if isinstance(seconds, int | float) else None))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,8 @@ class Execution:
     # The kernel's process ended before the notebook did: a student's os._exit, a crash,
     # or something outside killing it. Worth one more try before a person looks.
     kernel_died: bool = False
+    # (where, seconds) of the cells whose printing passed the output cap
+    capped: tuple[tuple[str, float | None], ...] = ()
 
 
 def _cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
@@ -288,4 +313,7 @@ def run_notebook(
         executed = getattr(_RUNNING, "nb", None)
     _RUNNING.nb = None
     errors = _cell_errors(executed, skip_tag) if executed is not None else ()
-    return Execution(executed, seconds, errors, stopped, kernel_died=died and not fired.is_set())
+    return Execution(
+        executed, seconds, errors, stopped, kernel_died=died and not fired.is_set(),
+        capped=_capped_cells(executed) if executed is not None else (),
+    )  # fmt: skip

@@ -119,6 +119,12 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
             )
             continue
         notes.append(f"{where} failed with {error_line(err)}")
+    for where, seconds in execution.capped:
+        took = f" it ran for {seconds:.1f} s, much of it printing," if seconds else ""
+        notes.append(
+            f"C{where[1:]} printed more than the output limit keeps:{took} and the rest was "
+            "dropped. Print a shape or a few values instead of whole tensors."
+        )
     return tuple(notes)
 
 

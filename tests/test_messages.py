@@ -238,3 +238,21 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
         assert (NOISY in shown) == noisy and ("15,000x" in shown) != noisy
     ratios = [ratio_text(r) for r in (15000.0, 12.4, 2.5, 0.42)]
     assert ratios == ["15,000x", "12x", "2.5x", "0.42x"]  # never "0x"
+
+
+@pytest.mark.slow
+def test_a_cell_that_prints_too_much_is_named_with_what_it_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    nb = read_notebook(SOLUTION["backprop"])
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Looking at everything"))
+    nb.cells.append(nbformat.v4.new_code_cell("for _ in range(3):\n    print('x' * 1_000_000)"))
+    nbformat.write(nb, tmp_path / "backprop.ipynb")
+    out = tmp_path / "results.json"
+    from autograder.cli import main
+
+    assert main(["check", str(tmp_path / "backprop.ipynb"), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["score"] == 15  # printing costs no points
+    assert (f"Cell {len(nb.cells)} (under \u201cLooking at everything\u201d) printed more than "
+            "the output limit keeps: it ran for ") in results["output"]  # fmt: skip
