@@ -192,6 +192,33 @@ def _relu_dropped_out_g(obs: Observation) -> bool:
     return is_close(got, (obs.inputs["inp"] > 0).double())
 
 
+_NETWORK_GRADS = ("inp", "w1", "b1", "w2", "b2")
+
+
+def _shifted_relu(obs: Observation) -> bool:
+    """In the whole network: the value is what the 2019 lesson's shifted ReLU,
+    `x.clamp_min(0.) - 0.5`, would give, where this notebook's relu has no shift."""
+    if obs.protocol not in ("forward_and_backward", "model_class"):
+        return False
+    got = obs.tensor()
+    if got is None:
+        return False
+    import torch
+
+    leaves = {k: obs.inputs[k].detach().double().clone().requires_grad_(k in _NETWORK_GRADS)
+              for k in (*_NETWORK_GRADS, "targ")}  # fmt: skip
+    hidden = (leaves["inp"] @ leaves["w1"] + leaves["b1"]).clamp_min(0.0) - 0.5
+    out = hidden @ leaves["w2"] + leaves["b2"]
+    loss = (out[:, 0] - leaves["targ"]).pow(2).mean()
+    if obs.value == "loss":
+        return is_close(got, loss.detach(), 1e-6)
+    name = obs.value.removesuffix(".g")
+    if name not in _NETWORK_GRADS:
+        return False
+    grads = torch.autograd.grad(loss, [leaves[k] for k in _NETWORK_GRADS])
+    return is_close(got, dict(zip(_NETWORK_GRADS, grads, strict=True))[name], 1e-6)
+
+
 def _first_layer_only(obs: Observation) -> bool:
     """In the whole network: the last layer's gradients are right, the first layer's not,
     so the mistake is in relu_grad or the first lin_grad call."""
@@ -460,6 +487,13 @@ CATALOGUE: tuple[Mistake, ...] = (
         _relu_dropped_out_g,
         "relu_grad returns only the mask: multiply it by `out.g` (the chain rule), "
         "`inp.g = (inp > 0).float() * out.g`",
+    ),
+    Mistake(
+        "shifted-relu",
+        _shifted_relu,
+        "your relu subtracts 0.5 (the 2019 lesson's `x.clamp_min(0.) - 0.5`, which centres "
+        "the activations): this notebook's relu is `max(inp, 0)` with no shift, and the "
+        "shift changes the loss and every gradient: take it out",
     ),
     Mistake(
         "first-layer-only",

@@ -256,3 +256,33 @@ def test_a_cell_that_prints_too_much_is_named_with_what_it_cost(
     assert results["score"] == 15  # printing costs no points
     assert (f"Cell {len(nb.cells)} (under \u201cLooking at everything\u201d) printed more than "
             "the output limit keeps: it ran for ") in results["output"]  # fmt: skip
+
+
+def test_the_2019_shifted_relu_is_recognised() -> None:
+    import torch
+
+    from autograder.harvest import Value
+    from autograder.mistakes import Observation, diagnose
+    from autograder.protocols import Expected
+
+    gen = torch.Generator().manual_seed(0)
+    t = {k: torch.randn(*shape, generator=gen, dtype=torch.float64) for k, shape in
+         [("inp", (6, 4)), ("targ", (6,)), ("w1", (4, 3)), ("b1", (3,)), ("w2", (3, 1)),
+          ("b2", (1,))]}  # fmt: skip
+
+    def grads(shift: float) -> dict[str, torch.Tensor]:
+        leaves = {k: v.clone().requires_grad_(k != "targ") for k, v in t.items()}
+        hidden = (leaves["inp"] @ leaves["w1"] + leaves["b1"]).clamp_min(0.0) - shift
+        loss = ((hidden @ leaves["w2"] + leaves["b2"])[:, 0] - leaves["targ"]).pow(2).mean()
+        loss.backward()
+        return {f"{k}.g": v.grad for k, v in leaves.items() if k != "targ"}
+
+    right, shifted = grads(0.0), grads(0.5)
+    for got, found in [(shifted, "shifted-relu"), (right, None)]:
+        obs = Observation(
+            protocol="forward_and_backward", target="forward_and_backward", value="w2.g",
+            verdict=None, error=None,
+            got={k: Value("tensor", v) for k, v in got.items()},
+            want={k: Expected(v) for k, v in right.items()}, inputs=t,
+        )  # fmt: skip
+        assert (diagnose(obs) or (None,))[0] == found
