@@ -286,3 +286,51 @@ def test_the_2019_shifted_relu_is_recognised() -> None:
             want={k: Expected(v) for k, v in right.items()}, inputs=t,
         )  # fmt: skip
         assert (diagnose(obs) or (None,))[0] == found
+
+
+@pytest.mark.slow
+def test_a_student_s_journey_from_a_classic_mistake_to_full_marks(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """What a student sees at each step, in the three places they look: `autograde check`,
+    its report, and the notebook's own test cells. Step 1: mse_grad without the 1/N."""
+    from notebook_tools import errors, execute
+
+    from autograder.cli import main
+
+    stub = ROOT / "assignments" / "backprop" / "backprop.ipynb"
+    solution = read_notebook(SOLUTION["backprop"])
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}  # fmt: skip
+    nb = read_notebook(stub)
+    for cell in nb.cells:  # the student has answered every exercise ...
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[grade_id]
+    path = tmp_path / "backprop.ipynb"
+    # ... but mse_grad forgets to divide by N (the batch size)
+    nbformat.write(replace_function(nb, "mse_grad", (
+        "def mse_grad(inp, targ):\n    inp.g = 2. * (inp.squeeze() - targ).unsqueeze(-1)\n"
+    )), path)  # fmt: skip
+
+    report = tmp_path / "report.md"
+    assert main(["check", str(path), "--report", str(report)]) == 1
+    printed = capsys.readouterr().out
+    assert "Total: 11/15" in printed  # mse_grad (1 of 2: batch 1 is right) and the network
+    assert printed.count("Caused by mse_grad (above)") == 3  # forward_and_backward, told why
+    md = report.read_text()
+    assert "## What to fix" in md and "### mse_grad: mse_grad sets inp.g, batch > 1" in md
+    assert "divides by N" in md  # the hint, in words
+    assert "Recognised mistake" not in md and "## Advice" not in md
+    executed, _ = execute(path, tmp_path / "run.ipynb", allow_errors=True)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in executed.cells]
+    [error] = errors(executed.cells[ids.index("mse_grad_tests")])
+    assert "Yours is" in error.evalue and "x the expected everywhere" in error.evalue
+
+    # Step 2: fixed. Full marks, nothing to fix, the notebook's tests pass.
+    nbformat.write(replace_function(nb, "mse_grad", answers["mse_grad"]), path)
+    assert main(["check", str(path), "--report", str(report)]) == 0
+    assert "Total: 15/15" in capsys.readouterr().out
+    assert "## What to fix" not in report.read_text()
+    executed, _ = execute(path, tmp_path / "run.ipynb", allow_errors=True)
+    assert not [c for c in executed.cells if errors(c)]
