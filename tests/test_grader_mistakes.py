@@ -670,7 +670,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{assignment}.ipynb")
     summary = grade_submissions(
-        [root / "class"], root / "out", options=Options(seed=11), workers=2, progress=False
+        [root / "class"], root / "out", options=Options(seed=11), workers=3, progress=False
     )
     out = {}
     for rec in summary.records:

@@ -388,7 +388,7 @@ CORPUS = (
     Hostile("syntax-error-in-a-cell", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ.unsqueeze(-1) / inp.shape[0]",
                 "inp, targ"), None)),
-            10, ("SyntaxError", "the notebook defines no `mse_grad`")),
+            10, ("(mse_grad's cell) failed with SyntaxError", "so `mse_grad` was never defined")),
     Hostile("infinite-recursion", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "relu_grad(inp, out)", "inp, out"), None)),
             10, ("RecursionError",)),

@@ -260,7 +260,7 @@ def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, i
     for (a, kind), path in notebooks.items():
         (root / "class" / f"{kind}-{a}").mkdir(parents=True)
         shutil.copy(path, root / "class" / f"{kind}-{a}" / f"{a}.ipynb")
-    grade_submissions([root / "class"], root / "out", workers=2, progress=False, feedback=False)
+    grade_submissions([root / "class"], root / "out", workers=3, progress=False, feedback=False)
     points = {}
     for row in read_grades_csv(root / "out" / "grades.csv"):
         kind, a = row["student"].rsplit("-", 1)
