@@ -19,8 +19,8 @@ from autograder.pictures import heatmap_png
 def test_screenshot_shows_an_inline_heat_map(chromium: str, tmp_path: Path) -> None:
     want = np.arange(12, dtype=float).reshape(4, 3)
     got = want.copy()
-    got[:2] += 1  # too large: red
-    got[2:] -= 1  # too small: blue
+    got[:2] = 2 * got[:2] + 1  # too large: red
+    got[2:] *= 0.2  # too small: blue
     picture = base64.b64encode(heatmap_png("w.g", want, got)).decode("ascii")
     html = tmp_path / "report.html"
     html.write_text(
