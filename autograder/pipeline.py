@@ -111,7 +111,7 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     if execution.stopped:
         notes.append(f"Execution stopped: {execution.stopped}.")
     for err in execution.cell_errors[:10]:
-        where = "C" + err.where()[1:]
+        where = _capitalised(err.where())
         if err.ename in ("CellTimeout", "KeyboardInterrupt"):  # a cell over its limit
             notes.append(
                 f"{where} ran longer than the {cell_timeout:g} s limit and was "
@@ -122,10 +122,15 @@ def _notes(execution, cell_timeout: float) -> tuple[str, ...]:
     for where, seconds in execution.capped:
         took = f" it ran for {seconds:.1f} s, much of it printing," if seconds else ""
         notes.append(
-            f"C{where[1:]} printed more than the output limit keeps:{took} and the rest was "
-            "dropped. Print a shape or a few values instead of whole tensors."
+            f"{_capitalised(where)} printed more than the output limit keeps:{took} and the "
+            "rest was dropped. Print a shape or a few values instead of whole tensors."
         )
     return tuple(notes)
+
+
+def _capitalised(where: str) -> str:
+    """`cell 14 (...)` at the start of a sentence."""
+    return where[:1].upper() + where[1:]
 
 
 _SOURCE_LINE = re.compile(r"\s*\((?:[^()]*), line (\d+)\)$")
@@ -145,7 +150,7 @@ def _broken_exercise_cells(execution) -> dict[str, str]:
     """exercise -> why its solution cell failed, for the checks that find its function
     missing: the cause, not "the notebook defines no relu_grad"."""
     return {
-        err.exercise: f"C{err.where()[1:]} failed with {error_line(err)}"
+        err.exercise: f"{_capitalised(err.where())} failed with {error_line(err)}"
         for err in execution.cell_errors
         if err.exercise
     }
