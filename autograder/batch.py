@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, forkserver
+from .engine import INPROCESS
 from .exercises import ASSIGNMENTS, exercises_for
 from .gradebook import summary_markdown, unscored_results, write_grades_csv
 from .notebook import NotebookError
-from .options import GradingError, Options, notebook_digest
+from .options import GradingError, Options, notebook_digest, which_engine
 from .submissions import Submission, find_submissions
 
 __all__ = ["BatchSummary", "grade_one", "grade_submissions", "in_shard", "merge"]
@@ -232,12 +233,12 @@ def grade_one(
 
     try:
         options = replace(options, assignment=options.assignment or sub.assignment)
-        result = grade(sub.notebook, options, kernel_spec_manager=_kernel_spec_manager())
+        result = grade(sub.notebook, options, **_runner())
         status = "graded"
         if result.kernel_died:
             # Something may have killed it from outside: one more try, in a fresh sandbox,
             # before the student's own code is taken to be the cause.
-            result = grade(sub.notebook, options, kernel_spec_manager=_kernel_spec_manager())
+            result = grade(sub.notebook, options, **_runner())
             status = "review" if result.kernel_died else "graded"
         record = gradescope_results(result)
         notes = "; ".join(result.score.notes)
@@ -277,8 +278,13 @@ _KERNEL_SERVER: Path | None = None
 _KERNEL_SERVER_STARTING: tuple[Path, int] | None = None
 
 
-def _kernel_spec_manager():
-    return forkserver.kernel_spec_manager(_KERNEL_SERVER) if _KERNEL_SERVER else None
+def _runner() -> dict[str, Any]:
+    """Where this worker's notebooks run: the batch's fork server, for either engine (a
+    server that has gone is not used: `grade` then starts what it needs itself)."""
+    if _KERNEL_SERVER is None or not _KERNEL_SERVER.exists():
+        return {}
+    return {"server": _KERNEL_SERVER,
+            "kernel_spec_manager": forkserver.kernel_spec_manager(_KERNEL_SERVER)}  # fmt: skip
 
 
 def _threads(workers: int) -> int:
@@ -454,8 +460,9 @@ def grade_submissions(
                     first_with[digest] = sub
                 todo.append(sub)
             workers = max(1, min(workers, len(todo)))
-            wanted = options.fork_kernels and bool(todo)
-            with _fork_server(wanted, _threads(workers)) as restart:
+            inprocess = which_engine(options) == INPROCESS
+            wanted = (inprocess or options.fork_kernels) and bool(todo)
+            with _fork_server(wanted, _threads(workers), kernels=not inprocess) as restart:
                 if workers == 1:
                     if _KERNEL_SERVER_STARTING is not None:
                         forkserver.wait_until_ready(*_KERNEL_SERVER_STARTING)
@@ -487,14 +494,14 @@ def grade_submissions(
 
 
 @contextlib.contextmanager
-def _fork_server(wanted: bool, threads: int):
+def _fork_server(wanted: bool, threads: int, kernels: bool):
     """One fork server for the whole batch, shared by every worker; yields a function
     that starts it again (same socket) if something killed it. Kernels start the
     ordinary way while it is down, or when it is not wanted or not available."""
     global _KERNEL_SERVER, _KERNEL_SERVER_STARTING
     env = {**os.environ, **_thread_env(threads)}
     # Not waited for here: it imports while the workers start, which wait for it.
-    server = forkserver.start(env=env, wait=False) if wanted else None
+    server = forkserver.start(env=env, wait=False, kernels=kernels) if wanted else None
     if server is None:
         yield lambda: None
         return
@@ -505,7 +512,7 @@ def _fork_server(wanted: bool, threads: int):
         if server is None or not server.alive():
             if server is not None:
                 server.close(remove=False)
-            server = forkserver.start(folder, env=env)
+            server = forkserver.start(folder, env=env, kernels=kernels)
 
     _KERNEL_SERVER_STARTING = (server.socket_path, server.process.pid)
     _KERNEL_SERVER = server.socket_path

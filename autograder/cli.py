@@ -86,6 +86,7 @@ def _options(args: argparse.Namespace):
         output_kb=args.output_limit or None,
         fork_kernels=not getattr(args, "no_fork_server", False),
         require_sandbox=args.require_sandbox,
+        engine=args.engine,
     )
 
 
@@ -330,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-fork-server",
         action="store_true",
-        help="start every kernel from scratch instead of forking it from a process that has "
-        "imported torch (slower; each kernel is a new process either way)",
+        help="with --engine kernel: start every kernel from scratch instead of forking it "
+        "from a process that has imported torch (slower; each kernel is a new process "
+        "either way)",
     )
     p.add_argument(
         "--shard",

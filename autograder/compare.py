@@ -21,6 +21,17 @@ from torch import Tensor
 from .harvest import Value
 from .protocols import Expected
 
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The index of element `flat` of a tensor of `shape` (row-major). By hand: the first
+    `torch.unravel_index` in a process imports sympy and torch.fx, about a second."""
+    index = []
+    for size in reversed(shape):
+        flat, i = divmod(flat, size)
+        index.append(i)
+    return tuple(reversed(index))
+
+
 __all__ = ["TOLERANCE", "Verdict", "compare", "is_close", "norm_relative_error"]
 
 # Norm-relative tolerances per dtype. float32 rounding on these sizes stays below 1e-6
@@ -123,11 +134,7 @@ def _compare(value: str, got: Value, want: Expected, *, dtype: str, device: str)
     diff = torch.where(keep, g64 - w64, torch.zeros_like(w64))
     err = norm_relative_error(g64[keep], w64[keep]) if keep.any() else 0.0
     flat = int(diff.abs().argmax().item())
-    worst = (
-        tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), w64.shape))
-        if w64.dim()
-        else ()
-    )
+    worst = _unravel(flat, tuple(w64.shape))
     stats = {
         "rel_error": err,
         "max_abs_error": float(diff.abs().max().item()) if diff.numel() else 0.0,

@@ -16,6 +16,9 @@ from typing import Any
 
 from nbformat import NotebookNode
 
+from . import engine
+from .engine import OutputLimit
+
 __all__ = [
     "KERNEL_ARGUMENTS",
     "CellError",
@@ -123,6 +126,10 @@ def _timeouts(cell_timeout: float, tagged_timeout: float, tag: str):
 # than the student's code).
 _ENGINE = "autograde-recording"
 _RUNNING = threading.local()
+
+
+def _remember(nb: NotebookNode) -> None:
+    _RUNNING.nb = nb
 
 
 @functools.cache
@@ -237,36 +244,64 @@ def run_notebook(
     kernel_spec_manager: Any = None,
     sandbox: dict[str, Any] | None = None,
     km: Any = None,
+    server: Path | None = None,
+    child: Any = None,
+    output_kb: int | None = None,
 ) -> Execution:
-    """Execute `nb` (already carrying the grader's cells) in a fresh kernel, in `workdir`:
-    `km`, from `start_kernel`, or one started here. Every cell runs even after errors, as
-    the student would see them in order. The executed notebook is returned, as far as it
-    got, also when execution stopped early. The kernel is shut down in the end."""
+    """Execute `nb` (already carrying the grader's cells) in `workdir`: in-process in
+    `child` (engine.fork_here) or a child of the fork server `server` (engine.py), or else
+    in a fresh kernel (`km`, from
+    `start_kernel`, or one started here). Every cell runs even after errors, as the
+    student would see them in order. The executed notebook is returned, as far as it got,
+    also when execution stopped early. The kernel or child is gone in the end."""
     # Imported here: papermill costs about a second to import, and only grading needs it.
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    _register_engine()
     started = time.perf_counter()
     stopped, executed, died = None, None, False
-    if km is None:
-        try:
-            km = start_kernel(
-                workdir,
-                kernel_name=kernel_name,
-                kernel_spec_manager=kernel_spec_manager,
-                sandbox=sandbox,
-            )
-        except Exception as exc:  # no such kernel, or it could not be launched
-            why = f"the notebook could not be run: the kernel did not start ({exc})"
-            return Execution(None, time.perf_counter() - started, (), why)
+    if server is not None or child is not None:
+        from . import sandbox as sandboxing
+
+        env = dict(os.environ)
+        if sandbox:
+            env[sandboxing.ENV] = json.dumps(sandbox)
+        children: list[Any] = []
+        how = {
+            "engine_name": engine.register(), "server": server, "child": child, "env": env,
+            "children": children, "folder": str(workdir), "started": _remember,
+            "output_bytes": output_kb * 1024 if output_kb else None,
+        }  # fmt: skip
+
+        def kill() -> bool:
+            for child in children:
+                child.kill()
+            return bool(children)
+    else:
+        _register_engine()
+        if km is None:
+            try:
+                km = start_kernel(
+                    workdir,
+                    kernel_name=kernel_name,
+                    kernel_spec_manager=kernel_spec_manager,
+                    sandbox=sandbox,
+                )
+            except Exception as exc:  # no such kernel, or it could not be launched
+                why = f"the notebook could not be run: the kernel did not start ({exc})"
+                return Execution(None, time.perf_counter() - started, (), why)
+        how = {"engine_name": _ENGINE, "km": km}
+
+        def kill() -> bool:
+            return _kill(km)
+
     # The whole notebook's limit: past it the kernel is killed, and what the grader had
     # recorded by then is all there is.
     fired = threading.Event()
     watchdog = None
     if total_timeout:
-        watchdog = threading.Timer(total_timeout, lambda: _kill(km) and fired.set())
+        watchdog = threading.Timer(total_timeout, lambda: kill() and fired.set())
         watchdog.daemon = True
         watchdog.start()
     try:
@@ -274,7 +309,6 @@ def run_notebook(
             nb,
             None,  # kept in memory: papermill would otherwise save the notebook twice a cell
             request_save_on_cell_execute=False,
-            engine_name=_ENGINE,
             parameters=parameters,
             kernel_name=kernel_name,
             language="python",
@@ -290,7 +324,7 @@ def run_notebook(
             execution_timeout=cell_timeout,
             timeout_func=_timeouts(cell_timeout, tagged_timeout or cell_timeout, skip_tag),
             start_timeout=120,
-            km=km,
+            **how,
         )
     except PapermillExecutionError:
         pass  # a cell raised: recorded in the notebook, graded like any other outcome
@@ -299,6 +333,8 @@ def run_notebook(
     except DeadKernelError:
         stopped = "the kernel died (the process running the notebook exited or crashed)"
         died = True
+    except OutputLimit as exc:
+        stopped = str(exc)
     except RuntimeError as exc:  # nbclient: kernel failed to start, or its channels broke
         stopped = f"the notebook could not be run: {exc}"
     finally:
@@ -307,7 +343,8 @@ def run_notebook(
         if fired.is_set():
             stopped = f"the notebook ran past its total limit of {total_timeout:g} s"
         # papermill leaves a kernel it did not create running: shut it down here.
-        stop_kernel(km)
+        if km is not None:
+            stop_kernel(km)
     seconds = time.perf_counter() - started
     if executed is None:  # stopped early: what had run by then
         executed = getattr(_RUNNING, "nb", None)

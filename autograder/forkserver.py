@@ -36,23 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import sandbox
+from . import cellrunner, sandbox
 from .forkclient import process_alive
 
-__all__ = ["ForkServer", "start"]
+__all__ = ["ForkServer", "fork_safe", "fork_shell", "start"]
 
 CLIENT = Path(__file__).with_name("forkclient.py")
 SOCKET = "server.sock"
+SHELL = "shell"  # a request for a notebook run in-process instead of a kernel
 KERNEL_MODULE = "ipykernel_launcher"
-# What every kernel of ours imports: ipykernel and IPython, torch and numpy, the modules
-# the grader's injected cells use, and the bundled data set the notebooks load.
+# What every notebook's process imports: IPython's shell, torch and numpy, the modules
+# the grader's injected cells use, and the bundled data set the notebooks load; and, for
+# Jupyter kernels, ipykernel and what it loads (jedi alone costs a third of a second).
 PRELOAD = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
     "IPython.core.interactiveshell",
-    "IPython.core.completer",
-    "jedi",
     "numpy",
     "torch",
     "difflib",
@@ -63,6 +60,13 @@ PRELOAD = (
     "pdb",
     "coursedata",
 )
+KERNEL_PRELOAD = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "IPython.core.completer",
+    "jedi",
+)
 _MAX_REQUEST = 1 << 20
 _SERVER_CWD = ""
 
@@ -70,10 +74,10 @@ _SERVER_CWD = ""
 # --- the server process --------------------------------------------------------------
 
 
-def _preload() -> None:
+def _preload(kernels: bool) -> None:
     import importlib
 
-    for name in PRELOAD:
+    for name in (*PRELOAD, *(KERNEL_PRELOAD if kernels else ())):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
@@ -91,7 +95,7 @@ def _die_with_parent() -> None:
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 4)
     if len(data) < 8:
         raise ValueError("short request")
     size = int.from_bytes(data[:8], "big")
@@ -104,6 +108,14 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
             raise ValueError("truncated request")
         body += more
     request = json.loads(body)
+    if request.get("kind") == SHELL:
+        # A notebook run in-process (cellrunner.py): stdin, stdout, stderr and the socket
+        # the cells come over; nothing else is run.
+        if len(fds) != 4 or not (
+            isinstance(request.get("cwd"), str) and isinstance(request.get("env"), dict)
+        ):
+            raise ValueError("a shell request carries four descriptors and a folder")
+        return request, fds
     argv = request.get("argv")
     # Only ipykernel's own launcher, with its own arguments: the server runs nothing else.
     if not (
@@ -131,41 +143,72 @@ def _watch_client(conn: socket.socket) -> None:
     threading.Thread(target=watch, name="autograde-client-watch", daemon=True).start()
 
 
-def _become_kernel(
-    request: dict[str, Any], fds: list[int], conn: socket.socket, server_things: list[Any]
+def _enter_child(
+    request: dict[str, Any], fds: list[int], server_things: list[Any], keep: list[int]
 ) -> None:
-    """In the forked child: turn into ipykernel on the request's connection file. Never
-    returns into the server's loop."""
-    code = 1
-    try:
-        for thing in server_things:  # the server's sockets and pipes are not the kernel's
-            with contextlib.suppress(Exception):
-                thing.close() if hasattr(thing, "close") else os.close(thing)
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        os.setsid()  # its own process group: signals and kills reach its subprocesses too
-        for target, fd in zip((0, 1, 2), fds, strict=True):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        import random
+    """In a forked child: leave the parent's state behind (its sockets and files, signal
+    handlers, random state, the grader's modules), take the request's stdio, folder and
+    environment, and enter the sandbox the environment describes."""
+    for thing in server_things:  # the server's sockets and pipes are not the child's
+        with contextlib.suppress(Exception):
+            thing.close() if hasattr(thing, "close") else os.close(thing)
+    _blank_inherited([*fds, *keep])
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()  # its own process group: signals and kills reach its subprocesses too
+    for target, fd in zip((0, 1, 2), fds[:3], strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    import random
 
-        random.seed()
-        if "numpy.random" in sys.modules:  # else it seeds itself when first imported
-            sys.modules["numpy.random"].seed()
-        # The server's own modules: a kernel has not imported the grader.
-        for name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
-            del sys.modules[name]
-        if sys.path and sys.path[0] in ("", os.getcwd(), str(Path.cwd()), _SERVER_CWD):
-            del sys.path[0]  # as ipykernel_launcher does: the cwd is not an import path
-        policy = os.environ.get(sandbox.ENV)
-        if policy:
-            # Forks: this process stays outside and waits; the kernel goes on as PID 1 of
-            # its own namespaces (see sandbox.py).
-            sandbox.enter(json.loads(policy))  # the grader probed the machine for it
+    random.seed()
+    if "numpy.random" in sys.modules:  # else it seeds itself when first imported
+        sys.modules["numpy.random"].seed()
+    # The parent's own modules: a kernel has not imported the grader or its reference.
+    for name in [m for m in sys.modules if m.split(".")[0] in ("autograder", "reference")]:
+        del sys.modules[name]
+    if sys.path and sys.path[0] in ("", os.getcwd(), str(Path.cwd()), _SERVER_CWD):
+        del sys.path[0]  # as ipykernel_launcher does: the cwd is not an import path
+    policy = os.environ.get(sandbox.ENV)
+    if policy:
+        # Forks: this process stays outside and waits; the child goes on as PID 1 of its
+        # own namespaces (see sandbox.py).
+        sandbox.enter(json.loads(policy))  # the grader probed the machine for it
+
+
+def _blank_inherited(keep: list[int]) -> None:
+    """Point every other descriptor this process inherited at /dev/null: an open file or
+    socket of the parent's is a way around the sandbox's file rules. Not closed: a Python
+    object that still holds one would close whatever later reuses its number."""
+    null = os.open(os.devnull, os.O_RDWR)
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd != null and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.dup2(null, fd)
+    os.close(null)
+
+
+def _become_kernel(
+    request: dict[str, Any], fds: list[int], conn: socket.socket | None, server_things: list[Any]
+) -> None:
+    """In the forked child: turn into ipykernel on the request's connection file, or, for
+    a shell request, run the notebook's cells in-process (cellrunner.py). Never returns
+    into the server's loop."""
+    code = 1
+    run_cells = cellrunner.serve  # held before the grader's modules are forgotten
+    try:
+        _enter_child(request, fds, server_things, [] if conn is None else [conn.fileno()])
+        if request.get("kind") == SHELL:
+            if conn is not None:
+                conn.close()  # the server watches it; the cells come over their own socket
+            code = run_cells(fds[3])
+            return
         _watch_client(conn)
         # parent_handle=1: no console banner, and no polling of the parent process: this
         # kernel lives as long as its client, whatever becomes of the server.
@@ -187,14 +230,14 @@ def _become_kernel(
         os._exit(code)
 
 
-def serve(path: str) -> None:
+def serve(path: str, kernels: bool = True) -> None:
     """The server's loop: fork a kernel per request; report each kernel's exit to its
     client; kill a kernel whose client went away (the kernel also watches for that
     itself); stop when stdin closes (the grader that started this process has gone)."""
     global _SERVER_CWD
     _die_with_parent()
     _SERVER_CWD = os.getcwd()
-    _preload()
+    _preload(kernels)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
     listener.listen(64)
@@ -279,6 +322,52 @@ def serve(path: str) -> None:
         shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
+# Threads this process had once it had imported what a notebook's process needs, before
+# any torch operation (see `fork_safe`); None until then.
+_THREADS_AFTER_IMPORTS: int | None = None
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1 << 30
+
+
+def fork_safe() -> bool:
+    """Whether this process may fork a notebook's process itself. Torch's intra-op pool
+    (OpenMP) starts threads on the first parallel operation, and a child forked after
+    that hangs on its own first one; numpy's BLAS starts threads when imported, which are
+    safe. So: only a process that imports torch here, for the first time, and has no
+    more threads than it had just after (pytest, or a program that used torch first,
+    gets a fork server instead)."""
+    global _THREADS_AFTER_IMPORTS
+    if _THREADS_AFTER_IMPORTS is None:
+        if "torch" in sys.modules:
+            return False  # imported before: it may have run parallel operations already
+        _preload(kernels=False)
+        _THREADS_AFTER_IMPORTS = _thread_count()
+    return _thread_count() <= _THREADS_AFTER_IMPORTS
+
+
+def fork_shell(cwd: Path, env: dict[str, str]) -> tuple[int, socket.socket]:
+    """Without a server: fork, from this process, a child that will run one notebook's
+    cells (cellrunner.py) in `cwd`, in the sandbox `env` describes; returns its pid and
+    the socket to send the cells over. The child is forked before this process has run
+    any torch operation (a child of a process whose torch threads have started hangs):
+    call it before the grader's own tensors are made."""
+    _preload(kernels=False)
+    ours, theirs = socket.socketpair()
+    null = os.open(os.devnull, os.O_RDWR)
+    pid = os.fork()
+    if pid == 0:
+        fds = [os.dup(null), os.dup(null), os.dup(null), theirs.fileno()]
+        _become_kernel({"kind": SHELL, "cwd": str(cwd), "env": env}, fds, None, [ours, null])
+    os.close(null)
+    theirs.close()
+    return pid, ours
+
+
 # --- the grader's handle on a server --------------------------------------------------
 
 
@@ -335,11 +424,13 @@ def start(
     env: dict[str, str] | None = None,
     wait: bool = True,
     timeout: float = 120.0,
+    kernels: bool = True,
 ) -> ForkServer | None:
     """Start a fork server listening in `folder` (a new private one by default; give the
     old one to restart a server that died). With `wait`, return once it has imported
     everything; otherwise at once (see `wait_until_ready`). None where fork servers are
-    not available or it failed to start: kernels then start the ordinary way."""
+    not available or it failed to start: kernels then start the ordinary way. `kernels`:
+    preload ipykernel too (for the kernel engine; the in-process engine needs less)."""
     if not available():
         return None
     if folder is None:
@@ -348,7 +439,8 @@ def start(
     with contextlib.suppress(FileNotFoundError):
         (folder / SOCKET).unlink()
     process = subprocess.Popen(
-        [sys.executable, "-m", "autograder.forkserver", str(folder / SOCKET)],
+        [sys.executable, "-m", "autograder.forkserver", str(folder / SOCKET)]
+        + (["--kernels"] if kernels else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -374,4 +466,7 @@ def wait_until_ready(socket_path: Path, pid: int, timeout: float = 120.0) -> boo
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], kernels="--kernels" in sys.argv[2:])
+    # Nothing left to do: skip the interpreter's tear-down of torch (most of a second).
+    sys.stdout.flush()
+    os._exit(0)

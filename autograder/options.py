@@ -17,6 +17,7 @@ __all__ = [
     "check_sandbox",
     "notebook_digest",
     "resolve_seed",
+    "which_engine",
 ]
 
 # Inputs for self-checks; instructors grade with a seed of their own (--seed or
@@ -36,6 +37,10 @@ SHARED_FLAGS: tuple[tuple[str, dict], ...] = (
     ("--require-sandbox", {"action": "store_true", "default": False,
                            "help": "refuse to grade where student code cannot be isolated "
                                    "(namespaces and Landlock; Linux)"}),
+    ("--engine", {"default": "auto", "choices": ["auto", "inprocess", "kernel"],
+                  "help": "how notebooks run: inprocess (a sandboxed process forked per "
+                          "notebook, fast; Linux) or kernel (a Jupyter kernel each, as "
+                          "nbgrader runs them); auto: inprocess where it can run"}),
 )  # fmt: skip
 
 
@@ -74,6 +79,9 @@ class Options:
     # `grade` only: kernels forked from a process that has imported torch and ipykernel
     # (forkserver.py), each still a new process; False starts each kernel from scratch.
     fork_kernels: bool = True
+    # How the notebook runs (engine.py): `inprocess` in a sandboxed child of a fork server,
+    # `kernel` in a Jupyter kernel; `auto` is `inprocess` wherever it can run (Linux).
+    engine: str = "auto"
     keep_executed: Path | None = None  # copy the executed notebook here
 
 
@@ -86,6 +94,17 @@ def check_sandbox(options: Options) -> str | None:
     if warning and options.require_sandbox:
         raise GradingError(f"--require-sandbox: {warning}")
     return warning
+
+
+def which_engine(options: Options) -> str:
+    """ "inprocess" or "kernel" (engine.py), from `options.engine`; GradingError if the one
+    asked for cannot run here."""
+    from . import engine
+
+    try:
+        return engine.resolve(options.engine)
+    except ValueError as exc:
+        raise GradingError(str(exc)) from None
 
 
 def notebook_digest(path: Path) -> str:

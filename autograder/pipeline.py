@@ -3,6 +3,7 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from .options import (
     check_sandbox,
     notebook_digest,
     resolve_seed,
+    which_engine,
 )
 
 if TYPE_CHECKING:
@@ -214,15 +216,54 @@ def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
     return tuple(f"Integrity: {f}." for f in findings)
 
 
+def _fork_here(workdir: Path, policy: dict[str, Any] | None):
+    import json
+    import os
+
+    from . import engine, sandbox
+
+    env = dict(os.environ)
+    if policy:
+        env[sandbox.ENV] = json.dumps(policy)
+    return engine.fork_here(workdir, env)
+
+
+def _notebook_process(workdir: Path, policy: dict[str, Any] | None, cleanup: Any):
+    """(server, child) for an in-process run without the batch's server: a child forked
+    from this process now, before it makes its first tensor, which enters the sandbox
+    while the inputs are made here; or, where forking here is not safe (torch's threads
+    have started in this process), a fork server of its own, stopped by `cleanup`.
+    (None, None) if neither could start: a kernel, started the ordinary way."""
+    from . import forkserver
+
+    if forkserver.fork_safe():
+        with contextlib.suppress(OSError):
+            return None, _fork_here(workdir, policy)
+    own = forkserver.start(kernels=False)
+    if own is None:
+        return None, None
+    cleanup.callback(own.close)
+    return own.socket_path, None
+
+
 def grade(
-    notebook: Path, options: Options = Options(), *, kernel_spec_manager: Any = None
+    notebook: Path,
+    options: Options = Options(),
+    *,
+    kernel_spec_manager: Any = None,
+    server: Path | None = None,
 ) -> GradeResult:
     """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
     and GradingError for a bad option; every problem in the student's code is a score.
-    `kernel_spec_manager` says how to start the kernel (a fork server's: forkserver.py)."""
+    `server` is a running fork server's socket (forkserver.py): the in-process engine forks
+    the notebook's process from it, and without one forks it from this process.
+    `kernel_spec_manager` says how the kernel engine starts a kernel."""
     started = time.perf_counter()
     check_device(options.device)
     sandbox_warning = check_sandbox(options)
+    inprocess = which_engine(options) == "inprocess"
+    if not inprocess or (server is not None and not Path(server).exists()):
+        server = None  # not wanted, or that server has gone
     notebook = Path(notebook)
     nb = read_notebook(notebook)
     assignment = options.assignment or detect_assignment(nb, notebook)
@@ -234,7 +275,10 @@ def grade(
     timings: dict[str, float] = {}
     from .sandbox import host_folder
 
-    with tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp,
+        contextlib.ExitStack() as cleanup,
+    ):
         # The notebook runs in its own folder (in the sandbox, a tmpfs of its own); the
         # kernel's connection file and sockets live beside it.
         workdir = Path(tmp) / "notebook"
@@ -243,10 +287,14 @@ def grade(
         # The kernel starts first and boots (importing torch) while this process imports
         # torch and prepares the inputs: on two cores the two start-ups overlap.
         t = time.perf_counter()
-        try:
-            km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager, sandbox=policy)
-        except Exception:  # run_notebook tries again, and reports why it cannot
-            km = None
+        km, child = None, None
+        if inprocess and server is None:
+            server, child = _notebook_process(workdir, policy, cleanup)
+        if server is None and child is None:
+            try:
+                km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager, sandbox=policy)
+            except Exception:  # run_notebook tries again, and reports why it cannot
+                km = None
         try:
             # Imported here, after the kernel's start, for the same reason.
             from .harvest import (
@@ -292,6 +340,9 @@ def grade(
             kernel_spec_manager=kernel_spec_manager,
             sandbox=policy,
             km=km,
+            server=server,
+            child=child,
+            output_kb=options.output_kb,
         )
         timings["execute"] = execution.seconds
         t = time.perf_counter()

@@ -25,6 +25,7 @@ def _options(config: pytest.Config) -> tuple[Path, Options]:
         device=config.getoption("device"),
         assignment=config.getoption("assignment"),
         require_sandbox=config.getoption("require_sandbox"),
+        engine=config.getoption("engine"),
     )
     return Path(notebook), options
 

@@ -1,0 +1,301 @@
+"""How a notebook's cells are executed, chosen in one place, and the in-process engine:
+the grader's side of cellrunner.py.
+
+Two engines run a graded notebook, both through papermill (parameters, per-cell
+metadata, errors kept in their cells):
+- `inprocess` (the default on Linux): the fork server (forkserver.py), which has imported
+  torch and IPython once, forks a child per notebook; the child enters the sandbox and
+  runs the cells in an IPython shell of its own (cellrunner.py), sending each cell's
+  outputs back over a socket. No Jupyter kernel, no messaging: a notebook costs its own
+  cells plus tens of milliseconds.
+- `kernel`: a Jupyter kernel per notebook (forked from the same server, or started from
+  scratch), as nbgrader and papermill run them.
+Everything after execution (the harvest, the comparison, the reports) is the same: both
+give the same executed notebook.
+
+Import-light: only the standard library at import time (papermill and nbclient are
+imported when a notebook runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cellrunner import read_message, write_message
+
+__all__ = [
+    "ENGINES",
+    "INPROCESS",
+    "KERNEL",
+    "Child",
+    "OutputLimit",
+    "available",
+    "fork_here",
+    "register",
+    "resolve",
+    "run_cells",
+    "start_child",
+]
+
+INPROCESS, KERNEL = "inprocess", "kernel"
+ENGINES = ("auto", INPROCESS, KERNEL)
+PAPERMILL_NAME = "autograde-inprocess"
+# A cell's outputs come back as one message: past this the notebook is stopped (the kernel
+# code caps printing at far less; this is for code that removed that cap).
+MESSAGE_LIMIT = 256 << 20
+
+
+class OutputLimit(RuntimeError):
+    """A cell's outputs were too large to keep: the run stops, and the message says why."""
+
+
+def available() -> bool:
+    """The in-process engine needs fork, file-descriptor passing and memory files: Linux."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(socket, "send_fds")
+        and hasattr(os, "memfd_create")
+    )
+
+
+def resolve(name: str) -> str:
+    """The engine that will run: `auto` is `inprocess` where it can run, else `kernel`.
+    ValueError for `inprocess` where it cannot, or an unknown name."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if name == KERNEL:
+        return KERNEL
+    if available():
+        return INPROCESS
+    if name == INPROCESS:
+        raise ValueError(
+            "--engine inprocess needs Linux (fork, descriptor passing, memfd); "
+            "use --engine kernel here"
+        )
+    return KERNEL
+
+
+@dataclass
+class Child:
+    """One notebook's process: its pid, the socket its cells use, and, when the fork server
+    forked it, the server connection that keeps it alive (closing it makes the server kill
+    it); without one it is this process's own child (`fork_here`)."""
+
+    pid: int
+    channel: socket.socket
+    conn: socket.socket | None = None
+    _reader: Any = field(default=None, repr=False)
+
+    def kill(self) -> None:
+        for target in (lambda: os.killpg(self.pid, signal.SIGKILL),
+                       lambda: os.kill(self.pid, signal.SIGKILL)):  # fmt: skip
+            with contextlib.suppress(OSError):
+                target()
+
+    def exit_status(self, wait: float) -> int | None:
+        """The child's exit status, within `wait` seconds: the server sends it once it has
+        reaped the child; an own child is reaped here."""
+        if self.conn is None:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    return None
+                if pid:
+                    return os.waitstatus_to_exitcode(status)
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.01)
+        self.conn.settimeout(wait)
+        try:
+            line = self._reader.readline()
+            return int(json.loads(line)["exit"]) if line else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def close(self) -> None:
+        for sock in (self.channel, self.conn):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        if self.conn is None:
+            self.exit_status(wait=2.0)  # reap it: killed by now
+
+
+def fork_here(cwd: Path, env: dict[str, str]) -> Child:
+    """A child of this process that will run one notebook in `cwd` (see
+    forkserver.fork_shell: call it before this process runs any torch operation)."""
+    from .forkserver import fork_shell
+
+    pid, channel = fork_shell(cwd, env)
+    return Child(pid, channel)
+
+
+def start_child(server: Path, cwd: Path, env: dict[str, str], timeout: float = 120.0) -> Child:
+    """Ask the fork server at `server` for a process to run one notebook in `cwd`.
+    RuntimeError when the server cannot be reached or refuses."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours, theirs = socket.socketpair()
+    try:
+        conn.settimeout(timeout)
+        conn.connect(str(server))
+        request = json.dumps({"kind": "shell", "cwd": str(cwd), "env": env}).encode()
+        with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
+            fds = [null_in.fileno(), null_out.fileno(), null_out.fileno(), theirs.fileno()]
+            socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], fds)
+        reader = conn.makefile("rb")
+        reply = json.loads(reader.readline() or b"{}")
+    except (OSError, ValueError) as exc:
+        conn.close()
+        ours.close()
+        raise RuntimeError(
+            f"the fork server at {server} could not start a process ({exc})"
+        ) from exc
+    finally:
+        theirs.close()
+    pid = reply.get("pid")
+    if not isinstance(pid, int):
+        conn.close()
+        ours.close()
+        why = reply.get("error", "no process id in its reply")
+        raise RuntimeError(f"the fork server refused to start a process ({why})")
+    return Child(pid, ours, conn, reader)
+
+
+def _receive(child: Child, deadline: float) -> dict[str, Any] | None:
+    """The child's next message, or None if the deadline passed first. EOFError when the
+    child has gone; ValueError for a message over the limit."""
+    left = deadline - time.monotonic()
+    child.channel.settimeout(None if left == float("inf") else max(left, 0.001))
+    try:
+        return read_message(child.channel, MESSAGE_LIMIT)
+    except TimeoutError:
+        return None
+
+
+def run_cells(
+    nb_man: Any,
+    *,
+    cwd: Path,
+    server: Path | None = None,
+    child: Child | None = None,
+    env: dict[str, str],
+    execution_timeout: float | None = None,
+    timeout_func: Callable[[Any], float] | None = None,
+    allow_errors: bool = False,
+    start_timeout: float = 60.0,
+    output_bytes: int | None = None,
+    children: list[Child] | None = None,
+    started: Callable[[Any], None] | None = None,
+) -> None:
+    """Run `nb_man.nb`'s cells in `child`, or a child of `server`, filling in each cell's
+    outputs and papermill's metadata as a kernel's run would. Raises what nbclient raises for the
+    same events (CellTimeoutError, DeadKernelError, RuntimeError when nothing could run),
+    so callers treat both engines alike. The child is appended to `children` as soon as
+    it exists (a watchdog elsewhere may kill it); `started` is given the notebook being
+    filled in, which holds what ran if the run stops early."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    nb = nb_man.nb
+    if started is not None:
+        started(nb)
+    if child is None:
+        if server is None:
+            raise RuntimeError("the in-process engine needs a fork server or a forked child")
+        child = start_child(server, cwd, env, start_timeout)
+    if children is not None:
+        children.append(child)
+    code = [[i, c.source] for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    tags = {str(i): ["raises-exception"] for i, c in enumerate(nb.cells)
+            if "raises-exception" in c.get("metadata", {}).get("tags", [])}  # fmt: skip
+    started_any = False
+
+    def died() -> Exception:
+        status = child.exit_status(wait=5.0)
+        how = f" (exit status {status})" if status is not None else ""
+        if not started_any:
+            sandbox = " : the sandbox could not be set up" if status == 3 else ""
+            return RuntimeError(f"the notebook's process ended before its first cell{how}{sandbox}")
+        return DeadKernelError(f"Kernel died{how}")
+
+    try:
+        try:
+            write_message(child.channel, {
+                "cells": code, "allow_errors": allow_errors, "tags": tags,
+                "output_bytes": output_bytes or 1 << 20,
+            })  # fmt: skip
+        except OSError as exc:
+            raise died() from exc
+        for index, cell in enumerate(nb.cells):
+            nb_man.cell_start(cell, index)
+            if cell.cell_type != "code":
+                nb_man.cell_complete(cell, index)
+                continue
+            limit = timeout_func(cell) if timeout_func else execution_timeout
+            try:
+                message = _receive(child, time.monotonic() + start_timeout)
+                if message is None or message.get("start") != index:
+                    raise EOFError("no start")
+                started_any = True
+                deadline = time.monotonic() + limit if limit else float("inf")
+                message = _receive(child, deadline)
+            except (EOFError, OSError) as exc:
+                raise died() from exc
+            except ValueError as exc:
+                child.kill()
+                raise OutputLimit(
+                    f"the output of a cell could not be kept ({exc}): the notebook was "
+                    "stopped there; print less"
+                ) from exc
+            if message is None:
+                child.kill()
+                raise CellTimeoutError(
+                    f"A cell timed out while it was being executed, after {limit} seconds."
+                )
+            if message.get("done") != index:
+                child.kill()
+                raise DeadKernelError("the notebook's process sent something out of order")
+            cell.outputs = [nbformat.from_dict(o) for o in message.get("outputs", [])]
+            cell.execution_count = message.get("execution_count")
+            nb_man.cell_complete(cell, index)
+            failed = any(o.get("output_type") == "error" for o in cell.outputs)
+            if failed and not allow_errors and str(index) not in tags:
+                nb_man.cell_exception(cell, cell_index=index)
+                break
+    finally:
+        child.kill()  # it has sent everything it will: nothing of it may outlive the run
+        child.close()
+
+
+@functools.cache
+def register() -> str:
+    """Register the in-process engine with papermill (once per process) and return its
+    name for `papermill.execute_notebook(engine_name=...)`. Its keyword arguments are
+    `run_cells`'s (`server`, `env`, `children`, ...), and `folder` for its `cwd`."""
+    from papermill.engines import Engine, papermill_engines
+
+    class InProcessEngine(Engine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            wanted = ("server", "child", "env", "execution_timeout", "timeout_func", "allow_errors",
+                      "start_timeout", "output_bytes", "children", "started")  # fmt: skip
+            options = {k: v for k, v in kwargs.items() if k in wanted and v is not None}
+            # papermill runs engines inside its own `cwd`; `folder` says it outright
+            cwd = Path(kwargs.get("folder") or os.getcwd())
+            return run_cells(nb_man, cwd=cwd, **options)
+
+    papermill_engines.register(PAPERMILL_NAME, InProcessEngine)
+    return PAPERMILL_NAME
