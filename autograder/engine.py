@@ -199,23 +199,30 @@ def run_cells(
     output_bytes: int | None = None,
     children: list[Child] | None = None,
     started: Callable[[Any], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> None:
     """Run `nb_man.nb`'s cells in `child`, or a child of `server`, filling in each cell's
     outputs and papermill's metadata as a kernel's run would. Raises what nbclient raises for the
     same events (CellTimeoutError, DeadKernelError, RuntimeError when nothing could run),
     so callers treat both engines alike. The child is appended to `children` as soon as
     it exists (a watchdog elsewhere may kill it); `started` is given the notebook being
-    filled in, which holds what ran if the run stops early."""
+    filled in, which holds what ran if the run stops early. `timings` gets the seconds of
+    the fork ("fork": request to process id) and of the child's set-up ("child set-up":
+    the sandbox and the shell, until its first cell starts)."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = nb_man.nb
     if started is not None:
         started(nb)
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
     if child is None:
         if server is None:
             raise RuntimeError("the in-process engine needs a fork server or a forked child")
         child = start_child(server, cwd, env, start_timeout)
+        timings["fork"] = time.perf_counter() - t
+        t = time.perf_counter()
     if children is not None:
         children.append(child)
     code = [[i, c.source] for i, c in enumerate(nb.cells) if c.cell_type == "code"]
@@ -249,6 +256,8 @@ def run_cells(
                 message = _receive(child, time.monotonic() + start_timeout)
                 if message is None or message.get("start") != index:
                     raise EOFError("no start")
+                if not started_any:
+                    timings["child set-up"] = time.perf_counter() - t
                 started_any = True
                 deadline = time.monotonic() + limit if limit else float("inf")
                 message = _receive(child, deadline)
@@ -291,7 +300,8 @@ def register() -> str:
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
             wanted = ("server", "child", "env", "execution_timeout", "timeout_func", "allow_errors",
-                      "start_timeout", "output_bytes", "children", "started")  # fmt: skip
+                      "start_timeout", "output_bytes", "children", "started",
+                      "timings")  # fmt: skip
             options = {k: v for k, v in kwargs.items() if k in wanted and v is not None}
             # papermill runs engines inside its own `cwd`; `folder` says it outright
             cwd = Path(kwargs.get("folder") or os.getcwd())

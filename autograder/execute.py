@@ -261,6 +261,7 @@ def run_notebook(
 
     started = time.perf_counter()
     stopped, executed, died = None, None, False
+    details: dict[str, Any] = {}
     if server is not None or child is not None:
         from . import sandbox as sandboxing
 
@@ -271,6 +272,7 @@ def run_notebook(
         how = {
             "engine_name": engine.register(), "server": server, "child": child, "env": env,
             "children": children, "folder": str(workdir), "started": _remember,
+            "timings": details,
             "output_bytes": output_kb * 1024 if output_kb else None,
         }  # fmt: skip
 
@@ -351,6 +353,6 @@ def run_notebook(
     _RUNNING.nb = None
     errors = _cell_errors(executed, skip_tag) if executed is not None else ()
     return Execution(
-        executed, seconds, errors, stopped, kernel_died=died and not fired.is_set(),
+        executed, seconds, errors, stopped, details, kernel_died=died and not fired.is_set(),
         capped=_capped_cells(executed) if executed is not None else (),
     )  # fmt: skip

@@ -3,6 +3,7 @@ pytest, CI) takes. notebook -> plan -> execution in a kernel -> harvest -> score
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import re
 import shutil
@@ -216,6 +217,22 @@ def _integrity_notes(nb, assignment: str, plan, harvest) -> tuple[str, ...]:
     return tuple(f"Integrity: {f}." for f in findings)
 
 
+def _cell_seconds(executed: Any, grader_tag: str) -> dict[str, float]:
+    """How long the student's cells and the grader's calls (its last cell) ran."""
+    if executed is None:
+        return {}
+    student, grader = 0.0, []
+    for cell in executed.cells:
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if not isinstance(seconds, int | float):
+            continue
+        if grader_tag in cell.get("metadata", {}).get("tags", []):
+            grader.append(float(seconds))
+        else:
+            student += float(seconds)
+    return {"notebook cells": student, "grader calls": grader[-1] if grader else 0.0}
+
+
 def _fork_here(workdir: Path, policy: dict[str, Any] | None):
     import json
     import os
@@ -228,22 +245,35 @@ def _fork_here(workdir: Path, policy: dict[str, Any] | None):
     return engine.fork_here(workdir, env)
 
 
-def _notebook_process(workdir: Path, policy: dict[str, Any] | None, cleanup: Any):
+# This process's own fork server, for gradings that cannot fork here (see
+# `_notebook_process`): started by the first, kept for the next (`verify`, the pytest
+# form, a program that grades in a loop). It stops when this process exits.
+_OWN_SERVER: Any = None
+
+
+def _own_server() -> Path | None:
+    global _OWN_SERVER
+    from . import forkserver
+
+    if _OWN_SERVER is None or not _OWN_SERVER.alive():
+        _OWN_SERVER = forkserver.start(kernels=False)
+        if _OWN_SERVER is not None:
+            atexit.register(_OWN_SERVER.close)
+    return _OWN_SERVER.socket_path if _OWN_SERVER is not None else None
+
+
+def _notebook_process(workdir: Path, policy: dict[str, Any] | None):
     """(server, child) for an in-process run without the batch's server: a child forked
     from this process now, before it makes its first tensor, which enters the sandbox
     while the inputs are made here; or, where forking here is not safe (torch's threads
-    have started in this process), a fork server of its own, stopped by `cleanup`.
-    (None, None) if neither could start: a kernel, started the ordinary way."""
+    have started in this process), this process's own fork server. (None, None) if
+    neither could start: a kernel, started the ordinary way."""
     from . import forkserver
 
     if forkserver.fork_safe():
         with contextlib.suppress(OSError):
             return None, _fork_here(workdir, policy)
-    own = forkserver.start(kernels=False)
-    if own is None:
-        return None, None
-    cleanup.callback(own.close)
-    return own.socket_path, None
+    return _own_server(), None
 
 
 def grade(
@@ -275,10 +305,7 @@ def grade(
     timings: dict[str, float] = {}
     from .sandbox import host_folder
 
-    with (
-        tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp,
-        contextlib.ExitStack() as cleanup,
-    ):
+    with tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp:
         # The notebook runs in its own folder (in the sandbox, a tmpfs of its own); the
         # kernel's connection file and sockets live beside it.
         workdir = Path(tmp) / "notebook"
@@ -289,7 +316,7 @@ def grade(
         t = time.perf_counter()
         km, child = None, None
         if inprocess and server is None:
-            server, child = _notebook_process(workdir, policy, cleanup)
+            server, child = _notebook_process(workdir, policy)
         if server is None and child is None:
             try:
                 km = start_kernel(workdir, kernel_spec_manager=kernel_spec_manager, sandbox=policy)
@@ -345,6 +372,8 @@ def grade(
             output_kb=options.output_kb,
         )
         timings["execute"] = execution.seconds
+        timings.update(_cell_seconds(execution.notebook, AUTOGRADER_TAG))
+        timings.update(execution.details)
         t = time.perf_counter()
         harvest, why = None, None
         if not _grading_cell_finished(execution.notebook):

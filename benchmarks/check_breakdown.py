@@ -1,23 +1,24 @@
-"""Where the time of `autograde check` goes, measured side by side in one run.
+"""Where the time of checking and grading one notebook goes, measured side by side in one
+run.
 
-    python benchmarks/check_breakdown.py [NOTEBOOK ...]
+    python benchmarks/check_breakdown.py [--repeat 3] [NOTEBOOK ...]
 
-For each notebook (default: the backprop solution and its untouched student version) it
-times the whole `autograde check` command, a bare `papermill` run of the same notebook,
-and, inside one grading, the parts: grader start-up (imports), kernel start, the
-notebook's own cells (of which `import torch` in the kernel), the grader's calls of the
-student's functions (harvest), and scoring. Prints seconds and fractions; asserts nothing.
-
-The parts are measured one after the other; in a real `check` the kernel starts (and
-imports torch) while the grader process imports torch and makes its inputs, so on two
-cores the parts add up to more than the whole. Two differences from a bare papermill
-run are the grader's doing: it starts the kernel before its own imports, and it does
-not import `rfc3987_syntax`, which jsonschema (under nbformat) builds a grammar for at
-import, about 0.9 s, only to check a string format notebooks do not use.
+For each notebook (default: both solutions and both untouched student versions):
+1. The whole `autograde check` command with each engine (`--engine inprocess`, the
+   default on Linux, and `--engine kernel`), and a bare `papermill` run of the same
+   notebook (its CLI, a Jupyter kernel), each the median of --repeat runs, with the
+   ratios check / papermill.
+2. One submission as `autograde grade` grades it (a warm worker, the batch's fork server),
+   taken apart with the grader's own timings: the fork, the child's set-up (sandbox and
+   IPython shell), the student's cells, the grader's calls of the student's functions,
+   the rest of the execution (papermill, the wire), the plan (inputs), the comparison and
+   score, and the feedback report (Markdown, HTML and pictures). Medians of --repeat.
+Prints seconds and fractions; asserts nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -26,8 +27,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = [ROOT / "solutions/backprop/backprop.ipynb", ROOT / "assignments/backprop/backprop.ipynb"]
-REPEAT = 3
+DEFAULT = [
+    ROOT / "solutions/backprop/backprop.ipynb",
+    ROOT / "assignments/backprop/backprop.ipynb",
+    ROOT / "solutions/matmul/matmul.ipynb",
+    ROOT / "assignments/matmul/matmul.ipynb",
+]
+PARTS = ("fork", "child set-up", "notebook cells", "grader calls", "execution, the rest",
+         "plan", "score", "report")  # fmt: skip
 
 
 def wall(cmd: list[str]) -> float:
@@ -36,94 +43,78 @@ def wall(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def median_wall(cmd: list[str]) -> float:
-    return statistics.median(wall(cmd) for _ in range(REPEAT))
+def median_wall(cmd: list[str], repeat: int) -> float:
+    return statistics.median(wall(cmd) for _ in range(repeat))
 
 
-def parts(notebook: Path) -> dict[str, float]:
-    """One grading, taken apart with the pipeline's own pieces."""
-    from autograder.execute import run_notebook
-    from autograder.exercises import exercises_for
-    from autograder.harvest import AUTOGRADER_TAG, inject, make_plan, read_harvest
-    from autograder.notebook import cell_shas, detect_assignment, read_notebook
-    from autograder.score import score
+def submission_parts(notebooks: list[Path], repeat: int) -> dict[Path, dict[str, float]]:
+    """Medians of the grader's own timings for each notebook, graded as a batch worker
+    grades it: from the batch's fork server, after a first grading has warmed up."""
+    from autograder import forkserver
+    from autograder.batch import _write_feedback
+    from autograder.options import Options
+    from autograder.pipeline import grade
 
-    nb = read_notebook(notebook)
-    exercises = exercises_for(detect_assignment(nb, notebook))
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        plan = make_plan(exercises, seed=0, device="cpu")
-        prepared = inject(
-            nb, plan, call_timeout=20, cell_shas=cell_shas(nb), limits={"cell_timeout": 120}
-        )
-        (work / "notebook").mkdir()
-        execution = run_notebook(
-            prepared,
-            parameters={"seed": 0, "device": "cpu"},
-            workdir=work / "notebook",
-            cell_timeout=120,
-            skip_tag=AUTOGRADER_TAG,
-        )
-        cells = execution.notebook.cells
-        durations = [
-            (c, float(c.metadata.get("papermill", {}).get("duration") or 0)) for c in cells
-        ]
-        grader_cells = [d for c, d in durations if AUTOGRADER_TAG in c.metadata.get("tags", [])]
-        torch_cell = [
-            d
-            for c, d in durations
-            if "import torch" in c.source and AUTOGRADER_TAG not in c.metadata.get("tags", [])
-        ]
-        t = time.perf_counter()
-        score(exercises, plan, read_harvest(execution.notebook))
-        scoring = time.perf_counter() - t
-    notebook_cells = sum(d for _, d in durations) - sum(grader_cells)
-    return {
-        "execution (papermill, kernel start to shutdown)": execution.seconds,
-        "  kernel start (imports torch), papermill overhead": execution.seconds
-        - sum(d for _, d in durations),
-        "  grader's set-up cell": grader_cells[0],
-        "  notebook cells": notebook_cells,
-        "    of which the set-up cell (import torch, data)": torch_cell[0] if torch_cell else 0.0,
-        "  harvest: grader calls student functions": grader_cells[-1],
-        "scoring (reference, autograd, compare)": scoring,
-    }
+    server = forkserver.start(kernels=False)
+    if server is None:
+        raise SystemExit("no fork server on this machine: the in-process engine needs Linux")
+    try:
+        grade(notebooks[0], Options(), server=server.socket_path)  # warm-up
+        out: dict[Path, dict[str, float]] = {}
+        for nb in notebooks:
+            runs: dict[str, list[float]] = {p: [] for p in (*PARTS, "whole")}
+            for _ in range(repeat):
+                t = time.perf_counter()
+                result = grade(nb, Options(), server=server.socket_path)
+                r = time.perf_counter()
+                with tempfile.TemporaryDirectory() as folder:
+                    _write_feedback(result, Path(folder))
+                report = time.perf_counter() - r
+                timings = dict(result.timings)
+                inside = sum(timings.get(k, 0.0) for k in PARTS[:4])
+                timings["execution, the rest"] = timings.get("execute", 0.0) - inside
+                timings["report"] = report
+                for part in PARTS:
+                    runs[part].append(timings.get(part, 0.0))
+                runs["whole"].append(time.perf_counter() - t)
+            out[nb] = {k: statistics.median(v) for k, v in runs.items()}
+        return out
+    finally:
+        server.close()
 
 
 def main(argv: list[str]) -> None:
-    notebooks = [Path(a) for a in argv] or DEFAULT
-    startup = median_wall(
-        [
-            sys.executable,
-            "-c",
-            "import autograder.cli, autograder.pipeline, autograder.report, papermill, torch",
-        ]
-    )
-    print(f"grader process start-up and imports: {startup:.2f} s (median of {REPEAT})\n")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or DEFAULT
+    print("1. The whole command, one notebook (medians of", args.repeat, "runs)\n")
+    print(f"{'notebook':<40}{'check':>9}{'check --engine kernel':>23}{'papermill':>11}"
+          f"{'ratios to papermill':>22}")  # fmt: skip
     for nb in notebooks:
-        check = median_wall([sys.executable, "-m", "autograder.cli", "check", str(nb)])
+        check = [sys.executable, "-m", "autograder.cli", "check", str(nb)]
+        fast = median_wall(check, args.repeat)
+        kernel = median_wall([*check, "--engine", "kernel"], args.repeat)
         with tempfile.TemporaryDirectory() as tmp:
-            bare = median_wall(
-                [
-                    sys.executable,
-                    "-m",
-                    "papermill",
-                    str(nb),
-                    f"{tmp}/out.ipynb",
-                    "--no-progress-bar",
-                    "-k",
-                    "python3",
-                ]
-            )
-        print(f"{nb.relative_to(ROOT)}")
-        print(f"  autograde check (whole command) {check:6.2f} s")
-        print(
-            f"  bare papermill run              {bare:6.2f} s   ratio check/papermill "
-            f"{check / bare:.2f}"
-        )
-        for name, seconds in parts(nb).items():
-            print(f"  {name:<50}{seconds:6.2f} s  ({seconds / check:5.1%} of check)")
-        print()
+            bare = median_wall([sys.executable, "-m", "papermill", str(nb), f"{tmp}/out.ipynb",
+                                "--no-progress-bar", "-k", "python3"], args.repeat)  # fmt: skip
+        name = str(nb.relative_to(ROOT) if nb.is_relative_to(ROOT) else nb)
+        print(f"{name:<40}{fast:8.2f}s{kernel:22.2f}s{bare:10.2f}s"
+              f"{fast / bare:11.2f}x /{kernel / bare:6.2f}x")  # fmt: skip
+
+    print("\n2. One submission graded as `autograde grade` grades it (seconds, medians)\n")
+    parts = submission_parts(notebooks, args.repeat)
+    header = f"{'part':<22}" + "".join(f"{nb.parent.name + '/' + nb.parent.parent.name:>24}"
+                                       for nb in notebooks)  # fmt: skip
+    print(header)
+    for part in (*PARTS, "whole"):
+        row = f"{part:<22}"
+        for nb in notebooks:
+            seconds, whole = parts[nb][part], parts[nb]["whole"]
+            row += f"{seconds:14.3f} ({seconds / whole:5.1%})" if part != "whole" else (
+                f"{seconds:14.3f}{'':9}")  # fmt: skip
+        print(row)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ grades the whole class with `nbgrader autograde backprop` (one notebook after th
 then `nbgrader generate_feedback backprop` (a feedback page per student), and with
 `autograde grade submitted/` (its default number of workers, or `--workers W`), which
 writes scores and a feedback report per student, and `autograde grade --no-feedback`
-(scores only); with `--fresh-kernels` also `autograde grade --no-fork-server` (every
-kernel started from scratch, to see what the fork server brings). With `--repeat R` the
+(scores only), each with both engines: the default in-process one (a sandboxed child
+forked per notebook) and `--engine kernel` (a Jupyter kernel per notebook, forked from
+the fork server); with `--fresh-kernels` also `--engine kernel --no-fork-server` (every
+kernel started from scratch, to see what the fork server brings). Every autograde run
+must give the same points as the first (exit 1 otherwise). With `--repeat R` the
 runs alternate R times from a clean state and the medians are reported.
 It prints each command's seconds, seconds per submission and submissions per minute,
 the throughput ratios like for like (scores: nbgrader autograde against autograde
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh-kernels",
         action="store_true",
-        help="also time `autograde grade --no-fork-server`",
+        help="also time `autograde grade --engine kernel --no-fork-server`",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="alternating runs of each tool (default: 1)"
@@ -246,9 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     variants = {  # autograde run -> its own output folder and extra flags
         "autograde grade": (graded, []),
         "autograde grade --no-feedback": (tmp / "graded-scores", ["--no-feedback"]),
-    }
+        "autograde grade --engine kernel": (tmp / "graded-kernel", ["--engine", "kernel"]),
+        "autograde grade --engine kernel --no-feedback": (
+            tmp / "graded-kernel-scores", ["--engine", "kernel", "--no-feedback"]),
+    }  # fmt: skip
     if args.fresh_kernels:
-        variants["autograde grade --no-fork-server"] = (tmp / "graded-fresh", ["--no-fork-server"])
+        variants["autograde grade --engine kernel --no-fork-server"] = (
+            tmp / "graded-fresh", ["--engine", "kernel", "--no-fork-server"])  # fmt: skip
     runs: dict[str, list[float]] = {
         "nbgrader autograde": [],
         "nbgrader generate_feedback": [],
@@ -298,15 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     # Like for like: scores alone, and scores with a feedback page per student.
     nb_scores = medians["nbgrader autograde"]
     nb_both = nb_scores + medians["nbgrader generate_feedback"]
+    both = "nbgrader autograde + generate_feedback"
     pairs = [
         ("scores", "nbgrader autograde", nb_scores, "autograde grade --no-feedback"),
-        ("scores + a feedback page per student", "nbgrader autograde + generate_feedback",
-         nb_both, "autograde grade"),
+        ("scores + a feedback page per student", both, nb_both, "autograde grade"),
+        ("scores, Jupyter kernels", "nbgrader autograde", nb_scores,
+         "autograde grade --engine kernel --no-feedback"),
+        ("scores + feedback, Jupyter kernels", both, nb_both, "autograde grade --engine kernel"),
     ]  # fmt: skip
     if args.fresh_kernels:
         pairs.append(
-            ("the same, every kernel started from scratch", "nbgrader autograde + "
-             "generate_feedback", nb_both, "autograde grade --no-fork-server")
+            ("scores + feedback, every kernel started from scratch", both, nb_both,
+             "autograde grade --engine kernel --no-fork-server")
         )  # fmt: skip
     ratio = Table(title=f"Throughput, {args.n} submissions on {cores} cores")
     for col in ("job", "nbgrader (s)", "autograde (s)", "autograde's throughput"):

@@ -1,0 +1,178 @@
+"""A student's journey through each notebook, step by step, in the three places a student
+looks: `autograde check` in the terminal, its report, and the notebook's own test cells.
+Untouched, then one classic mistake at a time (the factor 2 and the 1/N of mse_grad, the
+transposed weight gradient, the unsummed bias, relu's mask from the wrong tensor, the
+broadcast row `a[i, None]`), then fixed. At every step this asserts what is shown: the
+total, the hint in words, where the report puts it, and which test cells fail with which
+message; and that a fixed notebook has nothing left to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from notebook_tools import ROOT
+from test_grader_mistakes import MUTANTS, full_marks, points
+
+from autograder import engine, forkserver
+from autograder.cli import main
+from autograder.execute import run_notebook
+from autograder.exercises import exercises_for
+from autograder.notebook import read_notebook, replace_function
+
+pytestmark = pytest.mark.slow
+
+STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    mutant: str | None  # a mistake of tests/test_grader_mistakes.py; None: all answers right
+    # what the failing test cell of the broken exercise says (in the notebook itself)
+    test_cell_says: str = ""
+    untouched: bool = False
+
+
+JOURNEY = {
+    "matmul": (
+        Step("untouched", None, untouched=True),
+        Step("the row a[i, None] where the column is needed", "matmul-row-not-column",
+             "must match the size of tensor"),
+        Step("fixed", None),
+    ),
+    "backprop": (
+        Step("untouched", None, untouched=True),
+        Step("mse_grad without the factor 2", "mse-missing-2",
+             "Yours is 0.50x the expected everywhere"),
+        Step("mse_grad without the 1/N", "mse-missing-1/N", "x the expected everywhere"),
+        Step("lin_grad's w.g transposed", "transposed", "That is the transpose"),
+        Step("lin_grad's b.g not summed over the batch", "bias-not-summed",
+             "has shape (8, 3), expected (3,)"),
+        Step("relu_grad's mask taken from out.g", "relu-mask-from-out-g",
+             "differs from the expected values"),
+        Step("fixed", None),
+    ),
+}  # fmt: skip
+BY_ID = {m.id: m for m in MUTANTS}
+
+
+def answered(assignment: str) -> nbformat.NotebookNode:
+    """The student's notebook with every exercise answered as the solutions do."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source
+               for c in read_notebook(SOLUTION[assignment]).cells
+               if c.metadata.get("nbgrader", {}).get("solution")}  # fmt: skip
+    nb = read_notebook(STUB[assignment])
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+    return nb
+
+
+def student_notebook(assignment: str, step: Step) -> nbformat.NotebookNode:
+    if step.untouched:
+        return read_notebook(STUB[assignment])
+    nb = answered(assignment)
+    for name, source, cell in BY_ID[step.mutant].edits if step.mutant else ():
+        nb = replace_function(nb, name, source, cell=cell)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Path]:
+    if not engine.available():
+        pytest.skip("the notebook's own test cells run in-process here (Linux)")
+    started = forkserver.start(kernels=False)
+    assert started is not None
+    yield started.socket_path
+    started.close()
+
+
+def run_notebook_as_student(nb: nbformat.NotebookNode, server: Path, workdir: Path) -> list:
+    """The notebook's code cells as the student runs them: all of them, on after an error."""
+    workdir.mkdir()
+    done = run_notebook(nb, parameters={}, workdir=workdir, cell_timeout=120,
+                        skip_tag="none", server=server)  # fmt: skip
+    assert done.stopped is None, done.stopped
+    return [c for c in done.notebook.cells if c.cell_type == "code"]
+
+
+def errors_of(cell: nbformat.NotebookNode) -> list:
+    return [o for o in cell.outputs if o.output_type == "error"]
+
+
+def table_text(printed: str) -> str:
+    """The terminal table's last column (messages and hints), its wrapped lines joined,
+    without whitespace: what the student reads, whatever the table's width."""
+    cells = [line.split("\u2502")[-2] for line in printed.splitlines() if line.count("\u2502") > 2]
+    return "".join("".join(cells).split())
+
+
+def steps() -> Iterator[tuple[str, int, Step]]:
+    for assignment, journey in JOURNEY.items():
+        for i, step in enumerate(journey):
+            yield assignment, i, step
+
+
+@pytest.mark.parametrize(("assignment", "index", "step"), list(steps()),
+                         ids=[f"{a}-{i}-{s.name}" for a, i, s in steps()])  # fmt: skip
+def test_what_the_student_sees_at_each_step(
+    assignment: str, index: int, step: Step, server: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    nb = student_notebook(assignment, step)
+    path = tmp_path / f"{assignment}.ipynb"
+    nbformat.write(nb, path)
+    mutant = BY_ID[step.mutant] if step.mutant else None
+    full = full_marks(assignment)
+
+    # 1. autograde check, in the terminal
+    report = tmp_path / "report.md"
+    code = main(["check", str(path), "--report", str(report)])
+    printed = capsys.readouterr()
+    expected = 0 if step.untouched else full - (points(assignment, mutant.lost) if mutant else 0)
+    assert f"Total: {expected}/{full}" in printed.out
+    assert code == (0 if expected == full else 1)
+    assert "Traceback" not in printed.out + printed.err
+    shown = table_text(printed.out)
+    if step.untouched:
+        assert "notimplementedyet" in shown
+    if mutant:
+        assert "".join(mutant.hint.split()) in shown, f"no hint for {mutant.id} in the terminal"
+
+    # 2. its report
+    md = report.read_text(encoding="utf-8")
+    assert ("## What to fix" in md) == (expected < full)
+    if mutant:
+        cell = mutant.where.split(":")[0]
+        [exercise] = [e for e in exercises_for(assignment) if e.cell == cell]
+        assert f"### {exercise.title}:" in md and mutant.hint in " ".join(md.split())
+    assert "Recognised mistake" not in md
+
+    # 3. the notebook's own test cells
+    cells = run_notebook_as_student(nb, server, tmp_path / "run")
+    nbgrader = [c.metadata.get("nbgrader", {}) for c in cells]
+    errors = {meta["grade_id"]: errors_of(c) for c, meta in zip(cells, nbgrader, strict=True)
+              if meta.get("grade")}  # fmt: skip
+    failing = {gid for gid, errs in errors.items() if errs}
+    if step.untouched:
+        assert failing == set(errors)
+        assert all(e.ename == "NotImplementedError" for errs in errors.values() for e in errs)
+        # defining a stub does not fail; the lesson's last timing cell says what is missing
+        assert not any(errors_of(c) for c, meta in zip(cells, nbgrader, strict=True)
+                       if meta.get("solution"))  # fmt: skip
+        assert not errors_of(cells[-1])
+        if assignment == "matmul":
+            text = "".join(o.get("text", "") for o in cells[-1].outputs)
+            assert "broadcast  not written yet" in text
+    elif mutant:
+        broken = {name.split(":")[0] + "_tests" for name in mutant.lost}
+        assert failing == broken, f"test cells failing: {sorted(failing)}"
+        [error] = errors[mutant.where.split(":")[0] + "_tests"]
+        assert step.test_cell_says in error.evalue, error.evalue
+    else:
+        assert failing == set(), f"test cells failing: {sorted(failing)}"
