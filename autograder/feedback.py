@@ -74,7 +74,10 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
     if rows:
         ar, ac, bc = result.speed.shape  # type: ignore[union-attr]
         png = ladder_png(
-            [(r.label, r.seconds, r.student) for r in rows],
+            [
+                (f"{r.label} (stopped)" if r.at_least else r.label, r.seconds, r.student)
+                for r in rows
+            ],
             title=f"matmul of ({ar}, {ac}) @ ({ac}, {bc}), seconds per call (log scale)",
         )
         out.append(Picture("matmul-speed", "the matmul speed ladder, log scale", png))
@@ -89,7 +92,8 @@ def _speed_sentence(rows: tuple[LadderRow, ...]) -> str:
     torch_row = next(r for r in rows if r.label == TORCH)
     return (
         f"Your fastest matmul ({fastest.label.removeprefix('your ')}) takes "
-        f"{_human(fastest.seconds)} per call, {ratio_text(fastest.times_torch)} the time of "
+        f"{fastest.over}{_human(fastest.seconds)} per call, "
+        f"{fastest.over}{ratio_text(fastest.times_torch)} the time of "
         f"torch.matmul ({_human(torch_row.seconds)}): each rung of the lesson moves a loop "
         "out of Python and into torch's compiled code."
     )
@@ -275,11 +279,10 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
             out.append(f"<p>{_img(speed_pic)}</p>")
         out.append("<table><tr><th>matmul</th><th>time per call</th><th>vs torch.matmul</th></tr>")
         for r in rows:
-            ratio = ratio_text(r.times_torch) if r.times_torch is not None else ""
+            ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
             cls = ' class="failed"' if r.student else ""
-            out.append(
-                f"<tr><td{cls}>{_e(r.label)}</td><td>{_human(r.seconds)}</td><td>{ratio}</td></tr>"
-            )
+            out.append(f"<tr><td{cls}>{_e(r.label)}</td><td>{r.over}{_human(r.seconds)}</td>"
+                       f"<td>{ratio}</td></tr>")  # fmt: skip
         out.append("</table>")
     notes = _other_notes(result)
     if notes:
@@ -345,10 +348,10 @@ def feedback_markdown(
             lines += [f"![the matmul speed ladder]({paths['matmul-speed']})", ""]
         lines += ["| matmul | time per call | vs torch.matmul |", "|---|---:|---:|"]
         for r in rows:
-            ratio = ratio_text(r.times_torch) if r.times_torch is not None else ""
+            ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
             name = markdown_text(r.label, table=True)
             name = f"**{name}**" if r.student else name
-            lines.append(f"| {name} | {_human(r.seconds)} | {ratio} |")
+            lines.append(f"| {name} | {r.over}{_human(r.seconds)} | {ratio} |")
     notes = _other_notes(result)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {markdown_text(n)}" for n in notes]

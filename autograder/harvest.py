@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 AUTOGRADER_TAG = "autograder"
+# A student's matmul still running after this many seconds on the speed shape is stopped:
+# the lesson's triple loop takes about a second a call, and "over 0.25 s" ranks it.
+SPEED_CAP = 0.25
 _KERNEL_SOURCE = Path(kernel.__file__).read_text(encoding="utf-8")
 
 
@@ -171,7 +174,7 @@ def inject(
             "device": plan.device,
             "calls": calls,
             # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
-            "speed": {"shape": list(SPEED_SHAPE), "budget": 0.1}
+            "speed": {"shape": list(SPEED_SHAPE), "budget": 0.1, "cap": SPEED_CAP}
             if any(c.protocol == "matmul" for c in plan.calls.values())
             else None,
             "protected": _protected(),
@@ -275,10 +278,11 @@ class Harvest:
 @dataclass(frozen=True)
 class Speed:
     """Seconds per call on the lesson's shapes (a, b) = (5, 784) @ (784, 10), measured in
-    the student's kernel: (label, seconds or None when it failed, is the student's)."""
+    the student's kernel: (label, seconds or None when it failed, is the student's, the
+    run was stopped at that many seconds: a lower bound)."""
 
     shape: tuple[int, int, int]
-    rows: tuple[tuple[str, float | None, bool], ...]
+    rows: tuple[tuple[str, float | None, bool, bool], ...]
     # torch.matmul's time moved more than 3x during the timings: too busy a machine to rank
     noisy: bool = False
 
@@ -362,8 +366,8 @@ def _speed(data: Any) -> Speed | None:
         return None
     try:
         rows = tuple(
-            (str(label), None if s is None else float(s), bool(mine))
-            for label, s, mine in data["rows"]
+            (str(label), None if s is None else float(s), bool(mine), bool(at_least))
+            for label, s, mine, at_least in data["rows"]
         )
         ar, ac, bc = (int(x) for x in data["shape"])
     except (KeyError, TypeError, ValueError) as exc:

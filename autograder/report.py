@@ -92,7 +92,8 @@ def print_table(result: GradeResult, console: Console) -> None:
                 Text(
                     f"Speed on the lesson's {ar}x{ac} @ {ac}x{bc}: your fastest matmul "
                     f"({fastest.label.removeprefix('your ')}) takes "
-                    f"{ratio_text(fastest.times_torch)} the time of torch.matmul; --report "
+                    f"{fastest.over}{ratio_text(fastest.times_torch)} the time of "
+                    "torch.matmul; --report "
                     "shows the whole ladder."
                 )
             )

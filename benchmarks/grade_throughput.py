@@ -1,14 +1,15 @@
 """Class-sized grading throughput: `nbgrader autograde` against `autograde grade`, on the
 same submissions, and whether the two give the same points.
 
-    python benchmarks/grade_throughput.py [--n 40] [--workers W] [--repeat 1]
-                                          [--fresh-kernels] [--keep]
+    python benchmarks/grade_throughput.py [--assignment backprop|matmul] [--n 40]
+                                          [--workers W] [--repeat 1] [--fresh-kernels]
+                                          [--keep]
 
 Builds a temporary nbgrader course (`nbgrader_config.py` and `solutions/` copied from this
-repository, `nbgrader generate_assignment backprop`) with N submissions of the backprop
-notebook in `submitted/<student>/backprop/`: about a third the solution, a third the
-solution with one known bug (cycling through the bugs in `BUGS`), a third the untouched
-stub. Every notebook gets its own `# submitted by <student>` line, so no two are
+repository, `nbgrader generate_assignment NAME`) with N submissions of that notebook
+(backprop by default) in `submitted/<student>/NAME/`: about a third the solution, a third
+the solution with one known bug (cycling through that assignment's `BUGS`), a third the
+untouched stub. Every notebook gets its own `# submitted by <student>` line, so no two are
 byte-identical (`autograde grade` grades identical notebooks only once, and this must
 not profit from that).
 
@@ -60,9 +61,17 @@ import autograder
 from autograder.exercises import exercises_for
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENT = "backprop"
-SOLUTION = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-STUB = ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+ASSIGNMENTS = ("backprop", "matmul")
+
+
+def solution(assignment: str) -> Path:
+    return ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+
+
+def stub(assignment: str) -> Path:
+    return ROOT / "assignments" / assignment / f"{assignment}.ipynb"
+
+
 SEED = 2019
 CORRECT, STUB_KIND = "correct", "stub"
 
@@ -82,7 +91,7 @@ class Bug:
         return f"bug: {self.name} ({self.grade_id})"
 
 
-BUGS = (
+BACKPROP_BUGS = (
     Bug("transposed", "lin_grad", "w.g = inp.t() @ out.g", "w.g = out.g.t() @ inp"),
     Bug("mse-missing-2", "mse_grad", "inp.g = 2.0 * (inp[:, 0]", "inp.g = (inp[:, 0]"),
     Bug(
@@ -105,6 +114,12 @@ BUGS = (
         "self.inp - self.targ",
     ),
 )
+MATMUL_BUGS = (
+    Bug("matmul-row-not-column", "matmul_broadcast", "a[i, :, None]", "a[i, None]"),
+    Bug("matmul-float32", "matmul_loops", "dtype=a.dtype, ", ""),
+    Bug("elementwise-column", "matmul_elementwise", "b[:, j]", "b[j, :]"),
+)
+BUGS = {"backprop": BACKPROP_BUGS, "matmul": MATMUL_BUGS}
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -116,8 +131,8 @@ def cell_with(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode
     return cell
 
 
-def with_bug(bug: Bug) -> nbformat.NotebookNode:
-    nb = read(SOLUTION)
+def with_bug(bug: Bug, assignment: str) -> nbformat.NotebookNode:
+    nb = read(solution(assignment))
     cell = cell_with(nb, bug.grade_id)
     if cell.source.count(bug.correct) != 1:
         raise SystemExit(f"bug {bug.name!r} no longer applies to the solution: update BUGS")
@@ -133,23 +148,24 @@ def signed(nb: nbformat.NotebookNode, student: str) -> nbformat.NotebookNode:
     return nb
 
 
-def build_class(course: Path, n: int) -> dict[str, str]:
+def build_class(course: Path, n: int, assignment: str) -> dict[str, str]:
     """Write n submissions under course/submitted/; return student -> kind."""
-    templates = {CORRECT: read(SOLUTION), STUB_KIND: read(STUB)}
-    templates |= {b.kind: with_bug(b) for b in BUGS}  # every bug checked, used or not
+    bugs = BUGS[assignment]
+    templates = {CORRECT: read(solution(assignment)), STUB_KIND: read(stub(assignment))}
+    templates |= {b.kind: with_bug(b, assignment) for b in bugs}  # every bug checked
     width = max(2, len(str(n - 1)))
     kinds: dict[str, str] = {}
     for i in range(n):
         student = f"student-{i:0{width}d}"
         third = i % 3
-        kind = (CORRECT, BUGS[(i // 3) % len(BUGS)].kind, STUB_KIND)[third]
-        folder = course / "submitted" / student / ASSIGNMENT
+        kind = (CORRECT, bugs[(i // 3) % len(bugs)].kind, STUB_KIND)[third]
+        folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        nbformat.write(signed(templates[kind], student), folder / f"{ASSIGNMENT}.ipynb")
+        nbformat.write(signed(templates[kind], student), folder / f"{assignment}.ipynb")
         kinds[student] = kind
     digests = {
         hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in (course / "submitted").glob(f"*/{ASSIGNMENT}/*.ipynb")
+        for p in (course / "submitted").glob(f"*/{assignment}/*.ipynb")
     }
     if len(digests) != n:
         raise SystemExit(f"{n} submissions but only {len(digests)} distinct notebooks")
@@ -167,14 +183,16 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return seconds
 
 
-def nbgrader_points(course: Path, students: list[str]) -> dict[str, dict[str, float | None]]:
+def nbgrader_points(
+    course: Path, students: list[str], assignment: str
+) -> dict[str, dict[str, float | None]]:
     """student -> {grade_id -> nbgrader's points for the test cell `<grade_id>_tests`}."""
-    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
+    cells = [e.cell for e in exercises_for(assignment)]
     out: dict[str, dict[str, float | None]] = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in students:
             try:
-                (nb,) = gb.find_submission(ASSIGNMENT, student).notebooks
+                (nb,) = gb.find_submission(assignment, student).notebooks
             except Exception:  # MissingEntry: never graded
                 out[student] = dict.fromkeys(cells)
                 continue
@@ -183,11 +201,13 @@ def nbgrader_points(course: Path, students: list[str]) -> dict[str, dict[str, fl
     return out
 
 
-def autograde_points(graded: Path, students: list[str]) -> dict[str, dict[str, float | None]]:
+def autograde_points(
+    graded: Path, students: list[str], assignment: str
+) -> dict[str, dict[str, float | None]]:
     """student -> {grade_id -> autograde's points for that exercise}, from grades.csv."""
-    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
+    cells = [e.cell for e in exercises_for(assignment)]
     with (graded / "grades.csv").open(newline="", encoding="utf-8") as f:
-        rows = {r["student"]: r for r in csv.DictReader(f) if r["assignment"] == ASSIGNMENT}
+        rows = {r["student"]: r for r in csv.DictReader(f) if r["assignment"] == assignment}
     out: dict[str, dict[str, float | None]] = {}
     for student in students:
         row = rows.get(student, {})
@@ -213,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="submissions (default: 40)")
     parser.add_argument(
+        "--assignment",
+        choices=ASSIGNMENTS,
+        default="backprop",
+        help="the notebook every student submits (default: backprop)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=None, help="autograde's --workers (default: its own)"
     )
     parser.add_argument(
@@ -228,24 +254,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or (args.workers is not None and args.workers < 1) or args.repeat < 1:
         parser.error("--n, --workers and --repeat must be at least 1")
 
+    assignment = args.assignment
     console = Console() if sys.stdout.isatty() else Console(width=120)  # wide when piped
     tmp = Path(tempfile.mkdtemp(prefix="grade-throughput-"))
     course, graded = tmp / "course", tmp / "graded"
     course.mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
-    generate = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force"]
+    generate = [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"]
     timed(generate, course)
     pristine = tmp / "gradebook.generated.db"
     shutil.copy2(course / "gradebook.db", pristine)
-    kinds = build_class(course, args.n)
+    kinds = build_class(course, args.n, assignment)
     students = sorted(kinds)
 
-    nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT]
+    nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment]
     autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
     autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
     autograde_cmd += ["--quiet"] + (["--workers", str(args.workers)] if args.workers else [])
-    feedback_cmd = [sys.executable, "-m", "nbgrader", "generate_feedback", ASSIGNMENT]
+    feedback_cmd = [sys.executable, "-m", "nbgrader", "generate_feedback", assignment]
     variants = {  # autograde run -> its own output folder and extra flags
         "autograde grade": (graded, []),
         "autograde grade --no-feedback": (tmp / "graded-scores", ["--no-feedback"]),
@@ -333,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     console.print(ratio)
 
-    cells = [e.cell for e in exercises_for(ASSIGNMENT)]
-    nbg = nbgrader_points(course, students)
-    ag = autograde_points(graded, students)
+    cells = [e.cell for e in exercises_for(assignment)]
+    nbg = nbgrader_points(course, students, assignment)
+    ag = autograde_points(graded, students, assignment)
     for name, (out, _) in variants.items():
-        if autograde_points(out, students) != ag:
+        if autograde_points(out, students, assignment) != ag:
             console.print(f"[red]{name} gave other points than autograde grade[/red]")
             return 1
     differ = [(s, c) for s in students for c in cells if nbg[s][c] is None or nbg[s][c] != ag[s][c]]

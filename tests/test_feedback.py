@@ -118,7 +118,7 @@ def test_on_a_gpu_the_same_matmul_fails_with_the_device_hint(tmp_path: Path) -> 
 def test_matmul_report_has_the_speed_ladder(tmp_path: Path) -> None:
     result = grade(SOLUTION["matmul"])
     assert result.speed is not None and result.speed.shape == (5, 784, 10)
-    labels = [label for label, seconds, _ in result.speed.rows if seconds]
+    labels = [label for label, seconds, *_ in result.speed.rows if seconds]
     assert labels == [
         "your matmul_loops",
         "your matmul_elementwise",
@@ -126,7 +126,7 @@ def test_matmul_report_has_the_speed_ladder(tmp_path: Path) -> None:
         "einsum",
         "torch.matmul (@)",
     ]
-    seconds = dict((label, s) for label, s, _ in result.speed.rows)
+    seconds = dict((label, s) for label, s, *_ in result.speed.rows)
     # the lesson's point, measured: each rung is faster than the one before
     assert seconds["your matmul_loops"] > seconds["your matmul_broadcast"]
     assert seconds["your matmul_broadcast"] > seconds["torch.matmul (@)"]

@@ -233,7 +233,8 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
     from autograder.harvest import Speed
     from autograder.speed import NOISY, ratio_text
 
-    rows = (("your matmul_loops", 0.3, True), ("torch.matmul (@)", 2e-5, False))
+    # the student's triple loop was stopped after 0.3 s: a lower bound, said as one
+    rows = (("your matmul_loops", 0.3, True, True), ("torch.matmul (@)", 2e-5, False, False))
     result = result_with("", tmp_path)
     for noisy in (False, True):
         speedy = replace(result, speed=Speed((5, 784, 10), rows, noisy))
@@ -241,7 +242,8 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
         print_table(speedy, console)
         md, _ = feedback_markdown(speedy, "files", pics=())
         shown = console.export_text() + md
-        assert (NOISY in shown) == noisy and ("15,000x" in shown) != noisy
+        assert (NOISY in shown) == noisy and ("over 15,000x" in shown) != noisy
+        assert ("| **your matmul\\_loops** | over 300.0 ms | over 15,000x |" in md) != noisy
     ratios = [ratio_text(r) for r in (15000.0, 12.4, 2.5, 0.42)]
     assert ratios == ["15,000x", "12x", "2.5x", "0.42x"]  # never "0x"
 
