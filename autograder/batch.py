@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -231,6 +232,7 @@ def grade_one(
     from .pipeline import grade
     from .report import gradescope_results
 
+    cpu = time.process_time()
     try:
         options = replace(options, assignment=options.assignment or sub.assignment)
         result = grade(sub.notebook, options, **_runner())
@@ -250,13 +252,20 @@ def grade_one(
             record["output"] = f"{why}\n{record['output']}"
             notes = f"{why} {notes}".strip()
         record["extra_data"].update(_meta(sub, status, notes, digest))
+        timings = dict(result.timings)
         if feedback:  # before results.json: a recorded submission has its report
+            t = time.perf_counter()
             try:
                 _write_feedback(result, dest.parent)
                 record["extra_data"]["feedback"] = FEEDBACK[0]  # beside results.json
             except Exception as exc:  # a report that fails to draw must not cost the score
                 problem = f"the feedback report could not be written ({type(exc).__name__}: {exc})"
                 record["extra_data"]["feedback_error"] = problem
+            timings["report"] = time.perf_counter() - t
+        # where the time went, for the instructor (and benchmarks/): this process's own CPU
+        # (grading, comparing, drawing), the notebook's run in its own process apart
+        timings["grader cpu"] = time.process_time() - cpu
+        record["extra_data"]["timings"] = {k: round(v, 4) for k, v in timings.items()}
     except NotebookError as exc:
         record = _unscored(sub, options, "ungradeable", str(exc), digest)
     except GradingError as exc:
@@ -572,4 +581,16 @@ def _print_summary(console, summary: BatchSummary, total: int, seconds: float) -
         meta = r["extra_data"]
         if meta["status"] != "graded":
             console.print(f"  {meta['student']} ({meta['status']}): {meta['message']}")
+    graded_now = [r["extra_data"] for r in summary.records if r["extra_data"]["status"] == "graded"]
+    spent = [meta["timings"] for meta in graded_now if meta.get("timings")]
+    if spent:
+
+        def median(key: str) -> float:
+            return statistics.median(t.get(key, 0.0) for t in spent)
+
+        console.print(
+            f"Per graded submission (medians): the notebook's run {median('execute'):.2f} s "
+            f"(its cells {median('notebook cells'):.2f} s, the grader's calls "
+            f"{median('grader calls'):.2f} s); the grader's own CPU {median('grader cpu'):.2f} s."
+        )
     console.print(f"Grades: {summary.out / 'grades.csv'}; summary: {summary.out / 'summary.md'}")

@@ -5,6 +5,7 @@ cell position: students move, split and retype cells."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "cell_shas",
     "defined_names",
     "detect_assignment",
+    "load_notebook",
     "read_notebook",
     "replace_definition",
     "replace_function",
@@ -31,6 +33,13 @@ class NotebookError(Exception):
 
 
 def read_notebook(path: Path) -> NotebookNode:
+    return load_notebook(path)[0]
+
+
+def load_notebook(path: Path) -> tuple[NotebookNode, str]:
+    """The notebook at `path` and the sha256 of the very bytes it was parsed from (one
+    read: a file replaced meanwhile cannot give a digest of other bytes). NotebookError,
+    with what to do, when it is not a notebook."""
     path = Path(path)
     if not path.exists():
         raise NotebookError(f"{path}: no such file")
@@ -44,8 +53,9 @@ def read_notebook(path: Path) -> NotebookNode:
             f"{path} is {size / 2**20:.0f} MiB: clear the outputs (Kernel > Restart & Clear "
             "Output) and submit again"
         )
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotebookError(
             f"{path} is not UTF-8 text (byte {exc.start}): is it a notebook?"
@@ -68,7 +78,7 @@ def read_notebook(path: Path) -> NotebookNode:
     except Exception as exc:  # nbformat raises several kinds; all mean "not a notebook"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotebookError(f"{path} is not a valid notebook: {first}") from None
-    return nb
+    return nb, hashlib.sha256(data).hexdigest()
 
 
 def _grade_ids(nb: NotebookNode) -> list[str]:

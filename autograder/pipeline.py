@@ -17,7 +17,7 @@ from . import __version__
 from .execute import run_notebook, start_kernel, stop_kernel
 from .exercises import exercises_for
 from .integrity import tampering
-from .notebook import NotebookError, cell_shas, detect_assignment, read_notebook
+from .notebook import NotebookError, cell_shas, detect_assignment, load_notebook
 from .options import (
     DEFAULT_SEED,
     SHARED_FLAGS,
@@ -295,13 +295,12 @@ def grade(
     if not inprocess or (server is not None and not Path(server).exists()):
         server = None  # not wanted, or that server has gone
     notebook = Path(notebook)
-    nb = read_notebook(notebook)
+    nb, digest = load_notebook(notebook)
     assignment = options.assignment or detect_assignment(nb, notebook)
     try:
         exercises = exercises_for(assignment)
     except KeyError as exc:
         raise GradingError(str(exc.args[0])) from None
-    digest = notebook_digest(notebook)
     timings: dict[str, float] = {}
     from .sandbox import host_folder
 
