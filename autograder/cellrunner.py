@@ -7,10 +7,12 @@ the sandbox: the child has torch and IPython imported already, so a notebook cos
 cells plus tens of milliseconds. The grader's side of the socket is engine.py.
 
 The wire: each message is 8 bytes of length, then that many bytes of JSON. The grader
-sends one, `{"cells": [[index, source], ...], "allow_errors": bool, "output_bytes": n}`;
-this side answers `{"start": index}` before a cell and `{"done": index, "outputs": [...],
-"execution_count": n}` after it, then `{"end": true}`. A cell that never ends, or a
-process that dies, is seen from the other side by the messages that do not come.
+sends `{"output_bytes": n}`, then one cell at a time, `{"run": index, "source": ...}`,
+each answered by `{"start": index}` and, once it has run, `{"done": index, "outputs":
+[...], "execution_count": n}`; `{"end": true}` ends the run. A cell reaches this process
+only when it is its turn, as in a kernel: the grader's last cell, which carries its inputs,
+is not here while the student's cells run. A cell that never ends, or a process that dies,
+is seen from the other side by the messages that do not come.
 
 Cells run on the main thread, so the kernel code's alarms (kernel.py) stop them; no
 thread is started here. Import-light: the standard library at import time, IPython when
@@ -219,31 +221,25 @@ def _refuse_input(*args, **kwargs):
 
 
 def serve(fd: int, limit: int = 1 << 30) -> int:
-    """Run the cells the grader sends over the socket `fd`; returns the exit status."""
+    """Run the cells the grader sends over the socket `fd`, one at a time; returns the
+    exit status."""
     sock = socket.socket(fileno=fd)
-    request = read_message(sock, limit)
-    output_bytes = int(request.get("output_bytes") or 1 << 20)
-    allow_errors = bool(request.get("allow_errors", True))
+    output_bytes = int(read_message(sock, limit).get("output_bytes") or 1 << 20)
     capture = _FdCapture()
     cell_ref = [_Cell()]
     sys.stdout = _Stream(cell_ref, "stdout", 1)
     sys.stderr = _Stream(cell_ref, "stderr", 2)
     sys.stdin = _NoInput()
     shell = _shell(cell_ref)
-    for index, source in request["cells"]:
+    while True:
+        message = read_message(sock, limit)
+        if "run" not in message:
+            return 0
+        index, source = message["run"], message["source"]
         cell_ref[0] = cell = _Cell()
         write_message(sock, {"start": index})
         builtins.input = _refuse_input  # as a kernel does before each cell
         count = shell.execution_count
-        result = shell.run_cell(source, store_history=True)
+        shell.run_cell(source, store_history=True)
         capture.drain(cell, output_bytes)
         write_message(sock, {"done": index, "outputs": cell.outputs, "execution_count": count})
-        failed = not result.success
-        if (
-            failed
-            and not allow_errors
-            and "raises-exception" not in request.get("tags", {}).get(str(index), [])
-        ):
-            break
-    write_message(sock, {"end": True})
-    return 0

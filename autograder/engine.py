@@ -53,7 +53,7 @@ ENGINES = ("auto", INPROCESS, KERNEL)
 PAPERMILL_NAME = "autograde-inprocess"
 # A cell's outputs come back as one message: past this the notebook is stopped (the kernel
 # code caps printing at far less; this is for code that removed that cap).
-MESSAGE_LIMIT = 256 << 20
+MESSAGE_LIMIT = 64 << 20
 
 
 class OutputLimit(RuntimeError):
@@ -225,9 +225,6 @@ def run_cells(
         t = time.perf_counter()
     if children is not None:
         children.append(child)
-    code = [[i, c.source] for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    tags = {str(i): ["raises-exception"] for i, c in enumerate(nb.cells)
-            if "raises-exception" in c.get("metadata", {}).get("tags", [])}  # fmt: skip
     started_any = False
 
     def died() -> Exception:
@@ -240,10 +237,7 @@ def run_cells(
 
     try:
         try:
-            write_message(child.channel, {
-                "cells": code, "allow_errors": allow_errors, "tags": tags,
-                "output_bytes": output_bytes or 1 << 20,
-            })  # fmt: skip
+            write_message(child.channel, {"output_bytes": output_bytes or 1 << 20})
         except OSError as exc:
             raise died() from exc
         for index, cell in enumerate(nb.cells):
@@ -253,6 +247,9 @@ def run_cells(
                 continue
             limit = timeout_func(cell) if timeout_func else execution_timeout
             try:
+                # one cell at a time, as a kernel gets them: the grader's last cell, with
+                # its inputs, reaches the child only once the student's cells have run
+                write_message(child.channel, {"run": index, "source": cell.source})
                 message = _receive(child, time.monotonic() + start_timeout)
                 if message is None or message.get("start") != index:
                     raise EOFError("no start")
@@ -263,6 +260,9 @@ def run_cells(
                 message = _receive(child, deadline)
             except (EOFError, OSError) as exc:
                 raise died() from exc
+            except json.JSONDecodeError as exc:
+                child.kill()
+                raise DeadKernelError("the notebook's process sent something unreadable") from exc
             except ValueError as exc:
                 child.kill()
                 raise OutputLimit(
@@ -281,9 +281,15 @@ def run_cells(
             cell.execution_count = message.get("execution_count")
             nb_man.cell_complete(cell, index)
             failed = any(o.get("output_type") == "error" for o in cell.outputs)
-            if failed and not allow_errors and str(index) not in tags:
+            if (
+                failed
+                and not allow_errors
+                and "raises-exception" not in cell.metadata.get("tags", [])
+            ):
                 nb_man.cell_exception(cell, cell_index=index)
                 break
+        with contextlib.suppress(OSError):
+            write_message(child.channel, {"end": True})
     finally:
         child.kill()  # it has sent everything it will: nothing of it may outlive the run
         child.close()

@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for col in ("kind", "submissions", "nbgrader", "autograde", "same points"):
         agreement.add_column(col, justify="right" if col == "submissions" else "left")
-    order = [CORRECT, *(b.kind for b in BUGS), STUB_KIND]
+    order = [CORRECT, *(b.kind for b in BUGS[assignment]), STUB_KIND]
     for kind in [k for k in order if k in kinds.values()]:
         of_kind = [s for s in students if kinds[s] == kind]
         bad = {s for s, _ in differ if kinds[s] == kind}

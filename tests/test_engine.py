@@ -240,3 +240,21 @@ def test_the_engine_is_chosen_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_
     nb = tmp_path / "matmul.ipynb"
     nbformat.write(notebook("pass"), nb)
     assert main(["check", str(nb), "--engine", "inprocess"]) == 2
+
+
+def test_a_cell_reaches_the_process_only_when_it_is_its_turn(server: Path, tmp_path: Path) -> None:
+    """As in a kernel: the grader's last cell, which carries its inputs, is not in the
+    notebook's process while the student's cells run, for them to read."""
+    snoop = (  # strings are found through the containers that hold them
+        "import gc\n"
+        "def snoop():\n"
+        "    marker = ''.join(['GRADER_', 'INPUTS'])  # a local, in no dict; not a constant\n"
+        "    def holds(o):\n"
+        "        items = o.values() if isinstance(o, dict) else o\n"
+        "        return any(isinstance(x, str) and marker in x for x in items)\n"
+        "    return any(holds(o) for o in gc.get_objects() if isinstance(o, (dict, list, tuple)))\n"
+        "print(snoop())"
+    )
+    execution = run(notebook(snoop, "GRADER_INPUTS = 42"), tmp_path, server=server)
+    printed = [o["text"] for o in code(execution)[0].outputs if o.get("name") == "stdout"]
+    assert printed == ["False\n"]
