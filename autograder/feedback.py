@@ -74,10 +74,7 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
     if rows:
         ar, ac, bc = result.speed.shape  # type: ignore[union-attr]
         png = ladder_png(
-            [
-                (f"{r.label} (stopped)" if r.at_least else r.label, r.seconds, r.student)
-                for r in rows
-            ],
+            [(r.label, r.seconds, r.student, r.at_least) for r in rows],
             title=f"matmul of ({ar}, {ac}) @ ({ac}, {bc}), seconds per call (log scale)",
         )
         out.append(Picture("matmul-speed", "the matmul speed ladder, log scale", png))

@@ -238,6 +238,8 @@ def serve(path: str, kernels: bool = True) -> None:
     _die_with_parent()
     _SERVER_CWD = os.getcwd()
     _preload(kernels)
+    with contextlib.suppress(Exception):  # without it, each child builds its own
+        cellrunner.prepare()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
     listener.listen(64)

@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 __all__ = [
     "REFERENCE_COLOUR",
@@ -290,14 +290,17 @@ def ratio_label(seconds: float, reference: float) -> str:
     return f"{r:.2g}x torch"
 
 
-def ladder_png(rows: Sequence[tuple[str, float, bool]], *, title: str) -> bytes:
-    """The matmul speed ladder: one horizontal bar per (label, seconds, is_student) row, top
-    to bottom in the given order, on a log axis of seconds. The student's bars are
-    highlighted; each bar says its time and, if a row is labelled "torch.matmul (@)", how
-    many times slower than it. Rows without a usable time (<= 0, nan, inf) are left out."""
+def ladder_png(rows: Sequence[tuple[str, float, bool] | tuple[str, float, bool, bool]], *,
+               title: str) -> bytes:  # fmt: skip
+    """The matmul speed ladder: one horizontal bar per (label, seconds, is_student[, at
+    least]) row, top to bottom in the given order, on a log axis of seconds. The student's
+    bars are highlighted; each bar says its time ("over" it for a run stopped there) and,
+    if a row is labelled "torch.matmul (@)", how many times slower than it. Rows without a
+    usable time (<= 0, nan, inf) are left out."""
+    over = {label for label, _, _, *at_least in rows if at_least and at_least[0]}
     kept = [
         (label, float(s), bool(student))
-        for label, s, student in rows
+        for label, s, student, *_ in rows
         if math.isfinite(float(s)) and float(s) > 0
     ]
     fig = Figure(figsize=(9.0, 1.4 + 0.38 * max(len(kept), 1)), dpi=DPI, layout="constrained")
@@ -332,9 +335,10 @@ def ladder_png(rows: Sequence[tuple[str, float, bool]], *, title: str) -> bytes:
             tick.set_fontweight("bold")
     ax.invert_yaxis()  # the first row on top, as a ladder is read
     for y, (label, s, _) in zip(ys, kept, strict=True):
-        text = time_label(s)
+        prefix = "over " if label in over else ""
+        text = prefix + time_label(s)
         if torch is not None and label != TORCH_LABEL:
-            text += f"  ·  {ratio_label(s, torch)}"
+            text += f"  ·  {prefix}{ratio_label(s, torch)}"
         ax.annotate(
             text,
             (s, y),
@@ -345,6 +349,9 @@ def ladder_png(rows: Sequence[tuple[str, float, bool]], *, title: str) -> bytes:
             annotation_clip=False,
         )
     ax.set_xlabel("seconds per call (log scale)")
+    # Decades only: a log axis's unlabelled minor ticks cost most of the drawing time
+    # (every one is measured by the layout) and say nothing here.
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.grid(axis="x", which="major", alpha=0.3)
     ax.set_axisbelow(True)
     for side in ("top", "right"):

@@ -130,8 +130,8 @@ def test_both_engines_give_the_same_notebook(server: Path, tmp_path: Path) -> No
             if not any(k in c.source for k in ("input(", "%timeit", "os.write"))
         ]
 
-    nb = notebook(*CELLS.values())
-    fast, kernel = run(nb, tmp_path / "a", server=server), run(nb, tmp_path / "b")
+    fast = run(notebook(*CELLS.values()), tmp_path / "a", server=server)
+    kernel = run(notebook(*CELLS.values()), tmp_path / "b")
     assert shape(fast) == shape(kernel)
 
 
