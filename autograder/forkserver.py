@@ -210,6 +210,9 @@ def _become_kernel(
             code = run_cells(fds[3])
             return
         _watch_client(conn)
+        from IPython.core.interactiveshell import InteractiveShell
+
+        InteractiveShell.clear_instance()  # ipykernel makes its own shell, of its own kind
         # parent_handle=1: no console banner, and no polling of the parent process: this
         # kernel lives as long as its client, whatever becomes of the server.
         sys.argv = [KERNEL_MODULE, *request["argv"][3:], "--IPKernelApp.parent_handle=1"]
@@ -238,8 +241,9 @@ def serve(path: str, kernels: bool = True) -> None:
     _die_with_parent()
     _SERVER_CWD = os.getcwd()
     _preload(kernels)
-    with contextlib.suppress(Exception):  # without it, each child builds its own
-        cellrunner.prepare()
+    if not kernels:  # a kernel makes IPython's shell itself (a singleton: one kind only)
+        with contextlib.suppress(Exception):  # without it, each child builds its own
+            cellrunner.prepare()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
     listener.listen(64)
