@@ -55,11 +55,15 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def read_message(sock: socket.socket, limit: int) -> dict[str, Any]:
-    """One message; EOFError when the socket closed, ValueError past `limit` bytes."""
+    """One message; EOFError when the socket closed, ValueError past `limit` bytes and
+    json.JSONDecodeError (a ValueError) for anything but a JSON object."""
     size = int.from_bytes(_read_exactly(sock, HEADER), "big")
     if size > limit:
         raise ValueError(f"a message of {size} bytes, over the {limit} byte limit")
-    return json.loads(_read_exactly(sock, size))
+    message = json.loads(_read_exactly(sock, size))
+    if not isinstance(message, dict):
+        raise json.JSONDecodeError("a message is a JSON object", "", 0)
+    return message
 
 
 class _Cell:

@@ -202,8 +202,9 @@ def run_cells(
     timings: dict[str, float] | None = None,
 ) -> None:
     """Run `nb_man.nb`'s cells in `child`, or a child of `server`, filling in each cell's
-    outputs and papermill's metadata as a kernel's run would. Raises what nbclient raises for the
-    same events (CellTimeoutError, DeadKernelError, RuntimeError when nothing could run),
+    outputs and papermill's metadata as a kernel's run would. Raises what nbclient raises
+    for the same events (CellTimeoutError, DeadKernelError, RuntimeError when nothing could
+    run),
     so callers treat both engines alike. The child is appended to `children` as soon as
     it exists (a watchdog elsewhere may kill it); `started` is given the notebook being
     filled in, which holds what ran if the run stops early. `timings` gets the seconds of
@@ -274,11 +275,18 @@ def run_cells(
                 raise CellTimeoutError(
                     f"A cell timed out while it was being executed, after {limit} seconds."
                 )
-            if message.get("done") != index:
+            outputs, count = message.get("outputs"), message.get("execution_count")
+            if (
+                message.get("done") != index
+                or not isinstance(outputs, list)
+                or not all(isinstance(o, dict) and isinstance(o.get("output_type"), str)
+                           for o in outputs)
+                or not isinstance(count, int | None)
+            ):  # fmt: skip
                 child.kill()
                 raise DeadKernelError("the notebook's process sent something out of order")
-            cell.outputs = [nbformat.from_dict(o) for o in message.get("outputs", [])]
-            cell.execution_count = message.get("execution_count")
+            cell.outputs = [nbformat.from_dict(o) for o in outputs]
+            cell.execution_count = count
             nb_man.cell_complete(cell, index)
             failed = any(o.get("output_type") == "error" for o in cell.outputs)
             if (

@@ -258,3 +258,32 @@ def test_a_cell_reaches_the_process_only_when_it_is_its_turn(server: Path, tmp_p
     execution = run(notebook(snoop, "GRADER_INPUTS = 42"), tmp_path, server=server)
     printed = [o["text"] for o in code(execution)[0].outputs if o.get("name") == "stdout"]
     assert printed == ["False\n"]
+
+
+FORGED = {
+    "not an object": "[1]",
+    "outputs that are not outputs": '{"done": 0, "outputs": ["x"], "execution_count": 1}',
+    "another cell's outputs": '{"done": 7, "outputs": [], "execution_count": 1}',
+}
+
+
+@pytest.mark.parametrize("forged", FORGED.values(), ids=FORGED.keys())
+def test_a_notebook_that_writes_to_the_grader_s_socket_is_stopped(
+    server: Path, tmp_path: Path, forged: str
+) -> None:
+    """The socket is within reach of the notebook's code: what it sends there is checked,
+    and anything but the cell's own outputs stops the run as a dead process would, with
+    the grader unharmed."""
+    cell = (
+        "import gc, socket\n"
+        f"body = {forged!r}.encode()\n"
+        "for o in gc.get_objects():\n"
+        "    if isinstance(o, socket.socket):\n"
+        "        try:\n"
+        "            o.sendall(len(body).to_bytes(8, 'big') + body)\n"
+        "        except OSError:\n"
+        "            pass  # the fork server's sockets, closed in this process\n"
+    )
+    execution = run(notebook(cell, 'print("after")'), tmp_path, server=server)
+    assert execution.stopped is not None and execution.stopped.startswith("the kernel died")
+    assert not code(execution)[1].outputs  # nothing ran after it
