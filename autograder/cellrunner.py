@@ -139,9 +139,7 @@ class _NoInput:
     encoding = "utf-8"
 
     def _refuse(self, *args, **kwargs):
-        from IPython.core.error import StdinNotImplementedError
-
-        raise StdinNotImplementedError(INPUT_REFUSED)
+        _refuse_input()
 
     read = readline = readlines = __iter__ = __next__ = _refuse
 
