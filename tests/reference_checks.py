@@ -376,7 +376,7 @@ def mlp_cases(draw: st.DrawFn, plant_zeros: bool = True) -> MlpCase:
 f32, f64 = torch.float32, torch.float64
 
 # Cases every reference run includes whatever Hypothesis draws: batch 1, width 1 and
-# non-square shapes always (NUMERICS.md: square shapes and batch 1 hide bugs, each alone),
+# non-square shapes always (square shapes hide a transpose, batch 1 a missing 1/N or sum),
 # and the relu's exact zeros, down to a network whose only hidden unit is dead.
 MATMUL_EXAMPLES = [
     MatmulCase(1, 1, 1, f32, 1),

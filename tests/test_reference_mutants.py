@@ -1,6 +1,6 @@
 """The test of the tests: the properties of `test_reference.py` fail on broken references.
 
-Each mutant is one mistake from the lesson (most of them listed in NUMERICS.md), patched
+Each mutant is one mistake students of the lesson make (as the grader's hints name them), patched
 into `reference.backprop`, `reference.matmul` or `reference.modules` with monkeypatch.
 `forward_and_backward` and the classes call the module-level functions, so a patched
 `lin_grad` reaches them too. Every (mutant, property) pair below must raise the
