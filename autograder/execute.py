@@ -275,8 +275,8 @@ def run_notebook(
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in `workdir`: in-process in
     `child` (engine.fork_here) or a child of the fork server `server` (engine.py), or else
-    in a fresh kernel (`km`, from
-    `start_kernel`, or one started here). Every cell runs even after errors, as the
+    (also when that server has gone) in a fresh kernel (`km`, from `start_kernel`, or one
+    started here). Every cell runs even after errors, as the
     student would see them in order (an error stays in its cell's outputs, graded like any
     other outcome). The executed notebook is returned, as far as it got, also when
     execution stopped early. `nb` itself is filled in: pass a copy to keep it. The kernel or
@@ -287,15 +287,21 @@ def run_notebook(
     started = time.perf_counter()
     stopped, executed, died = None, None, False
     details: dict[str, Any] = {}
-    if server is not None or child is not None:
+    if server is not None and child is None:
         from . import sandbox as sandboxing
 
         env = dict(os.environ)
         if sandbox:
             env[sandboxing.ENV] = json.dumps(sandbox)
+        try:
+            child = engine.start_child(server, workdir, env)
+            details["fork"] = time.perf_counter() - started
+        except RuntimeError:
+            child = None  # the server has gone: a kernel, started the ordinary way
+    if child is not None:
         children: list[Any] = []
         how = {
-            "engine_name": engine.register(), "server": server, "child": child, "env": env,
+            "engine_name": engine.register(), "child": child, "env": {},
             "children": children, "folder": str(workdir), "started": _remember,
             "timings": details,
             "output_bytes": output_kb * 1024 if output_kb else None,

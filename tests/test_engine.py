@@ -287,3 +287,15 @@ def test_a_notebook_that_writes_to_the_grader_s_socket_is_stopped(
     execution = run(notebook(cell, 'print("after")'), tmp_path, server=server)
     assert execution.stopped is not None and execution.stopped.startswith("the kernel died")
     assert not code(execution)[1].outputs  # nothing ran after it
+
+
+@pytest.mark.slow
+def test_without_its_server_a_notebook_still_runs_in_a_kernel(tmp_path: Path) -> None:
+    """Grading never depends on the fork server being alive: one that has gone (killed,
+    its socket left behind) means a kernel started the ordinary way."""
+    gone = tmp_path / "server.sock"
+    gone.touch()
+    execution = run(notebook('print("ran")'), tmp_path, server=gone)
+    assert execution.stopped is None
+    assert code(execution)[0].outputs[0]["text"] == "ran\n"
+    assert "fork" not in execution.details  # no child was forked: a kernel ran it
