@@ -335,6 +335,9 @@ def grade(
         except BaseException:
             if km is not None:
                 stop_kernel(km)
+            if child is not None:
+                child.kill()
+                child.close()
             raise
         timings["start"] = time.perf_counter() - t
         t = time.perf_counter()
