@@ -5,8 +5,6 @@ without ever raising for the student's mistakes."""
 from __future__ import annotations
 
 import functools
-import json
-import os
 import sys
 import threading
 import time
@@ -230,9 +228,7 @@ def start_kernel(
 
     sockets = Path(sandbox["sockets"]) if sandbox else workdir.parent / "kernel"
     sockets.mkdir(mode=0o700, exist_ok=True)
-    env = dict(os.environ)
-    if sandbox:
-        env[sandboxing.ENV] = json.dumps(sandbox)
+    env = sandboxing.environment(sandbox)
     # IPC sockets, in a folder of their own beside the notebook's: reachable by nothing
     # off this machine (and from a network namespace with no interface), and no "running
     # over TCP without encryption" warning. The async manager, not the blocking one: with
@@ -290,11 +286,8 @@ def run_notebook(
     if server is not None and child is None:
         from . import sandbox as sandboxing
 
-        env = dict(os.environ)
-        if sandbox:
-            env[sandboxing.ENV] = json.dumps(sandbox)
         try:
-            child = engine.start_child(server, workdir, env)
+            child = engine.start_child(server, workdir, sandboxing.environment(sandbox))
             details["fork"] = time.perf_counter() - started
         except RuntimeError:
             child = None  # the server has gone: a kernel, started the ordinary way

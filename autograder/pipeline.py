@@ -234,15 +234,9 @@ def _cell_seconds(executed: Any, grader_tag: str) -> dict[str, float]:
 
 
 def _fork_here(workdir: Path, policy: dict[str, Any] | None):
-    import json
-    import os
-
     from . import engine, sandbox
 
-    env = dict(os.environ)
-    if policy:
-        env[sandbox.ENV] = json.dumps(policy)
-    return engine.fork_here(workdir, env)
+    return engine.fork_here(workdir, sandbox.environment(policy))
 
 
 # This process's own fork server, for gradings that cannot fork here (see

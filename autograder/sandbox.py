@@ -115,6 +115,15 @@ def policy(
 Policy = dict  # the JSON object `policy()` makes
 
 
+def environment(p: Policy | None) -> dict[str, str]:
+    """This process's environment with the policy `p` in it: what a notebook's process
+    (a kernel's launcher, a forked child) is started with, to enter the sandbox it names."""
+    env = dict(os.environ)
+    if p:
+        env[ENV] = json.dumps(p)
+    return env
+
+
 def python_paths() -> list[str]:
     """The Python environment the kernel runs in: its prefixes and import folders (not
     the working directory, and not an editable install's source tree)."""
