@@ -3,8 +3,9 @@
 Everything else reads this table: the pipeline (which functions to call, on which inputs),
 the comparison (which values), the score and every report, the pytest plugin (one test
 per check), `autograde verify` and the tests that keep the notebooks' nbgrader points in
-step with it. Adding an exercise is one `Exercise(...)` entry here (plus a protocol in
-`protocols.py` and a call recipe in `kernel.py` if it calls code in a new way).
+step with it. Adding an exercise is one `Exercise(...)` entry here; only one that calls
+code in a new way also needs a `Protocol` record in `protocols.py` and its call recipe in
+the kernel.
 
 Vocabulary:
 - a *case* is one set of grader-made inputs (shapes, dtype, exact zeros or not);
@@ -19,6 +20,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .maths import Case
+from .protocols import (
+    FORWARD_AND_BACKWARD,
+    LIN_CLASS,
+    LIN_GRAD,
+    MATMUL_CALL,
+    MODEL_CLASS,
+    MSE_CLASS,
+    MSE_GRAD,
+    RELU_CLASS,
+    RELU_GRAD,
+    Protocol,
+)
+
 __all__ = [
     "ASSIGNMENTS",
     "EXERCISES",
@@ -30,22 +45,6 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Case:
-    """One set of inputs. `dims` is read by the check's protocol (see `protocols.py`):
-    matmul (ar, ac, bc); mse (N,); relu (rows, cols); lin (N, n_in, n_out);
-    network (N, n_in, n_hidden)."""
-
-    dims: tuple[int, ...]
-    dtype: str = "float32"
-    zeros: bool = False  # put exact zeros where the maths has a kink (relu inputs)
-
-    @property
-    def name(self) -> str:
-        sizes = " x ".join(str(d) for d in self.dims)
-        return f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
-
-
-@dataclass(frozen=True)
 class Check:
     """One graded behaviour: call `target` with `protocol` on each case and compare
     `values`. `advisory` checks are reported but worth nothing (points must be 0)."""
@@ -53,7 +52,7 @@ class Check:
     name: str
     points: int
     target: str
-    protocol: str
+    protocol: Protocol
     values: tuple[str, ...]
     cases: tuple[Case, ...]
     advisory: bool = False
@@ -61,6 +60,8 @@ class Check:
     def __post_init__(self) -> None:
         if self.advisory and self.points:
             raise ValueError(f"advisory check {self.name!r} cannot be worth points")
+        if not isinstance(self.protocol, Protocol):
+            raise TypeError(f"check {self.name!r}: protocol must be a Protocol record")
         if not self.cases:
             raise ValueError(f"check {self.name!r} has no cases")
 
@@ -129,7 +130,12 @@ def _matmul_exercise(cell: str, title: str, points: int) -> Exercise:
         title,
         (
             Check(
-                "matmul(a, b) equals a @ b", points, "matmul", "matmul", ("return",), MATMUL_SHAPES
+                "matmul(a, b) equals a @ b",
+                points,
+                "matmul",
+                MATMUL_CALL,
+                ("return",),
+                MATMUL_SHAPES,
             ),
             # The lesson's own `torch.zeros(ar, bc)` returns float32 for float64 inputs:
             # worth saying, not worth points, so the course's code keeps full marks.
@@ -137,7 +143,7 @@ def _matmul_exercise(cell: str, title: str, points: int) -> Exercise:
                 "float64 inputs give a float64 result",
                 0,
                 "matmul",
-                "matmul",
+                MATMUL_CALL,
                 ("return",),
                 MATMUL_FLOAT64,
                 advisory=True,
@@ -159,7 +165,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "mse_grad sets inp.g, batch > 1",
                 1,
                 "mse_grad",
-                "mse_grad",
+                MSE_GRAD,
                 ("inp.g",),
                 tuple(c for c in MSE_CASES if c.dims[0] > 1),
             ),
@@ -167,7 +173,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "mse_grad sets inp.g, batch of 1",
                 1,
                 "mse_grad",
-                "mse_grad",
+                MSE_GRAD,
                 ("inp.g",),
                 tuple(c for c in MSE_CASES if c.dims[0] == 1),
             ),
@@ -178,12 +184,12 @@ EXERCISES: tuple[Exercise, ...] = (
         "relu_grad",
         "relu_grad",
         (
-            Check("relu_grad sets inp.g", 1, "relu_grad", "relu_grad", ("inp.g",), RELU_CASES),
+            Check("relu_grad sets inp.g", 1, "relu_grad", RELU_GRAD, ("inp.g",), RELU_CASES),
             Check(
                 "relu_grad at inputs exactly 0",
                 1,
                 "relu_grad",
-                "relu_grad",
+                RELU_GRAD,
                 ("inp.g",),
                 RELU_ZERO_CASES,
             ),
@@ -194,9 +200,9 @@ EXERCISES: tuple[Exercise, ...] = (
         "lin_grad",
         "lin_grad",
         (
-            Check("lin_grad sets inp.g", 1, "lin_grad", "lin_grad", ("inp.g",), LIN_CASES),
-            Check("lin_grad sets w.g", 1, "lin_grad", "lin_grad", ("w.g",), LIN_CASES),
-            Check("lin_grad sets b.g", 1, "lin_grad", "lin_grad", ("b.g",), LIN_CASES),
+            Check("lin_grad sets inp.g", 1, "lin_grad", LIN_GRAD, ("inp.g",), LIN_CASES),
+            Check("lin_grad sets w.g", 1, "lin_grad", LIN_GRAD, ("w.g",), LIN_CASES),
+            Check("lin_grad sets b.g", 1, "lin_grad", LIN_GRAD, ("b.g",), LIN_CASES),
         ),
     ),
     Exercise(
@@ -208,7 +214,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "forward_and_backward sets w2.g and b2.g",
                 1,
                 "forward_and_backward",
-                "forward_and_backward",
+                FORWARD_AND_BACKWARD,
                 ("w2.g", "b2.g"),
                 NETWORK_CASES,
             ),
@@ -216,7 +222,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "forward_and_backward sets w1.g and b1.g",
                 1,
                 "forward_and_backward",
-                "forward_and_backward",
+                FORWARD_AND_BACKWARD,
                 ("w1.g", "b1.g"),
                 NETWORK_CASES,
             ),
@@ -224,7 +230,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "forward_and_backward sets inp.g",
                 1,
                 "forward_and_backward",
-                "forward_and_backward",
+                FORWARD_AND_BACKWARD,
                 ("inp.g",),
                 NETWORK_CASES,
             ),
@@ -240,7 +246,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "Relu().backward() sets inp.g",
                 1,
                 "Relu",
-                "relu_class",
+                RELU_CLASS,
                 ("inp.g",),
                 RELU_CASES + RELU_ZERO_CASES,
             ),
@@ -248,11 +254,11 @@ EXERCISES: tuple[Exercise, ...] = (
                 "Lin(w, b).backward() sets inp.g, w.g, b.g",
                 1,
                 "Lin",
-                "lin_class",
+                LIN_CLASS,
                 ("inp.g", "w.g", "b.g"),
                 LIN_CASES,
             ),
-            Check("Mse().backward() sets inp.g", 1, "Mse", "mse_class", ("inp.g",), MSE_CASES),
+            Check("Mse().backward() sets inp.g", 1, "Mse", MSE_CLASS, ("inp.g",), MSE_CASES),
         ),
     ),
     Exercise(
@@ -264,7 +270,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "model.backward() sets every .g",
                 1,
                 "Model",
-                "model_class",
+                MODEL_CLASS,
                 ("inp.g", "w1.g", "b1.g", "w2.g", "b2.g"),
                 NETWORK_CASES,
             ),
@@ -272,7 +278,7 @@ EXERCISES: tuple[Exercise, ...] = (
                 "model(x, targ) returns the loss",
                 1,
                 "Model",
-                "model_class",
+                MODEL_CLASS,
                 ("loss",),
                 NETWORK_CASES,
             ),

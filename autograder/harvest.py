@@ -119,7 +119,7 @@ def make_plan(exercises: tuple[Exercise, ...], *, seed: int, device: str) -> Pla
                     calls[key] = Call(
                         key,
                         check.target,
-                        check.protocol,
+                        check.protocol.name,
                         case,
                         ex.cell,
                         cells.index(ex.cell),

@@ -17,28 +17,17 @@ from torch import Tensor
 
 from .compare import Verdict, is_close
 from .harvest import Value
-from .protocols import Expected
+from .maths import LIN, MATMUL, MSE, NETWORK, RELU, Expected, Maths
+from .protocols import Protocol, get
 
-__all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose"]
-
-_GRAD_FUNCTIONS = {
-    "mse_grad": "mse_grad",
-    "mse_class": "Mse.backward",
-    "relu_grad": "relu_grad",
-    "relu_class": "Relu.backward",
-    "lin_grad": "lin_grad",
-    "lin_class": "Lin.backward",
-    "forward_and_backward": "forward_and_backward",
-    "model_class": "Model.backward",
-    "matmul": "matmul",
-}
+__all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose", "mistake"]
 
 
 @dataclass(frozen=True)
 class Observation:
     """One failed value of one call, with everything needed to recognise why."""
 
-    protocol: str
+    protocol: Protocol  # a name is looked up
     target: str
     value: str  # the value that failed, e.g. "w.g"
     verdict: Verdict | None  # None when the call raised
@@ -47,6 +36,13 @@ class Observation:
     want: dict[str, Expected]  # the reference for every compared value of the call
     inputs: dict[str, Tensor]  # the call's inputs, float64
     facts: dict[str, Any] = field(default_factory=dict)  # what the kernel noticed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protocol", get(self.protocol))
+
+    @property
+    def maths(self) -> Maths:
+        return self.protocol.maths
 
     def tensor(self, name: str | None = None) -> Tensor | None:
         v = self.got.get(name or self.value)
@@ -69,9 +65,17 @@ class Observation:
 
 @dataclass(frozen=True)
 class Mistake:
+    """`no_answer`: the call gave nothing to compare (not written, not defined, never
+    finished), so the hint is the whole message. `own`: the check's own fault even when a
+    function it builds on failed too. `locates`: the hint says where in the network the
+    bug is, which stays true when the bug is in a function the network calls."""
+
     id: str
     detect: Callable[[Observation], bool]
     hint: Callable[[Observation], str] | str
+    no_answer: bool = False
+    own: bool = False
+    locates: bool = False
 
     def text(self, obs: Observation) -> str:
         return self.hint(obs) if callable(self.hint) else self.hint
@@ -151,7 +155,7 @@ def _bias_averaged(obs: Observation) -> bool:
 
 
 def _mse_values(obs: Observation) -> bool:
-    return obs.protocol in ("mse_grad", "mse_class", "forward_and_backward", "model_class")
+    return obs.maths in (MSE, NETWORK)
 
 
 def _n_by_n(obs: Observation) -> bool:
@@ -179,7 +183,7 @@ def _flat_inp_g(obs: Observation) -> bool:
 
 def _relu_out_g_mask(obs: Observation) -> bool:
     got = obs.tensor()
-    if obs.protocol not in ("relu_grad", "relu_class") or got is None:
+    if obs.maths is not RELU or got is None:
         return False
     og = obs.inputs["out.g"]
     return is_close(got, (og > 0).double() * og)
@@ -187,7 +191,7 @@ def _relu_out_g_mask(obs: Observation) -> bool:
 
 def _relu_dropped_out_g(obs: Observation) -> bool:
     got = obs.tensor()
-    if obs.protocol not in ("relu_grad", "relu_class") or got is None:
+    if obs.maths is not RELU or got is None:
         return False
     return is_close(got, (obs.inputs["inp"] > 0).double())
 
@@ -198,7 +202,7 @@ _NETWORK_GRADS = ("inp", "w1", "b1", "w2", "b2")
 def _shifted_relu(obs: Observation) -> bool:
     """In the whole network: the value is what the 2019 lesson's shifted ReLU,
     `x.clamp_min(0.) - 0.5`, would give, where this notebook's relu has no shift."""
-    if obs.protocol not in ("forward_and_backward", "model_class"):
+    if obs.maths is not NETWORK:
         return False
     got = obs.tensor()
     if got is None:
@@ -222,7 +226,7 @@ def _shifted_relu(obs: Observation) -> bool:
 def _first_layer_only(obs: Observation) -> bool:
     """In the whole network: the last layer's gradients are right, the first layer's not,
     so the mistake is in relu_grad or the first lin_grad call."""
-    if obs.protocol not in ("forward_and_backward", "model_class") or obs.value not in (
+    if obs.maths is not NETWORK or obs.value not in (
         "w1.g",
         "b1.g",
         "inp.g",
@@ -256,7 +260,7 @@ def _bare_method(obs: Observation) -> str | None:
 
 
 def _who(obs: Observation) -> str:
-    return _GRAD_FUNCTIONS.get(obs.protocol, obs.target)
+    return obs.protocol.grad_function(obs.target)
 
 
 CATALOGUE: tuple[Mistake, ...] = (
@@ -267,6 +271,8 @@ CATALOGUE: tuple[Mistake, ...] = (
             f"{_who(o)} is not implemented yet: replace `raise NotImplementedError()` "
             "with your code"
         ),
+        no_answer=True,
+        own=True,
     ),
     Mistake(
         "missing-definition",
@@ -284,6 +290,8 @@ CATALOGUE: tuple[Mistake, ...] = (
                 else ": keep the name and signature the exercise gives"
             )
         ),
+        no_answer=True,
+        own=True,
     ),
     Mistake(
         "timeout",
@@ -292,6 +300,8 @@ CATALOGUE: tuple[Mistake, ...] = (
             f"{o.target} did not finish in time ({o.error['message']}): look for a loop "
             "that never ends, or one over far more elements than the inputs have"
         ),
+        no_answer=True,
+        own=True,
     ),
     Mistake(
         "device",
@@ -318,6 +328,7 @@ CATALOGUE: tuple[Mistake, ...] = (
             + ": the grader calls it with tensors of its own, so compute only from the "
             "parameters"
         ),
+        own=True,
     ),
     Mistake(
         "name-not-defined",
@@ -374,10 +385,7 @@ CATALOGUE: tuple[Mistake, ...] = (
     ),
     Mistake(
         "backward-order",
-        lambda o: (
-            o.protocol in ("forward_and_backward", "model_class")
-            and o.error_matches(r"has no attribute 'g'")
-        ),
+        lambda o: o.maths is NETWORK and o.error_matches(r"has no attribute 'g'"),
         "a backward step read an `out.g` that nothing had set: call the steps in the reverse "
         "order of the forward pass (mse_grad, the second lin_grad, relu_grad, the first "
         "lin_grad), and check that each step stores its result on `.g` (not on `.grad`, "
@@ -385,10 +393,7 @@ CATALOGUE: tuple[Mistake, ...] = (
     ),
     Mistake(
         "matmul-no-transpose",
-        lambda o: (
-            o.protocol in ("lin_grad", "lin_class")
-            and o.error_matches(r"mat1 and mat2 shapes cannot be multiplied")
-        ),
+        lambda o: o.maths is LIN and o.error_matches(r"mat1 and mat2 shapes cannot be multiplied"),
         "`inp.g = out.g @ w` multiplies (N, n_out) by (n_in, n_out): the chain rule needs "
         "w transposed, `inp.g = out.g @ w.t()`, which has inp's shape (N, n_in)",
     ),
@@ -400,14 +405,14 @@ CATALOGUE: tuple[Mistake, ...] = (
     ),
     Mistake(
         "matmul-row-not-column",
-        lambda o: o.protocol == "matmul" and o.error_line_matches(r"\[\s*i\s*,\s*None\s*\]"),
+        lambda o: o.maths is MATMUL and o.error_line_matches(r"\[\s*i\s*,\s*None\s*\]"),
         "`a[i, None]` is a (1, ac) row; broadcasting against b (ac, bc) needs the column "
         "`a[i, :, None]` (or `a[i].unsqueeze(-1)`), of shape (ac, 1)",
     ),
     Mistake(
         "matmul-result-shape",
         lambda o: (
-            o.protocol == "matmul"
+            o.maths is MATMUL
             and o.tensor() is not None
             and o.expected is not None
             and tuple(o.tensor().shape) != tuple(o.expected.shape)
@@ -500,6 +505,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         _first_layer_only,
         "w2.g and b2.g are right but the first layer's gradients are not: the mistake is in "
         "relu_grad or in the first lin_grad call (its arguments: inp, l1, w1, b1)",
+        locates=True,
     ),
 )
 
@@ -513,3 +519,11 @@ def diagnose(obs: Observation) -> tuple[str, str] | None:
         except (RuntimeError, KeyError, IndexError, ValueError, TypeError):
             continue  # a detector that does not apply to these shapes
     return None
+
+
+_BY_ID = {m.id: m for m in CATALOGUE}
+
+
+def mistake(mistake_id: str) -> Mistake:
+    """The catalogue entry of that id."""
+    return _BY_ID[mistake_id]

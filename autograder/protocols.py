@@ -1,11 +1,12 @@
-"""How each kind of check is fed and answered, on the grader's side.
+"""The ways student code is called: one `Protocol` record each, declared once here and
+read by every module that needs one of its facts.
 
-A protocol names one way of calling student code (the kernel side of it is the recipe of
-the same name in `kernel.py`). Here each protocol has:
-- `make(case, gen)`: the inputs, made on the CPU in the case's dtype from the grader's
-  seeded generator (the kernel moves them to the grading device);
-- `reference(inputs)`: what every compared value should be, from `reference/` in float64;
-- `autograd(inputs)`: the same values from torch autograd, the second oracle.
+A protocol has a `name`, which is also the name of its call recipe on the other side of
+the kernel boundary (`RECIPES` in the kernel code, which cannot import this module: it
+runs in the student's kernel); the `Maths` it is graded on (inputs, the reference,
+autograd); how the call reads to a student (`call`, e.g. `lin_grad(inp, out, w, b)`); and
+which function computes the gradients (`grads`, e.g. `Lin.backward`), for hints. A test
+holds the names on both sides of the boundary equal.
 
 `expected_values` returns the reference after checking it against autograd, so a bug in
 `reference/` is a loud grader error, never a wrong grade.
@@ -13,249 +14,94 @@ the same name in `kernel.py`). Here each protocol has:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
-from reference import backprop as ref
+from .maths import LIN, MATMUL, MSE, NETWORK, RELU, Case, Expected, GraderBug, Inputs, Maths
 
-from .exercises import Case
-
-__all__ = ["PROTOCOLS", "Expected", "GraderBug", "expected_values", "make_inputs"]
-
-Inputs = dict[str, Tensor]
-
-
-class GraderBug(RuntimeError):
-    """The reference and autograd disagree: the grader, not the student, is wrong."""
-
-
-@dataclass(frozen=True)
-class Expected:
-    """The right answer for one value. Where `free` is True the maths allows a range
-    (a subgradient at a relu kink): any value in [`low`, `high`] there is right."""
-
-    value: Tensor
-    free: Tensor | None = None
-    low: Tensor | None = None
-    high: Tensor | None = None
+__all__ = [
+    "PROTOCOLS",
+    "Expected",
+    "GraderBug",
+    "Protocol",
+    "expected_values",
+    "get",
+    "make_inputs",
+]
 
 
 @dataclass(frozen=True)
 class Protocol:
-    make: Callable[[Case, torch.Generator], Inputs]
-    reference: Callable[[Inputs], dict[str, Expected]]
-    autograd: Callable[[Inputs], dict[str, Tensor]]
+    name: str  # and the kernel's recipe for it
+    maths: Maths
+    call: str  # the call as a student reads it; "{t}" is the graded name
+    grads: str  # the function that computes the gradients; "{t}" is the graded name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def call_form(self, target: str) -> str:
+        return self.call.format(t=target)
+
+    def grad_function(self, target: str) -> str:
+        return self.grads.format(t=target)
 
 
-def _dtype(case: Case) -> torch.dtype:
-    return getattr(torch, case.dtype)
+MATMUL_CALL = Protocol("matmul", MATMUL, "{t}(a, b)", "{t}")
+MSE_GRAD = Protocol("mse_grad", MSE, "{t}(inp, targ)", "{t}")
+RELU_GRAD = Protocol("relu_grad", RELU, "{t}(inp, out)", "{t}")
+LIN_GRAD = Protocol("lin_grad", LIN, "{t}(inp, out, w, b)", "{t}")
+FORWARD_AND_BACKWARD = Protocol("forward_and_backward", NETWORK, "{t}(inp, targ)", "{t}")
+MSE_CLASS = Protocol("mse_class", MSE, "{t}().backward()", "{t}.backward")
+RELU_CLASS = Protocol("relu_class", RELU, "{t}().backward()", "{t}.backward")
+LIN_CLASS = Protocol("lin_class", LIN, "{t}(w, b).backward()", "{t}.backward")
+MODEL_CLASS = Protocol("model_class", NETWORK, "{t}(w1, b1, w2, b2)", "{t}.backward")
 
-
-def _randn(gen: torch.Generator, case: Case, *shape: int) -> Tensor:
-    return torch.randn(*shape, generator=gen, dtype=_dtype(case))
-
-
-def _f64(inputs: Inputs) -> Inputs:
-    return {k: v.detach().double() for k, v in inputs.items()}
-
-
-def _grads(f: Callable[..., Tensor], inputs: Inputs, names: list[str]) -> dict[str, Tensor]:
-    """d f / d each named input, by autograd, in float64."""
-    leaves = {k: v.clone().requires_grad_(k in names) for k, v in _f64(inputs).items()}
-    f(leaves).backward()
-    return {f"{k}.g": leaves[k].grad for k in names}
-
-
-# -- matmul -------------------------------------------------------------------------------
-
-
-def _make_matmul(case: Case, gen: torch.Generator) -> Inputs:
-    ar, ac, bc = case.dims
-    return {"a": _randn(gen, case, ar, ac), "b": _randn(gen, case, ac, bc)}
-
-
-def _ref_matmul(inputs: Inputs) -> dict[str, Expected]:
-    t = _f64(inputs)
-    # An explicit sum of products, independent of torch.matmul (the second oracle).
-    return {"return": Expected((t["a"][:, :, None] * t["b"][None, :, :]).sum(1))}
-
-
-def _oracle_matmul(inputs: Inputs) -> dict[str, Tensor]:
-    t = _f64(inputs)
-    return {"return": t["a"] @ t["b"]}
-
-
-# -- mse ----------------------------------------------------------------------------------
-
-
-def _make_mse(case: Case, gen: torch.Generator) -> Inputs:
-    (n,) = case.dims
-    return {"inp": _randn(gen, case, n, 1), "targ": _randn(gen, case, n)}
-
-
-def _ref_mse(inputs: Inputs) -> dict[str, Expected]:
-    t = _f64(inputs)
-    ref.mse_grad(t["inp"], t["targ"])
-    return {"inp.g": Expected(t["inp"].g)}
-
-
-def _oracle_mse(inputs: Inputs) -> dict[str, Tensor]:
-    return _grads(lambda t: ref.mse(t["inp"], t["targ"]), inputs, ["inp"])
-
-
-# -- relu ---------------------------------------------------------------------------------
-
-
-def _make_relu(case: Case, gen: torch.Generator) -> Inputs:
-    rows, cols = case.dims
-    inp = _randn(gen, case, rows, cols)
-    if case.zeros:
-        # Every third element exactly 0 (and one -0.0), so both conventions at the kink
-        # are exercised on every row.
-        inp.view(-1)[::3] = 0.0
-        inp.view(-1)[1] = -0.0
-    # `out` is relu(inp) itself, not a random tensor: a mask taken from `out > 0` is
-    # as right as one from `inp > 0`.
-    return {"inp": inp, "out": ref.relu(inp), "out.g": _randn(gen, case, rows, cols)}
-
-
-def _ref_relu(inputs: Inputs) -> dict[str, Expected]:
-    t = _f64(inputs)
-    out = t["out"]
-    out.g = t["out.g"]
-    ref.relu_grad(t["inp"], out)
-    zero = t["inp"] == 0
-    # At inp == 0 any slope in [0, 1] is a subgradient: inp.g between 0 and out.g.
-    low, high = torch.minimum(out.g, out.g * 0), torch.maximum(out.g, out.g * 0)
-    return {"inp.g": Expected(t["inp"].g, free=zero if zero.any() else None, low=low, high=high)}
-
-
-def _oracle_relu(inputs: Inputs) -> dict[str, Tensor]:
-    g = inputs["out.g"].double()
-    return _grads(lambda t: (ref.relu(t["inp"]) * g).sum(), inputs, ["inp"])
-
-
-# -- lin ----------------------------------------------------------------------------------
-
-
-def _make_lin(case: Case, gen: torch.Generator) -> Inputs:
-    n, n_in, n_out = case.dims
-    inp, w, b = _randn(gen, case, n, n_in), _randn(gen, case, n_in, n_out), _randn(gen, case, n_out)
-    return {
-        "inp": inp,
-        "w": w,
-        "b": b,
-        "out": ref.lin(inp, w, b),
-        "out.g": _randn(gen, case, n, n_out),
-    }
-
-
-def _ref_lin(inputs: Inputs) -> dict[str, Expected]:
-    t = _f64(inputs)
-    out = t["out"]
-    out.g = t["out.g"]
-    ref.lin_grad(t["inp"], out, t["w"], t["b"])
-    return {f"{k}.g": Expected(t[k].g) for k in ("inp", "w", "b")}
-
-
-def _oracle_lin(inputs: Inputs) -> dict[str, Tensor]:
-    g = inputs["out.g"].double()
-    return _grads(
-        lambda t: (ref.lin(t["inp"], t["w"], t["b"]) * g).sum(), inputs, ["inp", "w", "b"]
-    )
-
-
-# -- the whole network --------------------------------------------------------------------
-
-_PARAMS = ("w1", "b1", "w2", "b2")
-
-
-def _make_network(case: Case, gen: torch.Generator) -> Inputs:
-    n, n_in, nh = case.dims
-    for _ in range(100):
-        t = {
-            "inp": _randn(gen, case, n, n_in),
-            "targ": _randn(gen, case, n),
-            "w1": _randn(gen, case, n_in, nh) * (2 / n_in) ** 0.5,
-            "b1": _randn(gen, case, nh) * 0.1,
-            "w2": _randn(gen, case, nh, 1) / nh**0.5,
-            "b2": _randn(gen, case, 1) * 0.1,
-        }
-        # No hidden pre-activation may be exactly 0: there the gradient of w1, b1 and inp
-        # is not unique, and this check is about the chain rule, not about the kink.
-        if (ref.lin(t["inp"], t["w1"], t["b1"]) != 0).all():
-            return t
-    raise GraderBug(f"could not draw network inputs without a relu kink for {case.name}")
-
-
-def _ref_network(inputs: Inputs) -> dict[str, Expected]:
-    t = _f64(inputs)
-    loss = ref.forward_and_backward(t["inp"], t["targ"], *(t[k] for k in _PARAMS))
-    values = {f"{k}.g": Expected(t[k].g) for k in ("inp", *_PARAMS)}
-    values["loss"] = Expected(loss)
-    return values
-
-
-def _oracle_network(inputs: Inputs) -> dict[str, Tensor]:
-    def loss(t: Inputs) -> Tensor:
-        return ref.mse(
-            ref.lin(ref.relu(ref.lin(t["inp"], t["w1"], t["b1"])), t["w2"], t["b2"]), t["targ"]
-        )
-
-    grads = _grads(loss, inputs, ["inp", *_PARAMS])
-    grads["loss"] = loss(_f64(inputs)).detach()
-    return grads
-
-
-MATMUL = Protocol(_make_matmul, _ref_matmul, _oracle_matmul)
-MSE = Protocol(_make_mse, _ref_mse, _oracle_mse)
-RELU = Protocol(_make_relu, _ref_relu, _oracle_relu)
-LIN = Protocol(_make_lin, _ref_lin, _oracle_lin)
-NETWORK = Protocol(_make_network, _ref_network, _oracle_network)
-
-# Protocol names are shared with the call recipes in kernel.py.
 PROTOCOLS: dict[str, Protocol] = {
-    "matmul": MATMUL,
-    "mse_grad": MSE,
-    "mse_class": MSE,
-    "relu_grad": RELU,
-    "relu_class": RELU,
-    "lin_grad": LIN,
-    "lin_class": LIN,
-    "forward_and_backward": NETWORK,
-    "model_class": NETWORK,
-}
+    p.name: p
+    for p in (MATMUL_CALL, MSE_GRAD, RELU_GRAD, LIN_GRAD, FORWARD_AND_BACKWARD,
+              MSE_CLASS, RELU_CLASS, LIN_CLASS, MODEL_CLASS)
+}  # fmt: skip
 
 
-def make_inputs(protocol: str, case: Case, seed: int, salt: str) -> Inputs:
+def get(protocol: Protocol | str) -> Protocol:
+    """The record itself, or the one of that name."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    try:
+        return PROTOCOLS[protocol]
+    except KeyError:
+        raise KeyError(f"no protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
+
+
+def make_inputs(protocol: Protocol | str, case: Case, seed: int, salt: str) -> Inputs:
     """The inputs for one case. Each (seed, salt) gives its own stream, so adding a case
     or a check does not change the inputs of the others."""
     gen = torch.Generator().manual_seed(_stable_hash(f"{seed}/{salt}"))
-    return PROTOCOLS[protocol].make(case, gen)
+    return get(protocol).maths.make(case, gen)
 
 
-def expected_values(protocol: str, inputs: Inputs, values: tuple[str, ...]) -> dict[str, Expected]:
+def expected_values(
+    protocol: Protocol | str, inputs: Inputs, values: tuple[str, ...]
+) -> dict[str, Expected]:
     """The reference for everything the protocol produces; `values` (those graded) are
     cross-checked against autograd where the maths has a single answer. The rest help
     recognise mistakes (right second-layer gradients point at the first layer)."""
-    p = PROTOCOLS[protocol]
-    want = p.reference(inputs)
-    oracle = p.autograd(inputs)
+    p = get(protocol)
+    want = p.maths.reference(inputs)
+    oracle = p.maths.autograd(inputs)
     for name in values:
         exp, other = want[name], oracle[name]
         keep = ~exp.free if exp.free is not None else torch.ones_like(exp.value, dtype=torch.bool)
         a, b = exp.value[keep], other[keep]
         scale = max(b.norm().item(), 1e-300)
         if exp.value.shape != other.shape or (a - b).norm().item() / scale > 1e-9:
-            raise GraderBug(f"reference and autograd disagree on {name} ({protocol})")
+            raise GraderBug(f"reference and autograd disagree on {name} ({p.name})")
     return dict(want)
 
 
 def _stable_hash(text: str) -> int:
     # Python's hash() is salted per process; grading must be repeatable.
-    import hashlib
-
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)

@@ -10,21 +10,10 @@ from .compare import Verdict, compare
 from .exercises import Check, Exercise
 from .harvest import CallResult, Harvest, Plan, Value
 from .mistakes import Observation, diagnose
+from .mistakes import mistake as catalogued
 from .protocols import expected_values
 
 __all__ = ["CheckResult", "Score", "score"]
-
-_CALL_FORMS = {
-    "matmul": "{t}(a, b)",
-    "mse_grad": "{t}(inp, targ)",
-    "relu_grad": "{t}(inp, out)",
-    "lin_grad": "{t}(inp, out, w, b)",
-    "forward_and_backward": "{t}(inp, targ)",
-    "relu_class": "{t}().backward()",
-    "lin_class": "{t}(w, b).backward()",
-    "mse_class": "{t}().backward()",
-    "model_class": "{t}(w1, b1, w2, b2)",
-}
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ class Score:
 
 
 def _call_error_message(check: Check, case_name: str, error: dict) -> str:
-    form = _CALL_FORMS.get(check.protocol, "{t}").format(t=check.target)
+    form = check.protocol.call_form(check.target)
     where = f" at `{error['line'].strip()}`" if error.get("line") else ""
     summary = error.get("summary") or f"{error.get('type')}: {error.get('message')}"
     return f"{form} on {case_name} raised {summary.splitlines()[-1]}{where}"
@@ -86,7 +75,7 @@ def _judge_case(
     check: Check, case_name: str, result: CallResult, plan_call, device: str
 ) -> tuple[bool, str, str | None, str | None, Verdict | None]:
     """(passed, message, hint, mistake id, verdict) for one call of one check."""
-    memo = (check.protocol, *check.values)
+    memo = (check.protocol.name, *check.values)
     if memo not in plan_call.expected:
         plan_call.expected[memo] = expected_values(check.protocol, plan_call.inputs, check.values)
     want = plan_call.expected[memo]
@@ -105,10 +94,10 @@ def _judge_case(
         )
         found = diagnose(obs)
         mistake, hint = found if found else (None, None)
-        if mistake in ("not-implemented", "missing-definition", "timeout"):
+        if mistake and catalogued(mistake).no_answer:
             return False, hint or "", None, mistake, None
         return False, _call_error_message(check, case_name, result.error), hint, mistake, None
-    form = _CALL_FORMS.get(check.protocol, "{t}").format(t=check.target)
+    form = check.protocol.call_form(check.target)
     for value in check.values:
         got = result.values.get(value, Value("missing"))
         verdict = compare(value, got, want[value], dtype=plan_call.case.dtype, device=device)
@@ -179,7 +168,7 @@ def score(
                 for name, why in never_defined.items():
                     if f"name '{name}' is not defined" in message:
                         hint = f"{why}, so `{name}` was never defined: fix that first"
-            quiet = mistake in ("not-implemented", "missing-definition", "timeout")
+            quiet = bool(mistake) and catalogued(mistake).no_answer
             if len(failures) > 1 and harvest is not None and not quiet:
                 message += f" (failed on {len(failures)} of {len(keys)} inputs)"
             results.append(
@@ -202,12 +191,6 @@ def score(
     return Score(exercises[0].assignment, _attributed(exercises, results), notes)
 
 
-# Failures a check owns whatever its dependencies do; and mistakes whose hint locates the
-# bug in the network, which stays true when the bug is in a function the network calls.
-_OWN = ("not-implemented", "missing-definition", "timeout", "reads-globals")
-_LOCATING = ("first-layer-only",)
-
-
 def _attributed(exercises: tuple[Exercise, ...], results: list[CheckResult]) -> tuple:
     """Cascades told as such: a check of an exercise that builds on one that failed says
     so first and drops a hint that would blame its own code (forward_and_backward is not
@@ -218,8 +201,8 @@ def _attributed(exercises: tuple[Exercise, ...], results: list[CheckResult]) -> 
     out, hinted = [], set()
     for r in results:
         causes = [titles[d] for d in builds_on.get(r.exercise, ()) if d in failed]
-        if not r.passed and causes and r.mistake not in _OWN:
-            keep = r.mistake in _LOCATING
+        if not r.passed and causes and not (r.mistake and catalogued(r.mistake).own):
+            keep = bool(r.mistake) and catalogued(r.mistake).locates
             r = replace(
                 r,
                 message=f"Caused by {' and '.join(causes)} (above), which this calls: fix "

@@ -1,0 +1,230 @@
+"""The maths behind each check, on the grader's side: the inputs a case asks for, and the
+right answers twice over, from `reference/` and from torch autograd.
+
+`protocols.py` pairs each `Maths` with the ways student code is called on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from reference import backprop as ref
+
+__all__ = ["LIN", "MATMUL", "MSE", "NETWORK", "RELU", "Case", "Expected", "GraderBug", "Maths"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of inputs. `dims` is read by the check's protocol (see `protocols.py`):
+    matmul (ar, ac, bc); mse (N,); relu (rows, cols); lin (N, n_in, n_out);
+    network (N, n_in, n_hidden)."""
+
+    dims: tuple[int, ...]
+    dtype: str = "float32"
+    zeros: bool = False  # put exact zeros where the maths has a kink (relu inputs)
+
+    @property
+    def name(self) -> str:
+        sizes = " x ".join(str(d) for d in self.dims)
+        return f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
+
+
+Inputs = dict[str, Tensor]
+
+
+class GraderBug(RuntimeError):
+    """The reference and autograd disagree: the grader, not the student, is wrong."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The right answer for one value. Where `free` is True the maths allows a range
+    (a subgradient at a relu kink): any value in [`low`, `high`] there is right."""
+
+    value: Tensor
+    free: Tensor | None = None
+    low: Tensor | None = None
+    high: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Maths:
+    """One layer's maths, whichever way the student's code is called: `make(case, gen)`
+    the inputs, `reference(inputs)` the right answers from `reference/` in float64,
+    `autograd(inputs)` the same from torch autograd, the second oracle."""
+
+    name: str
+    make: Callable[[Case, torch.Generator], Inputs]
+    reference: Callable[[Inputs], dict[str, Expected]]
+    autograd: Callable[[Inputs], dict[str, Tensor]]
+
+
+def _dtype(case: Case) -> torch.dtype:
+    return getattr(torch, case.dtype)
+
+
+def _randn(gen: torch.Generator, case: Case, *shape: int) -> Tensor:
+    return torch.randn(*shape, generator=gen, dtype=_dtype(case))
+
+
+def _f64(inputs: Inputs) -> Inputs:
+    return {k: v.detach().double() for k, v in inputs.items()}
+
+
+def _grads(f: Callable[..., Tensor], inputs: Inputs, names: list[str]) -> dict[str, Tensor]:
+    """d f / d each named input, by autograd, in float64."""
+    leaves = {k: v.clone().requires_grad_(k in names) for k, v in _f64(inputs).items()}
+    f(leaves).backward()
+    return {f"{k}.g": leaves[k].grad for k in names}
+
+
+# -- matmul -------------------------------------------------------------------------------
+
+
+def _make_matmul(case: Case, gen: torch.Generator) -> Inputs:
+    ar, ac, bc = case.dims
+    return {"a": _randn(gen, case, ar, ac), "b": _randn(gen, case, ac, bc)}
+
+
+def _ref_matmul(inputs: Inputs) -> dict[str, Expected]:
+    t = _f64(inputs)
+    # An explicit sum of products, independent of torch.matmul (the second oracle).
+    return {"return": Expected((t["a"][:, :, None] * t["b"][None, :, :]).sum(1))}
+
+
+def _oracle_matmul(inputs: Inputs) -> dict[str, Tensor]:
+    t = _f64(inputs)
+    return {"return": t["a"] @ t["b"]}
+
+
+# -- mse ----------------------------------------------------------------------------------
+
+
+def _make_mse(case: Case, gen: torch.Generator) -> Inputs:
+    (n,) = case.dims
+    return {"inp": _randn(gen, case, n, 1), "targ": _randn(gen, case, n)}
+
+
+def _ref_mse(inputs: Inputs) -> dict[str, Expected]:
+    t = _f64(inputs)
+    ref.mse_grad(t["inp"], t["targ"])
+    return {"inp.g": Expected(t["inp"].g)}
+
+
+def _oracle_mse(inputs: Inputs) -> dict[str, Tensor]:
+    return _grads(lambda t: ref.mse(t["inp"], t["targ"]), inputs, ["inp"])
+
+
+# -- relu ---------------------------------------------------------------------------------
+
+
+def _make_relu(case: Case, gen: torch.Generator) -> Inputs:
+    rows, cols = case.dims
+    inp = _randn(gen, case, rows, cols)
+    if case.zeros:
+        # Every third element exactly 0 (and one -0.0), so both conventions at the kink
+        # are exercised on every row.
+        inp.view(-1)[::3] = 0.0
+        inp.view(-1)[1] = -0.0
+    # `out` is relu(inp) itself, not a random tensor: a mask taken from `out > 0` is
+    # as right as one from `inp > 0`.
+    return {"inp": inp, "out": ref.relu(inp), "out.g": _randn(gen, case, rows, cols)}
+
+
+def _ref_relu(inputs: Inputs) -> dict[str, Expected]:
+    t = _f64(inputs)
+    out = t["out"]
+    out.g = t["out.g"]
+    ref.relu_grad(t["inp"], out)
+    zero = t["inp"] == 0
+    # At inp == 0 any slope in [0, 1] is a subgradient: inp.g between 0 and out.g.
+    low, high = torch.minimum(out.g, out.g * 0), torch.maximum(out.g, out.g * 0)
+    return {"inp.g": Expected(t["inp"].g, free=zero if zero.any() else None, low=low, high=high)}
+
+
+def _oracle_relu(inputs: Inputs) -> dict[str, Tensor]:
+    g = inputs["out.g"].double()
+    return _grads(lambda t: (ref.relu(t["inp"]) * g).sum(), inputs, ["inp"])
+
+
+# -- lin ----------------------------------------------------------------------------------
+
+
+def _make_lin(case: Case, gen: torch.Generator) -> Inputs:
+    n, n_in, n_out = case.dims
+    inp, w, b = _randn(gen, case, n, n_in), _randn(gen, case, n_in, n_out), _randn(gen, case, n_out)
+    return {
+        "inp": inp,
+        "w": w,
+        "b": b,
+        "out": ref.lin(inp, w, b),
+        "out.g": _randn(gen, case, n, n_out),
+    }
+
+
+def _ref_lin(inputs: Inputs) -> dict[str, Expected]:
+    t = _f64(inputs)
+    out = t["out"]
+    out.g = t["out.g"]
+    ref.lin_grad(t["inp"], out, t["w"], t["b"])
+    return {f"{k}.g": Expected(t[k].g) for k in ("inp", "w", "b")}
+
+
+def _oracle_lin(inputs: Inputs) -> dict[str, Tensor]:
+    g = inputs["out.g"].double()
+    return _grads(
+        lambda t: (ref.lin(t["inp"], t["w"], t["b"]) * g).sum(), inputs, ["inp", "w", "b"]
+    )
+
+
+# -- the whole network --------------------------------------------------------------------
+
+_PARAMS = ("w1", "b1", "w2", "b2")
+
+
+def _make_network(case: Case, gen: torch.Generator) -> Inputs:
+    n, n_in, nh = case.dims
+    for _ in range(100):
+        t = {
+            "inp": _randn(gen, case, n, n_in),
+            "targ": _randn(gen, case, n),
+            "w1": _randn(gen, case, n_in, nh) * (2 / n_in) ** 0.5,
+            "b1": _randn(gen, case, nh) * 0.1,
+            "w2": _randn(gen, case, nh, 1) / nh**0.5,
+            "b2": _randn(gen, case, 1) * 0.1,
+        }
+        # No hidden pre-activation may be exactly 0: there the gradient of w1, b1 and inp
+        # is not unique, and this check is about the chain rule, not about the kink.
+        if (ref.lin(t["inp"], t["w1"], t["b1"]) != 0).all():
+            return t
+    raise GraderBug(f"could not draw network inputs without a relu kink for {case.name}")
+
+
+def _ref_network(inputs: Inputs) -> dict[str, Expected]:
+    t = _f64(inputs)
+    loss = ref.forward_and_backward(t["inp"], t["targ"], *(t[k] for k in _PARAMS))
+    values = {f"{k}.g": Expected(t[k].g) for k in ("inp", *_PARAMS)}
+    values["loss"] = Expected(loss)
+    return values
+
+
+def _oracle_network(inputs: Inputs) -> dict[str, Tensor]:
+    def loss(t: Inputs) -> Tensor:
+        return ref.mse(
+            ref.lin(ref.relu(ref.lin(t["inp"], t["w1"], t["b1"])), t["w2"], t["b2"]), t["targ"]
+        )
+
+    grads = _grads(loss, inputs, ["inp", *_PARAMS])
+    grads["loss"] = loss(_f64(inputs)).detach()
+    return grads
+
+
+MATMUL = Maths("matmul", _make_matmul, _ref_matmul, _oracle_matmul)
+MSE = Maths("mse", _make_mse, _ref_mse, _oracle_mse)
+RELU = Maths("relu", _make_relu, _ref_relu, _oracle_relu)
+LIN = Maths("lin", _make_lin, _ref_lin, _oracle_lin)
+NETWORK = Maths("network", _make_network, _ref_network, _oracle_network)

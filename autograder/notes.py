@@ -1,0 +1,137 @@
+"""Where facts about a run become sentences for the student: what happened to the
+notebook's cells, what the kernel noticed while calling their code (tensors left on the
+CPU, autograd, the Model's argument order, debugger calls) and integrity findings.
+Reported beside the score; none of it changes a point."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .integrity import tampering
+
+__all__ = ["broken_exercise_cells", "device_findings", "error_line", "harvest_notes", "run_notes"]
+
+
+def run_notes(execution: Any, cell_timeout: float) -> tuple[str, ...]:
+    notes = []
+    if execution.stopped:
+        notes.append(f"Execution stopped: {execution.stopped}.")
+    for err in execution.cell_errors[:10]:
+        where = _capitalised(err.where())
+        if err.ename in ("CellTimeout", "KeyboardInterrupt"):  # a cell over its limit
+            notes.append(
+                f"{where} ran longer than the {cell_timeout:g} s limit and was "
+                "stopped: look for a loop that never ends, or work on far more data than needed"
+            )
+            continue
+        notes.append(f"{where} failed with {error_line(err)}")
+    for where, seconds in execution.capped:
+        took = f" it ran for {seconds:.1f} s, much of it printing," if seconds else ""
+        notes.append(
+            f"{_capitalised(where)} printed more than the output limit keeps:{took} and the "
+            "rest was dropped. Print a shape or a few values instead of whole tensors."
+        )
+    return tuple(notes)
+
+
+def _capitalised(where: str) -> str:
+    """`cell 14 (...)` at the start of a sentence."""
+    return where[:1].upper() + where[1:]
+
+
+_SOURCE_LINE = re.compile(r"\s*\((?:[^()]*), line (\d+)\)$")
+
+
+def error_line(err: Any) -> str:
+    """`SyntaxError: invalid syntax on line 3`: the error's first line, with the line in
+    the cell for a syntax error (IPython names the cell's temporary file instead)."""
+    first = err.evalue.splitlines()[0][:200] if err.evalue else ""
+    found = _SOURCE_LINE.search(first)
+    if found:
+        first = f"{first[: found.start()]} on line {found.group(1)}"
+    return f"{err.ename}: {first}" if first else err.ename
+
+
+def broken_exercise_cells(execution: Any) -> dict[str, str]:
+    """exercise -> why its solution cell failed, for the checks that find its function
+    missing: the cause, not "the notebook defines no relu_grad"."""
+    return {
+        err.exercise: f"{_capitalised(err.where())} failed with {error_line(err)}"
+        for err in execution.cell_errors
+        if err.exercise
+    }
+
+
+def device_findings(plan: Any, harvest: Any) -> tuple[tuple[str, str, str], ...]:
+    found: list[tuple[str, str, str]] = []
+    for key, result in harvest.calls.items() if harvest is not None else ():
+        for entry in result.facts.get("device_unaware", ()):
+            if not isinstance(entry, dict):
+                continue
+            item = (plan.calls[key].target, str(entry.get("call")), str(entry.get("line")))
+            if item not in found:
+                found.append(item)
+    return tuple(found)
+
+
+def _device_notes(findings: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
+    """The same bug a GPU run reports as a device error, found on the CPU."""
+    notes = []
+    for target, call, line in findings:
+        if call.startswith("torch."):
+            what = f"`{line}` makes a tensor with {call} and no `device=`"
+            fix = "take the device from the inputs: `device=a.device` (or `a.new_zeros(...)`)"
+        else:
+            what = f"`{line}` moves a tensor to the CPU ({call})"
+            fix = "keep every tensor on the inputs' device"
+        notes.append(
+            f"Device readiness: in {target}, {what}. That works on a CPU, but with inputs on "
+            f"a GPU the tensor stays on the CPU and the function fails: {fix}."
+        )
+    return tuple(notes)
+
+
+def _integrity_notes(nb: Any, assignment: str, plan: Any, harvest: Any) -> tuple[str, ...]:
+    """Reported for a person to judge; none of it changes the score."""
+    findings = list(tampering(nb, assignment))
+    if harvest is not None:
+        findings += harvest.integrity
+        users = sorted(
+            {plan.calls[k].target for k, c in harvest.calls.items() if c.facts.get("autograd")}
+        )
+        findings += [
+            f"{t} calls PyTorch's autograd (backward / torch.autograd): the exercise is to "
+            "write the gradients by hand"
+            for t in users
+        ]
+    return tuple(f"Integrity: {f}." for f in findings)
+
+
+def harvest_notes(
+    nb: Any, assignment: str, plan: Any, harvest: Any, findings: tuple, why: str | None
+) -> tuple[str, ...]:
+    """What the grader's calls into the student's code noticed (`harvest` is None when
+    there were none, and `why` says why)."""
+    notes: tuple[str, ...] = ()
+    if why and "results messages" in why:
+        notes += (f"Integrity: {why}.",)
+    orders = {
+        tuple(c.facts["arg_order"])
+        for c in (harvest.calls.values() if harvest is not None else ())
+        if c.facts.get("arg_order")
+    }
+    for order in sorted(orders):
+        notes += (
+            f"Model's constructor takes ({', '.join(order)}), not the lesson's "
+            "(w1, b1, w2, b2): the grader passed the weights by name, so it cost nothing, "
+            "but code that calls Model(w1, b1, w2, b2) would give it the wrong tensors.",
+        )
+    notes += _device_notes(findings)
+    notes += _integrity_notes(nb, assignment, plan, harvest)
+    if harvest is not None and harvest.debugger_calls:
+        notes += (
+            f"The grader skipped {harvest.debugger_calls} debugger call(s) (breakpoint(), "
+            "pdb or ipdb set_trace): they cost nothing, but remove them before you submit.",
+        )
+    return notes
