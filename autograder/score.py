@@ -80,20 +80,14 @@ def _judge_case(
         plan_call.expected[memo] = expected_values(check.protocol, plan_call.inputs, check.values)
     want = plan_call.expected[memo]
     inputs64 = {k: v.double() for k, v in plan_call.inputs.items()}
+
+    def diagnosed(value: str, verdict: Verdict | None) -> tuple[str | None, str | None]:
+        obs = Observation(check.protocol, check.target, value, verdict, result.error,
+                          result.values, want, inputs64, result.facts)  # fmt: skip
+        return diagnose(obs) or (None, None)
+
     if result.error is not None:
-        obs = Observation(
-            check.protocol,
-            check.target,
-            check.values[0],
-            None,
-            result.error,
-            result.values,
-            want,
-            inputs64,
-            result.facts,
-        )
-        found = diagnose(obs)
-        mistake, hint = found if found else (None, None)
+        mistake, hint = diagnosed(check.values[0], None)
         if mistake and catalogued(mistake).no_answer:
             return False, hint or "", None, mistake, None
         return False, _call_error_message(check, case_name, result.error), hint, mistake, None
@@ -101,22 +95,9 @@ def _judge_case(
     for value in check.values:
         got = result.values.get(value, Value("missing"))
         verdict = compare(value, got, want[value], dtype=plan_call.case.dtype, device=device)
-        if verdict.passed:
-            continue
-        obs = Observation(
-            check.protocol,
-            check.target,
-            value,
-            verdict,
-            None,
-            result.values,
-            want,
-            inputs64,
-            result.facts,
-        )
-        found = diagnose(obs)
-        mistake, hint = found if found else (None, None)
-        return False, f"{form} on {case_name}: {verdict.message}", hint, mistake, verdict
+        if not verdict.passed:
+            mistake, hint = diagnosed(value, verdict)
+            return False, f"{form} on {case_name}: {verdict.message}", hint, mistake, verdict
     return True, "", None, None, None
 
 
