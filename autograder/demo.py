@@ -49,7 +49,7 @@ _STUB = "# YOUR CODE HERE"
 
 def student_notebook() -> NotebookNode:
     """The notebook students are given, as shipped inside this package."""
-    data = resources.files("autograder").joinpath("demo_data", f"{ASSIGNMENT}.ipynb")
+    data = resources.files("autograder").joinpath("demo_data").joinpath(f"{ASSIGNMENT}.ipynb")
     return nbformat.reads(data.read_text(encoding="utf-8"), as_version=4)
 
 
