@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"autograde {__version__}")
     sub = parser.add_subparsers(
-        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade,gradescope}"
+        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade,gradescope,demo}"
     )
 
     from .exercises import ASSIGNMENTS
@@ -393,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="autograder.zip", help="default: autograder.zip")
     p.add_argument("--root", default=".", help="the course repository (default: .)")
     p.set_defaults(func=cmd_gradescope)
+
+    from .demo import add_arguments, cmd_demo
+
+    p = sub.add_parser("demo", help="try it: grade a bundled class of three notebooks, offline")
+    add_arguments(p)
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
