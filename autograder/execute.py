@@ -199,12 +199,12 @@ def kernel_spec_manager(argv: list[str], display_name: str) -> Any:
 
 
 def sandboxed_kernel_spec_manager() -> Any:
-    """Plain kernels (no fork server): ipykernel started by sandbox.py's launcher, which
+    """Plain kernels (no fork server): ipykernel started by the sandbox's launcher, which
     puts it in the sandbox that $AUTOGRADE_SANDBOX describes before exec'ing it."""
-    from . import sandbox
+    from .sandbox import LAUNCHER
 
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    launcher = [sys.executable, "-I", "-S", sandbox.__file__, "--", *kernel]
+    launcher = [sys.executable, "-I", "-S", LAUNCHER, "--", *kernel]
     return kernel_spec_manager(launcher, "Python 3 (sandboxed by autograde)")
 
 

@@ -9,7 +9,7 @@ this process's working folder, environment and standard streams; then it stands 
 that kernel: signals sent to it (an interrupt, a terminate) are passed on, and it exits
 when the kernel exits, with the kernel's status. If this process is killed outright, the
 kernel notices and exits (and the server kills it). If the server cannot be reached,
-this process becomes an ordinary kernel itself (sandbox.py's launcher of KERNEL_ARGV, so
+this process becomes an ordinary kernel itself (the sandbox's launcher of KERNEL_ARGV, so
 in the same sandbox), and grading never depends on the server.
 """
 
@@ -30,7 +30,8 @@ RELAYED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
 def _exec_plain(kernel_argv: list[str]) -> None:
-    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    launcher = os.path.join(here, "sandbox", "launcher.py")
     argv = [sys.executable, "-I", "-S", launcher, "--", *kernel_argv]
     os.execv(argv[0], argv)
 
