@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .cellrunner import read_message, write_message
+from .forkclient import ask, signal_group
 
 __all__ = [
     "ENGINES",
@@ -98,10 +99,7 @@ class Child:
     _reader: Any = field(default=None, repr=False)
 
     def kill(self) -> None:
-        for target in (lambda: os.killpg(self.pid, signal.SIGKILL),
-                       lambda: os.kill(self.pid, signal.SIGKILL)):  # fmt: skip
-            with contextlib.suppress(OSError):
-                target()
+        signal_group(self.pid, signal.SIGKILL)
 
     def exit_status(self, wait: float) -> int | None:
         """The child's exit status, within `wait` seconds: the server sends it once it has
@@ -151,12 +149,10 @@ def start_child(server: Path, cwd: Path, env: dict[str, str], timeout: float = 1
     try:
         conn.settimeout(timeout)
         conn.connect(str(server))
-        request = json.dumps({"kind": "shell", "cwd": str(cwd), "env": env}).encode()
+        request = {"kind": "shell", "cwd": str(cwd), "env": env}
         with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
             fds = [null_in.fileno(), null_out.fileno(), null_out.fileno(), theirs.fileno()]
-            socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], fds)
-        reader = conn.makefile("rb")
-        reply = json.loads(reader.readline() or b"{}")
+            reply, reader = ask(conn, request, fds)
     except (OSError, ValueError) as exc:
         conn.close()
         ours.close()
