@@ -1,5 +1,5 @@
 """The process Jupyter starts as "the kernel" when a fork server is running (see
-`forkserver.py`). Standard library only, run as a script with `python -I -S`, so it
+`forkserver/`). Standard library only, run as a script with `python -I -S`, so it
 starts in milliseconds.
 
     python -I -S forkclient.py SOCKET -- KERNEL_ARGV...

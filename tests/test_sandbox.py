@@ -1,4 +1,4 @@
-"""The operating-system sandbox (autograder/sandbox.py), attacked directly: a process
+"""The operating-system sandbox (autograder/sandbox/), attacked directly: a process
 enters it exactly as a kernel does, then tries what a hostile notebook would. Each test
 asserts the outcome outside the sandbox too (the victim file unchanged, the listener
 never reached, no process left), not only the error seen inside. No kernel is started:
