@@ -2,7 +2,7 @@
 an IPython shell whose display hook, display publisher, streams and traceback hook turn
 everything a cell shows into nbformat outputs, sent cell by cell over one socket.
 
-It runs in a child the fork server (forkserver.py) forks for one notebook and has put in
+It runs in a child the fork server (forkserver/) forks for one notebook and has put in
 the sandbox: the child has torch and IPython imported already, so a notebook costs its own
 cells plus tens of milliseconds. The grader's side of the socket is engine.py.
 

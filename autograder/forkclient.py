@@ -1,5 +1,5 @@
 """The process Jupyter starts as "the kernel" when a fork server is running (see
-`forkserver.py`). Standard library only, run as a script with `python -I -S`, so it
+`forkserver/`). Standard library only, run as a script with `python -I -S`, so it
 starts in milliseconds.
 
     python -I -S forkclient.py SOCKET -- KERNEL_ARGV...
@@ -9,7 +9,7 @@ this process's working folder, environment and standard streams; then it stands 
 that kernel: signals sent to it (an interrupt, a terminate) are passed on, and it exits
 when the kernel exits, with the kernel's status. If this process is killed outright, the
 kernel notices and exits (and the server kills it). If the server cannot be reached,
-this process becomes an ordinary kernel itself (sandbox.py's launcher of KERNEL_ARGV, so
+this process becomes an ordinary kernel itself (the sandbox's launcher of KERNEL_ARGV, so
 in the same sandbox), and grading never depends on the server.
 """
 
@@ -30,20 +30,37 @@ RELAYED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
 def _exec_plain(kernel_argv: list[str]) -> None:
-    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    launcher = os.path.join(here, "sandbox", "launcher.py")
     argv = [sys.executable, "-I", "-S", launcher, "--", *kernel_argv]
     os.execv(argv[0], argv)
 
 
 def _relay(pid: int):
     def handler(signum, frame):
-        try:
-            os.killpg(pid, signum)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signum)
+        signal_group(pid, signum)
 
     return handler
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """Send `signum` to the process group `pid` leads (a forked child is a session of its
+    own: its subprocesses get it too), or to `pid` alone while it leads none yet."""
+    try:
+        os.killpg(pid, signum)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+def ask(conn: socket.socket, request: dict, fds: list[int]):
+    """Send the fork server on `conn` one request with the descriptors `fds` (8 bytes of
+    length, then JSON); returns its reply and the reader that will bring the next line,
+    the process's exit status. OSError or ValueError when that fails."""
+    body = json.dumps(request).encode()
+    socket.send_fds(conn, [len(body).to_bytes(8, "big") + body], fds)
+    reader = conn.makefile("rb")
+    return json.loads(reader.readline() or b"{}"), reader
 
 
 def main(argv: list[str]) -> int:
@@ -54,12 +71,8 @@ def main(argv: list[str]) -> int:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(path)
-        request = json.dumps(
-            {"argv": kernel_argv, "cwd": os.getcwd(), "env": dict(os.environ)}
-        ).encode()
-        socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [0, 1, 2])
-        reader = conn.makefile("rb")
-        reply = json.loads(reader.readline() or b"{}")
+        request = {"argv": kernel_argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        reply, reader = ask(conn, request, [0, 1, 2])
     except (OSError, ValueError):
         reply = {}
     pid = reply.get("pid")

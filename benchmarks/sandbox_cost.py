@@ -58,7 +58,7 @@ def grade_seconds(notebook: Path, found: dict, fork: bool, repeat: int) -> dict[
         spec = server.kernel_spec_manager() if server else None
         for _ in range(repeat):
             for name, probed in (("without", NONE), ("with", found)):
-                sandbox._PROBED = probed
+                sandbox.probing._PROBED = probed
                 t = time.perf_counter()
                 result = grade(notebook, Options(), kernel_spec_manager=spec)
                 times[name].append(time.perf_counter() - t)
@@ -66,7 +66,7 @@ def grade_seconds(notebook: Path, found: dict, fork: bool, repeat: int) -> dict[
     finally:
         if server:
             server.close()
-        sandbox._PROBED = None
+        sandbox.probing._PROBED = None
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -1,4 +1,4 @@
-"""The fork server (autograder/forkserver.py): kernels forked from a process that has
+"""The fork server (autograder/forkserver/): kernels forked from a process that has
 imported torch are real, separate, fresh kernels; Jupyter's interrupts and kills reach
 them; none outlives its grading; and grading goes on when the server is gone."""
 

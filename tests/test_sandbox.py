@@ -1,4 +1,4 @@
-"""The operating-system sandbox (autograder/sandbox.py), attacked directly: a process
+"""The operating-system sandbox (autograder/sandbox/), attacked directly: a process
 enters it exactly as a kernel does, then tries what a hostile notebook would. Each test
 asserts the outcome outside the sandbox too (the victim file unchanged, the listener
 never reached, no process left), not only the error seen inside. No kernel is started:
@@ -290,7 +290,7 @@ def test_a_machine_without_a_sandbox_says_so(monkeypatch: pytest.MonkeyPatch) ->
                        found=none)  # fmt: skip
     with pytest.raises(sandbox.SandboxError, match="not isolated"):
         sandbox.enter(p)
-    monkeypatch.setattr(sandbox, "_PROBED", none)
+    monkeypatch.setattr(sandbox.probing, "_PROBED", none)
     assert "not isolated" in check_sandbox(Options())
     with pytest.raises(GradingError, match="--require-sandbox"):
         check_sandbox(Options(require_sandbox=True))
@@ -301,7 +301,7 @@ def test_the_cli_warns_on_every_run_and_refuses_when_required(
 ) -> None:
     from autograder.cli import main
 
-    monkeypatch.setattr(sandbox, "_PROBED", {"namespaces": False, "landlock": 0})
+    monkeypatch.setattr(sandbox.probing, "_PROBED", {"namespaces": False, "landlock": 0})
     broken = tmp_path / "backprop.ipynb"
     broken.write_text("{not json")
     assert main(["check", str(broken)]) == 2  # the notebook, not the sandbox, stops it

@@ -1,50 +1,24 @@
-"""Pictures for feedback reports, as PNG bytes.
+"""A picture of a wrong gradient, as PNG bytes.
 
 A wrong gradient is hard to read as a wall of numbers: a heat map of the expected array,
 the student's, and their difference shows at a glance whether the error is everywhere
 (wrong formula), in a stripe (a missing sum over the batch, a broadcast gone wrong) or a
-transposition (shapes swapped). The matmul speed ladder puts the student's timings among
-the lesson's reference points, on a log scale because they span six orders of magnitude.
-
-Pure functions: numpy arrays and numbers in, PNG bytes out. Only matplotlib's object API is
-used (Figure + the Agg canvas, never pyplot), so nothing touches matplotlib's global state
-and the functions are safe to call from a grader that is doing other things. Importing
-matplotlib costs about a second, which is why nothing imports this module until a report
-is actually written.
+transposition (shapes swapped).
 """
 
 from __future__ import annotations
 
-import math
 import textwrap
-from collections.abc import Sequence
-from io import BytesIO
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator, NullLocator
+from matplotlib.ticker import MaxNLocator
 
-__all__ = [
-    "REFERENCE_COLOUR",
-    "STUDENT_COLOUR",
-    "TORCH_LABEL",
-    "heatmap_png",
-    "ladder_png",
-    "ratio_label",
-    "time_label",
-]
+from .figure import DPI, png
 
-DPI = 100
-# Bars of the speed ladder: the student's stand out, the lesson's stay in the background.
-STUDENT_COLOUR = "#e8590c"
-REFERENCE_COLOUR = "#9e9e9e"
-# The ladder's ratios are relative to this row: the speed a student can actually reach.
-TORCH_LABEL = "torch.matmul (@)"
 # Where the data is nan or inf: grey appears in neither viridis nor RdBu_r, so a
 # non-finite element cannot be mistaken for a value.
 _BAD_COLOUR = "0.55"
@@ -52,16 +26,6 @@ _BAD_COLOUR = "0.55"
 _ALL_TICKS = 12
 # A panel keeps square cells unless that would squash it into a sliver.
 _MAX_EQUAL_ASPECT = 4.0
-
-
-def _png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buf = BytesIO()
-    # No "Software"/date metadata: the same arrays give the same bytes.
-    # No bbox_inches="tight": constrained layout already fits the figure, and "tight"
-    # draws it twice (half the time of a picture).
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:
@@ -156,6 +120,30 @@ def _panel(
         ax.set_yticks([])
 
 
+def _values(
+    fig: Figure,
+    ax: Axes,
+    value: str,
+    raw: np.ndarray,
+    name: str,
+    meaningful: bool,
+    span: tuple[float, float],
+) -> None:
+    """A panel of values (expected or yours), titled `name` and its shape, on the viridis
+    scale `span`; `meaningful`: whether `value`'s axes mean units (see `_axis_labels`)."""
+    _panel(
+        fig,
+        ax,
+        _as_2d(raw),
+        raw,
+        title=f"{name} {_shape(raw)}",
+        labels=_axis_labels(value, raw, meaningful),
+        cmap="viridis",
+        vmin=span[0],
+        vmax=span[1],
+    )
+
+
 def _worst(want: np.ndarray, got: np.ndarray) -> str:
     """Where the largest error is, in the array's own indexing, for the figure title."""
     err = np.abs(got - want)
@@ -196,21 +184,10 @@ def heatmap_png(
     want_2d = _as_2d(want_raw)
     if got is None:
         fig = Figure(figsize=(4.5, 3.2), dpi=DPI, layout="constrained")
-        ax = fig.subplots()
-        lo, hi = _finite_range(want_2d)
-        _panel(
-            fig,
-            ax,
-            want_2d,
-            want_raw,
-            title=f"expected {value} {_shape(want_raw)}",
-            labels=_axis_labels(value, want_raw, True),
-            cmap="viridis",
-            vmin=lo,
-            vmax=hi,
-        )
+        span = _finite_range(want_2d)
+        _values(fig, fig.subplots(), value, want_raw, f"expected {value}", True, span)
         _title(fig, f"{value} is not a tensor; the expected values are shown", caption)
-        return _png(fig)
+        return png(fig)
 
     got_raw = np.asarray(got, dtype=float)
     got_2d = _as_2d(got_raw)
@@ -218,32 +195,12 @@ def heatmap_png(
     fig = Figure(figsize=(9.5 if same else 7.0, 3.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 3 if same else 2)
     # One scale for both: a gradient off by a constant factor must look different.
-    lo, hi = _finite_range(want_2d, got_2d)
-    _panel(
-        fig,
-        axes[0],
-        want_2d,
-        want_raw,
-        title=f"expected {value} {_shape(want_raw)}",
-        labels=_axis_labels(value, want_raw, True),
-        cmap="viridis",
-        vmin=lo,
-        vmax=hi,
-    )
-    _panel(
-        fig,
-        axes[1],
-        got_2d,
-        got_raw,
-        title=f"yours {_shape(got_raw)}",
-        labels=_axis_labels(value, got_raw, same),
-        cmap="viridis",
-        vmin=lo,
-        vmax=hi,
-    )
+    span = _finite_range(want_2d, got_2d)
+    _values(fig, axes[0], value, want_raw, f"expected {value}", True, span)
+    _values(fig, axes[1], value, got_raw, "yours", same, span)
     if not same:
         _title(fig, f"{value} has shape {_shape(got_raw)}, expected {_shape(want_raw)}", caption)
-        return _png(fig)
+        return png(fig)
 
     # Each element's error relative to its own expected value, so an element that is 8x
     # too small is as blue as a large one: white means right, full colour 100% off or more.
@@ -259,7 +216,7 @@ def heatmap_png(
         vmax=1.0,
     )
     _title(fig, f"{value}: {_worst(want_raw, got_raw)}", caption)
-    return _png(fig)
+    return png(fig)
 
 
 def relative_difference(want: np.ndarray, got: np.ndarray) -> np.ndarray:
@@ -270,97 +227,3 @@ def relative_difference(want: np.ndarray, got: np.ndarray) -> np.ndarray:
     floor = 1e-3 * float(finite.max()) if finite.size and finite.max() > 0 else 1e-12
     rel = (got - want) / np.maximum(np.abs(want), floor)
     return np.clip(np.nan_to_num(rel, nan=1.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-
-
-def time_label(seconds: float) -> str:
-    """Seconds in the unit a person reads: 12.3 µs, 4.56 ms, 7.89 s."""
-    unit, scale = next(
-        ((unit, scale) for unit, scale in (("s", 1.0), ("ms", 1e-3)) if seconds >= scale),
-        ("µs", 1e-6),
-    )
-    v = seconds / scale
-    return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
-
-
-def ratio_label(seconds: float, reference: float) -> str:
-    """How many times slower than torch: "1,234x torch", "3.5x torch", "0.8x torch"."""
-    r = seconds / reference
-    if r >= 10:
-        return f"{r:,.0f}x torch"
-    return f"{r:.2g}x torch"
-
-
-def ladder_png(rows: Sequence[tuple[str, float, bool] | tuple[str, float, bool, bool]], *,
-               title: str) -> bytes:  # fmt: skip
-    """The matmul speed ladder: one horizontal bar per (label, seconds, is_student[, at
-    least]) row, top to bottom in the given order, on a log axis of seconds. The student's
-    bars are highlighted; each bar says its time ("over" it for a run stopped there) and,
-    if a row is labelled "torch.matmul (@)", how many times slower than it. Rows without a
-    usable time (<= 0, nan, inf) are left out."""
-    over = {label for label, _, _, *at_least in rows if at_least and at_least[0]}
-    kept = [
-        (label, float(s), bool(student))
-        for label, s, student, *_ in rows
-        if math.isfinite(float(s)) and float(s) > 0
-    ]
-    fig = Figure(figsize=(9.0, 1.4 + 0.38 * max(len(kept), 1)), dpi=DPI, layout="constrained")
-    ax = fig.subplots()
-    ax.set_title(title, fontsize=11)
-    if not kept:
-        ax.text(0.5, 0.5, "no timings to show", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return _png(fig)
-
-    torch = next((s for label, s, _ in kept if label == TORCH_LABEL), None)
-    seconds = [s for _, s, _ in kept]
-    # A log axis has no zero: bars start a little left of the fastest time.
-    left = min(seconds) / 3
-    decades = math.log10(max(seconds) / left)
-    # Room to the right of the slowest bar for its label; on a log axis that is a factor.
-    right = max(seconds) * 10 ** max(1.6, 0.45 * decades)
-    ys = range(len(kept))
-    ax.barh(
-        ys,
-        [s - left for s in seconds],
-        left=left,
-        color=[STUDENT_COLOUR if student else REFERENCE_COLOUR for _, _, student in kept],
-        height=0.7,
-    )
-    ax.set_xscale("log")
-    ax.set_xlim(left, right)
-    ax.set_yticks(list(ys), [label for label, _, _ in kept])
-    for tick, (_, _, student) in zip(ax.get_yticklabels(), kept, strict=True):
-        if student:
-            tick.set_color(STUDENT_COLOUR)
-            tick.set_fontweight("bold")
-    ax.invert_yaxis()  # the first row on top, as a ladder is read
-    for y, (label, s, _) in zip(ys, kept, strict=True):
-        prefix = "over " if label in over else ""
-        text = prefix + time_label(s)
-        if torch is not None and label != TORCH_LABEL:
-            text += f"  ·  {prefix}{ratio_label(s, torch)}"
-        ax.annotate(
-            text,
-            (s, y),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=9,
-            annotation_clip=False,
-        )
-    ax.set_xlabel("seconds per call (log scale)")
-    # Decades only: a log axis's unlabelled minor ticks cost most of the drawing time
-    # (every one is measured by the layout) and say nothing here.
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.grid(axis="x", which="major", alpha=0.3)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    handles = []
-    if any(student for _, _, student in kept):
-        handles.append(Patch(color=STUDENT_COLOUR, label="yours"))
-    if not all(student for _, _, student in kept):
-        handles.append(Patch(color=REFERENCE_COLOUR, label="the lesson's reference points"))
-    # Outside the axes: inside, it would cover a bar's label whichever corner it took.
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    return _png(fig)

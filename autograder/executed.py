@@ -1,0 +1,82 @@
+"""What an executed notebook says happened: the errors in the student's cells and the
+cells whose printing passed the cap, each placed where the student finds its cell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbformat import NotebookNode
+
+# What the kernel prints once a cell's output passes the cap (kernel._capped).
+OUTPUT_CAP_MARK = "[autograder: output beyond "
+
+
+@dataclass(frozen=True)
+class CellError:
+    index: int  # position in the student's own file, from 1 (0: not known)
+    ename: str
+    evalue: str
+    heading: str = ""  # the nearest heading above the cell
+    exercise: str | None = None  # the exercise whose solution cell this is
+
+    def where(self) -> str:
+        return cell_place(self.index, self.heading, self.exercise)
+
+
+def cell_place(index: int, heading: str, exercise: str | None) -> str:
+    """A cell as the student finds it: `cell 14 (relu_grad's cell)`, or
+    `cell 29 (under "How fast is it?")`."""
+    if exercise:
+        return f"cell {index} ({exercise}'s cell)"
+    under = f" (under \u201c{heading}\u201d)" if heading else ""
+    return f"cell {index}{under}"
+
+
+@dataclass(frozen=True)
+class Execution:
+    notebook: NotebookNode | None
+    seconds: float
+    cell_errors: tuple[CellError, ...] = ()
+    # Set when execution stopped early: the kernel died, a cell ran out of time, or the
+    # kernel could not start. Points then come only from what the harvest recorded.
+    stopped: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    # The kernel's process ended before the notebook did: a student's os._exit, a crash,
+    # or something outside killing it. Worth one more try before a person looks.
+    kernel_died: bool = False
+    # (where, seconds) of the cells whose printing passed the output cap
+    capped: tuple[tuple[str, float | None], ...] = ()
+
+
+def capped_cells(nb: NotebookNode) -> tuple[tuple[str, float | None], ...]:
+    """(where, seconds it ran) for each student cell whose printing passed the cap."""
+    found = []
+    for cell in nb.cells:
+        place = cell.get("metadata", {}).get("autograde_place")
+        if not place:
+            continue
+        outputs = cell.get("outputs", [])
+        if any(OUTPUT_CAP_MARK in str(o.get("text", "")) for o in outputs):
+            seconds = cell.metadata.get("papermill", {}).get("duration")
+            where = cell_place(place["position"], place.get("heading", ""), place.get("exercise"))
+            found.append((where, seconds if isinstance(seconds, int | float) else None))
+    return tuple(found)
+
+
+def cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
+    """The errors in the student's cells, each placed where the student sees its cell
+    (harvest.inject notes that in the cell's metadata before adding its own cells)."""
+    errors = []
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if skip_tag in tags or "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        place = cell.get("metadata", {}).get("autograde_place", {})
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                errors.append(CellError(
+                    place.get("position", 0), out.get("ename", ""), out.get("evalue", ""),
+                    place.get("heading", ""), place.get("exercise"),
+                ))  # fmt: skip
+    return tuple(errors)

@@ -1,0 +1,72 @@
+"""Putting a process in the sandbox: each layer the machine allows, in order, before a
+line of the student's code runs."""
+
+from __future__ import annotations
+
+import os
+
+from . import landlock, limits, namespaces
+from .probing import describe, probe
+from .rules import ENV, Policy
+from .system import DEVICES, ETC, SYSTEM
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be set up (and it was required)."""
+
+
+def enter(p: Policy, found: dict | None = None) -> list[str]:
+    """Put this process (single-threaded) in the sandbox `p`, as far as this machine
+    allows; returns the layers applied. With namespaces the process forks: the parent
+    stays outside, waits for the child and exits with its status (never returns); the
+    child returns as PID 1 of the new PID namespace. Raises SandboxError if `p` requires
+    the sandbox and the machine cannot provide it, or when setting it up fails."""
+    found = found or p.get("found") or probe()
+    if p.get("require") and not (found["namespaces"] and found["landlock"]):
+        raise SandboxError(describe(found) or "no sandbox")
+    layers = []
+    read = [*p["read"], *(d for d in SYSTEM if os.path.exists(d))]
+    read += ["/etc/" + n for n in ETC]
+    devices = ["/dev/" + d for d in DEVICES] + list(p.get("devices", []))
+    try:
+        if found["namespaces"]:
+            namespaces.enter(p)
+            read += ["/proc", "/sys"]
+            layers.append("namespaces")
+        else:
+            os.makedirs(os.path.join(p["scratch"], ".tmp"), exist_ok=True)
+            os.environ["TMPDIR"] = os.path.join(p["scratch"], ".tmp")
+            read += ["/proc", "/sys"]
+        if found["landlock"]:
+            write = [p["scratch"], *(["/tmp", "/dev/shm"] if found["namespaces"] else [])]
+            landlock.restrict(found["landlock"], read, write, devices, [p["sockets"]],
+                              tcp=found["namespaces"])  # fmt: skip
+            layers.append("landlock")
+            if not found["namespaces"]:
+                # ipykernel's pipe for subprocesses' output binds 127.0.0.1, refused here:
+                # it says so on every start, which tells the grader's user nothing.
+                import warnings
+
+                warnings.filterwarnings("ignore", "Couldn't bind IOPub Pipe")
+                os.environ["PYTHONWARNINGS"] = "ignore:Couldn't bind IOPub Pipe"
+        limits.apply(p, found["namespaces"])
+        layers.append("rlimits")
+        if found["namespaces"]:
+            namespaces.drop_capabilities()
+    except OSError as exc:
+        raise SandboxError(f"the sandbox could not be set up: {exc}") from exc
+    _own_home(p["scratch"] if not found["namespaces"] else "/tmp", p["scratch"])
+    os.environ.pop(ENV, None)
+    os.environ["AUTOGRADE_SANDBOX_LAYERS"] = ",".join(layers)
+    return layers
+
+
+def _own_home(parent: str, cwd: str) -> None:
+    """Work in `cwd`, with a home of its own under `parent`: no profile, history or
+    startup file of the user's is read."""
+    os.chdir(cwd)
+    home = os.path.join(parent, ".home")
+    os.makedirs(home, exist_ok=True)
+    os.environ.update(HOME=home, IPYTHONDIR=home + "/.ipython", MPLCONFIGDIR=home + "/.mpl",
+                      XDG_CACHE_HOME=home + "/.cache", XDG_CONFIG_HOME=home + "/.config",
+                      JUPYTER_RUNTIME_DIR=home + "/.jupyter")  # fmt: skip

@@ -1,0 +1,229 @@
+"""The first layer: Linux namespaces (user, mount, PID, network, IPC, UTS) and a new root.
+
+The kernel is PID 1 of a PID namespace of its own, so it sees and can signal nothing
+outside, and every process it starts dies with it. The network namespace has no interface
+but the loopback. The file system is a new root on a tmpfs holding read-only binds of what
+a notebook needs, a size-limited tmpfs at the notebook's folder and at /tmp, a fresh /proc
+and a minimal /dev. Nothing else exists: no home folder, no repository, no other
+submission, no output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from .system import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    DEVICES,
+    ETC,
+    MNT_DETACH,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    PR_CAPBSET_DROP,
+    PR_SET_PDEATHSIG,
+    SYSCALLS,
+    SYSTEM,
+    check,
+    libc,
+    mount,
+    syscall_number,
+    unshare,
+    write,
+)
+
+if TYPE_CHECKING:
+    from .rules import Policy
+
+
+def work() -> bool:
+    """Whether an unprivileged user + mount namespace can mount here: tried in a child."""
+    if not sys.platform.startswith("linux") or platform.machine() not in SYSCALLS:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            map_ids(*unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID))
+            mount("none", "/", None, MS_REC | MS_PRIVATE)
+            mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
+            code = 0
+        except BaseException:
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def inside_id(outside: int) -> int:
+    """The id the kernel has inside its user namespace: its own, except that root outside
+    is nobody special inside (uid 1000), so that an `exec` inside gains no capabilities."""
+    return outside if outside != 0 else 1000
+
+
+def map_ids(uid: int, gid: int) -> None:
+    write("/proc/self/uid_map", f"{inside_id(uid)} {uid} 1\n")
+    with contextlib.suppress(FileNotFoundError):
+        write("/proc/self/setgroups", "deny")
+    write("/proc/self/gid_map", f"{inside_id(gid)} {gid} 1\n")
+
+
+def enter(p: Policy) -> None:
+    """Put this process in namespaces of its own and under the new root. Forks: the
+    parent stays outside, waits for the child and exits with its status (never returns);
+    the child returns as PID 1 of the new PID namespace."""
+    map_ids(*unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
+                     | CLONE_NEWIPC | CLONE_NEWUTS))  # fmt: skip
+    pid = os.fork()
+    if pid:
+        os._exit(_wait_for(pid))
+    check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    root = p["sockets"] + "/root"
+    os.makedirs(root, exist_ok=True)
+    _new_root(p, root)
+    _loopback_up()
+    # RLIMIT_NPROC does not bind a grader run as root (uid 0 outside): the PID
+    # namespace's own pid_max does (Linux 6.14+; older kernels keep the rlimit).
+    with contextlib.suppress(OSError):
+        write("/proc/sys/kernel/pid_max", str(max(p["processes"] + 1, 301)))
+
+
+def _wait_for(pid: int) -> int:
+    """In the process that stays outside: stand in for the kernel (PID 1 inside) and exit
+    with its status. An interrupt reaches the kernel through the process group; any other
+    signal that ends this process ends the kernel (and its namespace) with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            return 1
+        except InterruptedError:
+            continue
+
+
+def _loopback_up() -> None:
+    """Bring up the namespace's own loopback: ipykernel's output pipe for subprocesses
+    binds 127.0.0.1, which inside this namespace reaches nothing but the kernel itself."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack(
+            "16sH", fcntl.ioctl(s, siocgifflags, struct.pack("16sH14x", b"lo", 0))[:18]
+        )[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def _locked_flags(path: str) -> int:
+    """The flags of the mount `path` is on that a bind mount in a user namespace must keep."""
+    f = os.statvfs(path).f_flag
+    flags = 0
+    for st, ms in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+                   (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME),
+                   (os.ST_RELATIME, MS_RELATIME)):  # fmt: skip
+        if f & st:
+            flags |= ms
+    return flags
+
+
+def _mkdirs_for(target: str, is_dir: bool) -> None:
+    os.makedirs(target if is_dir else os.path.dirname(target), exist_ok=True)
+    if not is_dir and not os.path.exists(target):
+        open(target, "a").close()
+
+
+def _bind(root: str, src: str, *, writable: bool = False, recursive: bool = True) -> None:
+    """Bind `src` at the same path under `root`, read-only unless `writable`. Symbolic
+    links (a merged /usr's /bin -> usr/bin) are recreated as links."""
+    dest = root + src
+    if os.path.islink(src) and os.path.dirname(src) == "/":
+        with contextlib.suppress(FileExistsError):
+            os.symlink(os.readlink(src), dest)
+        return
+    real = os.path.realpath(src)
+    if not os.path.exists(real):
+        return
+    _mkdirs_for(dest, os.path.isdir(real))
+    mount(real, dest, None, MS_BIND | (MS_REC if recursive else 0))
+    if not writable:
+        mount(None, dest, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(real))
+
+
+def _tmpfs(target: str, megabytes: int, mode: str = "0755") -> None:
+    os.makedirs(target, exist_ok=True)
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(megabytes)}m,mode={mode}")
+
+
+def _new_root(p: Policy, root: str) -> None:
+    """Build the kernel's view of the file system under `root` and make it `/`."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _tmpfs(root, 16)
+    # /tmp first: the scratch and sockets folders usually live under it, and must not be
+    # hidden by it.
+    _tmpfs(root + "/tmp", p["scratch_mb"], "1777")
+    for path in SYSTEM:
+        if os.path.lexists(path):
+            _bind(root, path)
+    for name in ETC:
+        if os.path.exists("/etc/" + name):
+            _bind(root, "/etc/" + name)
+    for path in p["read"]:
+        _bind(root, path)
+    # not recursive: the new root itself is mounted inside the sockets folder
+    _bind(root, p["sockets"], writable=True, recursive=False)
+    _tmpfs(root + p["scratch"], p["scratch_mb"], "0777")
+    os.makedirs(root + "/proc", exist_ok=True)
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _tmpfs(root + "/dev", 1)
+    for name in DEVICES:
+        if os.path.exists("/dev/" + name):
+            _mkdirs_for(root + "/dev/" + name, False)
+            mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
+    for dev in p.get("devices", []):  # a GPU's device files, when grading on CUDA
+        if os.path.exists(dev):
+            _mkdirs_for(root + dev, os.path.isdir(dev))
+            mount(dev, root + dev, None, MS_BIND | MS_REC)
+    _tmpfs(root + "/dev/shm", p["scratch_mb"], "1777")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, root + "/dev/" + name)
+    # pivot_root(".", "."): the old root ends up under the new one, then is detached whole.
+    os.chdir(root)
+    check(libc().syscall(syscall_number("pivot_root"), b".", b"."), "pivot_root")
+    check(libc().umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def drop_capabilities() -> None:
+    """No capability left in the namespace (it could remount the read-only binds)."""
+    lib = libc()
+    for cap in range(64):
+        if lib.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1:
+            break
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    data = (ctypes.c_uint32 * 6)()
+    check(lib.syscall(syscall_number("capset"), header, data), "capset")

@@ -1,0 +1,110 @@
+"""The sandbox a kernel gets, as plain data: what it may read and write, its limits, and
+how the policy reaches a notebook's process (as JSON in its environment)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+from .probing import probe
+
+ENV = "AUTOGRADE_SANDBOX"  # the policy, as JSON, in the environment of the kernel's launch
+
+Policy = dict  # the JSON object `policy()` makes
+
+
+def policy(
+    *,
+    scratch: str,
+    sockets: str,
+    read: list[str],
+    memory_mb: int | None,
+    scratch_mb: int = 512,
+    file_mb: int = 256,
+    processes: int = 300,
+    cpu_seconds: int | None = None,
+    require: bool = False,
+    devices: list[str] | None = None,
+    found: dict | None = None,
+) -> dict:
+    """The sandbox a kernel gets, as plain data (it crosses into the kernel's launch as
+    JSON). `scratch`: the notebook's folder, the one place it may write (a tmpfs of
+    `scratch_mb` in the namespace sandbox); `sockets`: the folder holding the kernel's
+    connection file and IPC sockets; `read`: what else it may read."""
+    return {
+        "scratch": scratch,
+        "sockets": sockets,
+        "read": sorted(set(read)),
+        "memory_mb": memory_mb,
+        "scratch_mb": scratch_mb,
+        "file_mb": file_mb,
+        "processes": processes,
+        "cpu_seconds": cpu_seconds,
+        "require": require,
+        "devices": devices or [],
+        "found": found or probe(),  # so that each kernel's launch need not probe again
+    }
+
+
+def environment(p: Policy | None) -> dict[str, str]:
+    """This process's environment with the policy `p` in it: what a notebook's process
+    (a kernel's launcher, a forked child) is started with, to enter the sandbox it names."""
+    env = dict(os.environ)
+    if p:
+        env[ENV] = json.dumps(p)
+    return env
+
+
+def python_paths() -> list[str]:
+    """The Python environment the kernel runs in: its prefixes and import folders (not
+    the working directory, and not an editable install's source tree)."""
+    import sysconfig
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        with contextlib.suppress(KeyError):
+            paths.add(sysconfig.get_paths()[key])
+    paths.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
+    return sorted(os.path.realpath(p) for p in paths if os.path.exists(p))
+
+
+def kernel_reads(data_path: str | None = None) -> list[str]:
+    """Everything a notebook's kernel may read besides the system: the Python environment,
+    the bundled data package (not the rest of the repository it may sit in: no
+    `reference/`, no `solutions/`), and the course's data file when one is given."""
+    import importlib.util
+
+    paths = python_paths()
+    spec = importlib.util.find_spec("coursedata")
+    if spec is not None and spec.submodule_search_locations:
+        paths += [os.path.realpath(p) for p in spec.submodule_search_locations]
+    if data_path:
+        paths.append(os.path.realpath(data_path))
+    return paths
+
+
+def host_folder() -> str | None:
+    """Where a grading's folders (the notebook's, the kernel's sockets) should go: not
+    under /tmp, which the sandbox covers with a writable tmpfs of its own, so that the
+    sockets folder bound beneath it would be writable from inside (Landlock's rights are
+    inherited down a path). /var/tmp where it can be used, else the usual temp folder."""
+    import tempfile
+
+    tmp = os.path.realpath(tempfile.gettempdir())
+    var = "/var/tmp"
+    if tmp.startswith("/tmp") and os.path.isdir(var) and os.access(var, os.W_OK | os.X_OK):
+        return var
+    return None
+
+
+def gpu_devices() -> list[str]:
+    """NVIDIA's device files, for grading on CUDA inside the sandbox."""
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return []
+    return sorted("/dev/" + n for n in names if n.startswith("nvidia")) + (
+        ["/dev/dri"] if "dri" in names else []
+    )
