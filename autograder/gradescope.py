@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .gradebook import unscored_results
 from .options import GradingError, Options
+from .records import Record, unscored
 
 __all__ = ["CONFIG", "BundleConfig", "build_bundle", "read_seed_file", "run_autograder"]
 
@@ -147,8 +147,8 @@ def _fallback_json() -> str:
         "The autograder could not start (exit $status), so your notebook was not graded. "
         "This is not your doing: tell your instructor, who can regrade it."
     )
-    record = unscored_results(message, {"status": "error", "grader_version": __version__})
-    return json.dumps(record, indent=1)
+    record = unscored(message, status="error", grader_version=__version__)
+    return json.dumps(record.to_dict(), indent=1)
 
 
 def _pinned_torch(constraints: Path) -> str:
@@ -220,11 +220,9 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
 # --- in the container ---------------------------------------------------------------------
 
 
-def _unscored(message: str, status: str, config: BundleConfig | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"status": status, "grader_version": __version__}
-    if config is not None:
-        extra.update(assignment=config.assignment, seed=config.seed)
-    return unscored_results(message, extra)
+def _unscored(message: str, status: str, config: BundleConfig | None) -> Record:
+    where = {} if config is None else {"assignment": config.assignment, "seed": config.seed}
+    return unscored(message, status=status, grader_version=__version__, **where)
 
 
 def _uploaded(folder: Path) -> list[Path]:
@@ -233,61 +231,59 @@ def _uploaded(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _best(records: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    def rank(item: tuple[str, dict[str, Any]]) -> tuple[bool, float]:
-        record = item[1]
-        return record["extra_data"].get("status") in ("graded", "review"), record["score"]
+def _best(records: list[tuple[str, Record]]) -> tuple[str, Record]:
+    def rank(item: tuple[str, Record]) -> tuple[bool, float]:
+        return item[1].status in ("graded", "review"), item[1].score
 
     return max(records, key=rank)
 
 
-def _clean(record: dict[str, Any], rel: str, folder: Path, seed: int) -> dict[str, Any]:
+def _for_student(record: Record, rel: str, folder: Path, seed: int) -> dict[str, Any]:
     """The record as a student may see it: paths relative to the upload, no batch keys,
     and not the seed (extra_data keeps it for the instructor): with it, a student could
     run the grading inputs at home."""
-    text = json.dumps(record).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
-    record = json.loads(text)
-    record["output"] = record["output"].replace(f"seed {seed}", "the instructor's seed")
-    meta = record["extra_data"]
+    text = json.dumps(record.to_dict()).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
+    data = json.loads(text)
+    data["output"] = data["output"].replace(f"seed {seed}", "the instructor's seed")
+    meta = data["extra_data"]
     for key in ("signature", "key", "student"):
         meta.pop(key, None)
     meta["notebook"] = rel
-    return record
+    return data
 
 
-def _combine(graded: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def _combine(graded: list[tuple[str, Record]], folder: Path, seed: int) -> dict[str, Any]:
     """One results.json from the notebooks' records: the best notebook per assignment
     counts (a student who uploads a copy as well loses nothing), each assignment's tests
     named with it when there are several."""
-    by_assignment: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    by_assignment: dict[str, list[tuple[str, Record]]] = {}
     for rel, record in graded:
-        by_assignment.setdefault(str(record["extra_data"].get("assignment")), []).append(
-            (rel, record)
-        )
+        by_assignment.setdefault(str(record.assignment), []).append((rel, record))
     chosen = []
     for group in by_assignment.values():
         rel, record = _best(group)
-        others = [f"{r} ({x['score']} points)" for r, x in group if r != rel]
+        others = [f"{r} ({x.score} points)" for r, x in group if r != rel]
         lead = f"Graded {rel}."
         if others:
             lead += (f" Also uploaded, not counted (the best notebook for each assignment "
                      f"counts): {', '.join(others)}.")  # fmt: skip
-        record["output"] = f"{lead}\n{record['output']}"
-        chosen.append(record)
+        view = _for_student(record, rel, folder, seed)
+        view["output"] = f"{lead}\n{view['output']}"
+        chosen.append(view)
     if len(chosen) == 1:
         return chosen[0]
     tests = []
-    for record in chosen:
-        name = record["extra_data"].get("assignment") or "notebook"
-        tests += [{**t, "name": f"{name}: {t['name']}"} for t in record["tests"]]
+    for view in chosen:
+        name = view["extra_data"].get("assignment") or "notebook"
+        tests += [{**t, "name": f"{name}: {t['name']}"} for t in view["tests"]]
     return {
         **chosen[0],
-        "score": sum(r["score"] for r in chosen),
-        "execution_time": round(sum(r.get("execution_time", 0) for r in chosen), 3),
-        "output": "\n\n".join(r["output"] for r in chosen),
+        "score": sum(v["score"] for v in chosen),
+        "execution_time": round(sum(v.get("execution_time", 0) for v in chosen), 3),
+        "output": "\n\n".join(v["output"] for v in chosen),
         "tests": tests,
         "extra_data": {
-            "notebooks": [r["extra_data"] for r in chosen],
+            "notebooks": [v["extra_data"] for v in chosen],
             "grader_version": __version__,
         },
     }
@@ -306,7 +302,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             ".ipynb file (in Jupyter: File > Download).",
             "ungradeable",
             config,
-        )
+        ).to_dict()
     notebooks = notebooks_in(folder)
     if not notebooks:
         names = [p.relative_to(folder).as_posix() for p in uploaded]
@@ -316,9 +312,9 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             "file itself (in Jupyter: File > Download), not a PDF, an export or a script.",
             "ungradeable",
             config,
-        )
+        ).to_dict()
     deadline = time.monotonic() + config.time_budget
-    graded: list[tuple[str, dict[str, Any]]] = []
+    graded: list[tuple[str, Record]] = []
     with tempfile.TemporaryDirectory(prefix="autograde-gradescope-") as tmp:
         for i, notebook in enumerate(notebooks):
             rel = notebook.relative_to(folder).as_posix()
@@ -333,8 +329,8 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             else:
                 sub = Submission("upload", notebook, config.assignment, key=f"notebook-{i}")
                 record, _ = grade_one(sub, Path(tmp), config.options(left), feedback=False)
-            graded.append((rel, _clean(record, rel, folder, config.seed)))
-    return _combine(graded)
+            graded.append((rel, record))
+    return _combine(graded, folder, config.seed)
 
 
 def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
@@ -350,7 +346,7 @@ def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
             "was not graded. This is not your doing: tell your instructor, who can regrade it.",
             "error",
             config,
-        )
+        ).to_dict()
     results = root / "results" / "results.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     partial = results.with_name("results.json.partial")
