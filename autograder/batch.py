@@ -35,7 +35,7 @@ from .options import GradingError, Options, notebook_digest, which_engine
 from .records import (
     FEEDBACK,
     Record,
-    for_submission,
+    Submitted,
     record_from,
     reusable,
     save,
@@ -83,6 +83,13 @@ class Step:
     skipped: bool = False  # recorded by an earlier run
 
 
+def _submitted(sub: Submission, status: str, message: str, digest: str | None) -> dict[str, Any]:
+    """The facts a class's record holds about its submission, for `Record`'s fields."""
+    notebook = str(sub.notebook) if sub.notebook else None
+    return {"submitted": Submitted(sub.student, sub.key, notebook), "status": status,
+            "message": message, "notebook_sha256": digest}  # fmt: skip
+
+
 def _unscored(
     sub: Submission, options: Options, status: str, message: str, digest: str | None
 ) -> Record:
@@ -96,7 +103,7 @@ def _unscored(
         max_score = None
     return unscored(message, assignment=assignment, max_score=max_score,
                     grader_version=__version__, seed=options.seed, device=options.device,
-                    **for_submission(sub, status, message, digest))  # fmt: skip
+                    **_submitted(sub, status, message, digest))  # fmt: skip
 
 
 def _write_feedback(result, folder: Path) -> None:
@@ -131,7 +138,7 @@ def _graded(sub, options, digest, feedback, server, folder: Path) -> Record:
     if status == "review":
         record = replace(record, output=f"{_REVIEW}\n{record.output}")
         notes = f"{_REVIEW} {notes}".strip()
-    record = replace(record, **for_submission(sub, status, notes, digest))
+    record = replace(record, **_submitted(sub, status, notes, digest))
     timings = dict(result.timings)
     if feedback:  # before results.json: a recorded submission has its report
         t = time.perf_counter()

@@ -116,6 +116,11 @@ class Submitted:
 _META = ("assignment", "max_score", "notebook_sha256", "grader_version", "seed", "device",
          "student", "key", "notebook", "status", "message")  # fmt: skip
 _LATER = ("feedback", "feedback_error", "timings", "signature", "identical_to")
+# a record with no score has always named the reason first when alone, and the
+# notebook's digest after the reason in a class
+_UNSCORED = (*(k for k in _META if k != "notebook_sha256"), "notebook_sha256")
+_LONE_UNSCORED = ("status", "grader_version", "assignment", "seed")
+_LONE_UNSCORED += tuple(k for k in _META if k not in _LONE_UNSCORED)
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,10 @@ class Record:
         s = self.submitted
         who = {"student": s and s.student, "key": s and s.key, "notebook": s and s.notebook}
         values = {k: who[k] if k in who else getattr(self, k) for k in (*_META, *_LATER)}
-        meta = {k: values[k] for k in _META if s is not None or values[k] is not None}
+        order = _META
+        if self.status in ("ungradeable", "error"):
+            order = _UNSCORED if s is not None else _LONE_UNSCORED
+        meta = {k: values[k] for k in order if s is not None or values[k] is not None}
         meta.update({k: values[k] for k in _LATER if values[k] is not None})
         return {
             "score": self.score,
@@ -245,7 +253,7 @@ def record_from(result: GradeResult, *, visibility: str = "visible") -> Record:
     )
 
 
-def unscored(message: str, **facts: Any) -> Record:
+def unscored(message: str, /, **facts: Any) -> Record:
     """The record of a submission that got no score: zero points and the reason, shaped
     like a graded one, so every reader handles it."""
     return Record(score=0, output=message, **facts)
@@ -254,13 +262,6 @@ def unscored(message: str, **facts: Any) -> Record:
 def unscored_results(message: str, extra_data: dict[str, Any]) -> dict[str, Any]:
     """`unscored`, as results.json, from `extra_data`'s keys."""
     return Record.from_dict({"score": 0, "output": message, "extra_data": extra_data}).to_dict()
-
-
-def for_submission(sub: Submission, status: str, message: str, digest: str | None) -> dict:
-    """The facts a class's record holds about its submission, for `Record`'s fields."""
-    notebook = str(sub.notebook) if sub.notebook else None
-    return {"submitted": Submitted(sub.student, sub.key, notebook), "status": status,
-            "message": message, "notebook_sha256": digest}  # fmt: skip
 
 
 # --- a class's records on disk ------------------------------------------------------------
