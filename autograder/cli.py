@@ -240,7 +240,8 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
-    from .gradescope import BundleConfig, build_bundle, read_seed_file
+    from .bundle import build_bundle
+    from .gradescope import BundleConfig, read_seed_file
     from .options import DEFAULT_SEED, GradingError
 
     try:
