@@ -22,9 +22,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .notebook import NotebookError
 from .pipeline import GradeResult, GradingError, Options, grade
-from .report import check_line, gradescope_results, markdown_report
+from .records import feedback_text, record_from, unscored
+from .report import check_line, markdown_report
 
 __all__ = ["CiGrading", "annotation", "changed_files", "ci_grade", "grader_mismatch"]
 
@@ -147,7 +149,7 @@ def _annotations(results, head: Path, flagged: tuple[str, ...]) -> list[str]:
             failures.append((99, annotation("error", rel, 1, "not graded", result)))
             continue
         for c in result.score.failed:
-            message = c.message + (f"\nHint: {c.hint}" if c.hint and c.hint != c.message else "")
+            message = feedback_text(c)
             title = f"{check_line(c)} ({c.score}/{c.max_score})"
             line = _cell_line(head / rel, c.exercise)
             failures.append((c.max_score, annotation("error", rel, line, title, message)))
@@ -219,18 +221,16 @@ def ci_grade(
             continue  # deleted by the PR: nothing to grade
         try:
             result: GradeResult | str = grade(path, options)
+            record = record_from(result)
         except (NotebookError, GradingError) as exc:
             result = str(exc)
+            status = "ungradeable" if isinstance(exc, NotebookError) else "error"
+            record = unscored(result, status=status, grader_version=__version__)
         results.append((rel, result))
         if out is not None:
             dest = out / rel.removesuffix(".ipynb") / "results.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            record = (
-                gradescope_results(result)
-                if not isinstance(result, str)
-                else {"score": 0, "output": result, "tests": []}
-            )
-            dest.write_text(json.dumps(record, indent=2), encoding="utf-8")
+            dest.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
             if not isinstance(result, str):  # the student's report, in the artifact
                 from .feedback import write_feedback
 

@@ -32,43 +32,23 @@ def _common(p: argparse.ArgumentParser) -> None:
 
     for flag, kwargs in SHARED_FLAGS:
         p.add_argument(flag, **kwargs)
-    p.add_argument(
-        "--data-path",
-        default=None,
-        help="the course's mnist.pkl.gz for the notebook (default: bundled digits)",
-    )
-    p.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=120.0,
-        help="seconds a notebook cell may run (default: 120)",
-    )
-    p.add_argument(
-        "--notebook-timeout",
-        type=float,
-        default=900.0,
-        help="seconds the whole notebook may run, grading included (default: 900)",
-    )
-    p.add_argument(
-        "--memory-limit",
-        type=int,
-        default=4096,
-        metavar="MB",
-        help="memory the notebook may allocate on CPU, 0 for no limit (default: 4096)",
-    )
-    p.add_argument(
-        "--output-limit",
-        type=int,
-        default=1024,
-        metavar="KB",
-        help="printed output kept per cell, 0 for no limit (default: 1024)",
-    )
-    p.add_argument(
-        "--call-timeout",
-        type=float,
-        default=20.0,
-        help="seconds one call of a graded function may run (default: 20)",
-    )
+    for flag, kind, default, metavar, text in _LIMITS:
+        p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
+
+
+_LIMITS = (  # flag, type, default, metavar, help
+    ("--data-path", str, None, None,
+     "the course's mnist.pkl.gz for the notebook (default: bundled digits)"),
+    ("--cell-timeout", float, 120.0, None, "seconds a notebook cell may run (default: 120)"),
+    ("--notebook-timeout", float, 900.0, None,
+     "seconds the whole notebook may run, grading included (default: 900)"),
+    ("--memory-limit", int, 4096, "MB",
+     "memory the notebook may allocate on CPU, 0 for no limit (default: 4096)"),
+    ("--output-limit", int, 1024, "KB",
+     "printed output kept per cell, 0 for no limit (default: 1024)"),
+    ("--call-timeout", float, 20.0, None,
+     "seconds one call of a graded function may run (default: 20)"),
+)  # fmt: skip
 
 
 def _options(args: argparse.Namespace):
@@ -91,13 +71,9 @@ def _options(args: argparse.Namespace):
 
 
 def _console():
-    from rich.console import Console
+    from .console import stdout_console
 
-    # markup=False: messages quote code like `a[i, None]`, which rich would read as tags
-    console = Console(highlight=False, markup=False)
-    if not console.is_terminal:  # logs and pipes: wide enough for the messages
-        console = Console(highlight=False, markup=False, width=120)
-    return console
+    return stdout_console()
 
 
 def _isolation(options) -> None:
@@ -136,13 +112,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             result = grade(Path(args.notebook), options)
     except (NotebookError, GradingError, argparse.ArgumentTypeError) as exc:
         if args.json:  # a results.json says why, so nothing reading it sees a missing file
-            from .gradebook import unscored_results
+            from .records import unscored
 
             status = "ungradeable" if isinstance(exc, NotebookError) else "error"
-            _write_json(
-                args.json,
-                unscored_results(str(exc), {"status": status, "grader_version": __version__}),
-            )
+            _write_json(args.json, unscored(str(exc), status=status,
+                                            grader_version=__version__).to_dict())  # fmt: skip
         return _fail(str(exc))
     # Imported after grading: it imports torch, which `grade` imports once the kernel runs.
     from .report import gradescope_results, print_table
@@ -180,15 +154,21 @@ def cmd_grade(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
         return _fail(f"{missing[0]}: no such file or folder")
-    summary = grade_submissions(
-        paths,
-        Path(args.out),
-        options=options,
-        workers=args.workers,
-        progress=not args.quiet,
-        shard=args.shard,
-        feedback=not args.no_feedback,
-    )
+    from .console import GradingProgress, no_submissions, print_summary, stderr_console
+
+    console, out = stderr_console(), Path(args.out)
+    try:
+        with GradingProgress(console, show=not args.quiet) as bar:
+            summary = grade_submissions(paths, out, options=options, workers=args.workers,
+                                        progress=bar, shard=args.shard,
+                                        feedback=not args.no_feedback)  # fmt: skip
+    except KeyboardInterrupt:
+        bar.interrupted(out)
+        raise
+    if not summary.graded:
+        no_submissions(console, paths)
+    else:
+        print_summary(console, summary)
     return summary.exit_code
 
 
@@ -260,7 +240,8 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
-    from .gradescope import BundleConfig, build_bundle, read_seed_file
+    from .bundle import build_bundle
+    from .gradescope import BundleConfig, read_seed_file
     from .options import DEFAULT_SEED, GradingError
 
     try:
@@ -294,54 +275,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")
     p.add_argument("--json", default=None, help="also write Gradescope results.json here")
-    p.add_argument(
-        "--report",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="also write a feedback report with pictures: PATH.html (self-contained) or "
-        "PATH.md (pictures in PATH_files/); may be given twice",
-    )
+    p.add_argument("--report", action="append", default=[], metavar="PATH",
+                   help="also write a feedback report with pictures: PATH.html "
+                        "(self-contained) or PATH.md (pictures in PATH_files/); may be "
+                        "given twice")  # fmt: skip
     _common(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("grade", help="instructors: grade notebooks or folders of submissions")
-    p.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="notebooks, folders with one sub-folder per student, or nbgrader's submitted/ folder",
-    )
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="notebooks, folders with one sub-folder per student, or nbgrader's "
+                        "submitted/ folder")  # fmt: skip
     p.add_argument("--out", required=True, help="folder for results.json, grades.csv, summary.md")
-    p.add_argument(
-        "--workers",
-        type=int,
-        # One more than the CPUs: a grading spends part of its time waiting on its kernel
-        # (start-up, messages), and the spare keeps every core busy (measured in
-        # benchmarks/grade_throughput.py: 22.4 s with 2 workers, 19.0 s with 3, on 2 cores).
-        default=(os.cpu_count() or 1) + 1,
-        help="notebooks graded at once (default: the number of CPUs plus one)",
-    )
+    # One more than the CPUs: a grading spends part of its time waiting on its kernel
+    # (start-up, messages), and the spare keeps every core busy (measured in
+    # benchmarks/grade_throughput.py: 22.4 s with 2 workers, 19.0 s with 3, on 2 cores).
+    p.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1,
+                   help="notebooks graded at once (default: the number of CPUs plus "
+                        "one)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--no-feedback",
-        action="store_true",
-        help="no feedback.html / feedback.md per submission (faster)",
-    )
-    p.add_argument(
-        "--no-fork-server",
-        action="store_true",
-        help="with --engine kernel: start every kernel from scratch instead of forking it "
-        "from a process that has imported torch (slower; each kernel is a new process "
-        "either way)",
-    )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        default=None,
-        metavar="K/N",
-        help="grade only the K-th of N stable parts of the class (merge them with `merge`)",
-    )
+    p.add_argument("--no-feedback", action="store_true",
+                   help="no feedback.html / feedback.md per submission (faster)")  # fmt: skip
+    p.add_argument("--no-fork-server", action="store_true",
+                   help="with --engine kernel: start every kernel from scratch instead of "
+                        "forking it from a process that has imported torch (slower; each "
+                        "kernel is a new process either way)")  # fmt: skip
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="grade only the K-th of N stable parts of the class (merge them "
+                        "with `merge`)")  # fmt: skip
     _common(p)
     p.set_defaults(func=cmd_grade)
 
@@ -356,19 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--base", required=True, help="checkout of the base branch (installed)")
     p.add_argument("--head", required=True, help="checkout of the pull request (not installed)")
-    p.add_argument(
-        "--changed",
-        nargs="*",
-        default=None,
-        metavar="FILE",
-        help="changed paths, relative to the repository (default: compare BASE with HEAD)",
-    )
+    p.add_argument("--changed", nargs="*", default=None, metavar="FILE",
+                   help="changed paths, relative to the repository (default: compare BASE "
+                        "with HEAD)")  # fmt: skip
     p.add_argument("--out", default=None, help="folder for results.json files and summary.md")
-    p.add_argument(
-        "--summary",
-        default=None,
-        help="append the Markdown summary here (default: $GITHUB_STEP_SUMMARY, else stdout)",
-    )
+    p.add_argument("--summary", default=None,
+                   help="append the Markdown summary here (default: $GITHUB_STEP_SUMMARY, "
+                        "else stdout)")  # fmt: skip
     _common(p)
     p.set_defaults(func=cmd_ci_grade)
 

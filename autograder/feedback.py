@@ -4,9 +4,9 @@ a number: a heat map of `yours - expected` for every wrong gradient (a transpose
 unsummed gradient is visible at a glance), and for matmul the speed ladder. Also whether
 the code is ready for a GPU (tensors made without the inputs' device, found on the CPU).
 
-Two renderings of one content: a self-contained HTML page (pictures inlined) and
-Markdown for CI summaries (pictures as PNG files beside it). Pure functions of a
-GradeResult, except `write_feedback`, which writes the files.
+Two renderings of one content (feedback_content.py): a self-contained HTML page
+(pictures inlined) and Markdown for CI summaries (pictures as PNG files beside it). Pure
+functions of a GradeResult, except `write_feedback`, which writes the files.
 """
 
 from __future__ import annotations
@@ -14,179 +14,28 @@ from __future__ import annotations
 import base64
 import html
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from .feedback_content import (
+    Picture,
+    advice_entries,
+    checks_to_fix,
+    detail_lines,
+    device_lines,
+    human_time,
+    ladder_rows,
+    other_notes,
+    picture_legend,
+    pictures,
+    same_mistake,
+    speed_sentence,
+)
 from .markdown import markdown_text
 from .pipeline import GradeResult
 from .report import MARKS, shown_checks
-from .score import CheckResult
-from .speed import NOISY, TORCH, LadderRow, ladder, ratio_text
+from .speed import NOISY, ratio_text
 
 __all__ = ["Picture", "feedback_html", "feedback_markdown", "pictures", "write_feedback"]
-
-
-@dataclass(frozen=True)
-class Picture:
-    key: str  # a file-name-safe name, unique within a report
-    alt: str
-    png: bytes
-    check: CheckResult | None = None  # the failed check it illustrates, if any
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "picture"
-
-
-def _human(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def _ladder(result: GradeResult) -> tuple[LadderRow, ...]:
-    if result.speed is None:
-        return ()
-    # The lesson's rungs are timed on the grader's CPU: reference points for CPU runs only.
-    return ladder(result.speed, with_lesson=result.device == "cpu")
-
-
-def pictures(result: GradeResult) -> tuple[Picture, ...]:
-    """The report's pictures: one heat map per failed check whose first wrong value is a
-    gradient with both tensors at hand, then the speed ladder."""
-    from .pictures import heatmap_png, ladder_png
-
-    out: list[Picture] = []
-    for c in result.score.checks:
-        v = c.verdict
-        if c.passed or v is None or v.want is None or not v.value.endswith(".g"):
-            continue
-        if _drawn_before(result, c) is not None:
-            continue  # one picture per recognised mistake: the others point to it
-        got = v.got.numpy() if v.got is not None else None
-        caption = c.message.split(": ", 1)[0]
-        png = heatmap_png(v.value, v.want.numpy(), got, caption=caption)
-        key = _slug(f"{c.exercise}-{c.name}-{v.value}")
-        out.append(Picture(key, f"heat map of {v.value}: yours against expected", png, c))
-    rows = _ladder(result)
-    if rows:
-        ar, ac, bc = result.speed.shape  # type: ignore[union-attr]
-        png = ladder_png(
-            [(r.label, r.seconds, r.student, r.at_least) for r in rows],
-            title=f"matmul of ({ar}, {ac}) @ ({ac}, {bc}), seconds per call (log scale)",
-        )
-        out.append(Picture("matmul-speed", "the matmul speed ladder, log scale", png))
-    return tuple(out)
-
-
-def _speed_sentence(rows: tuple[LadderRow, ...]) -> str:
-    mine = [r for r in rows if r.student and r.times_torch is not None]
-    if not mine:
-        return ""
-    fastest = min(mine, key=lambda r: r.seconds)
-    torch_row = next(r for r in rows if r.label == TORCH)
-    return (
-        f"Your fastest matmul ({fastest.label.removeprefix('your ')}) takes "
-        f"{fastest.over}{_human(fastest.seconds)} per call, "
-        f"{fastest.over}{ratio_text(fastest.times_torch)} the time of "
-        f"torch.matmul ({_human(torch_row.seconds)}): each rung of the lesson moves a loop "
-        "out of Python and into torch's compiled code."
-    )
-
-
-def _details(c: CheckResult) -> list[tuple[str, str]]:
-    """(label, text) lines for a failed check: what came back against what was expected."""
-    lines = [("What went wrong", c.message)]
-    v = c.verdict
-    if v is not None and v.want_shape is not None and v.got_shape != v.want_shape:
-        lines.append(("Shape", f"yours {v.got_shape}, expected {v.want_shape}"))
-    if v is not None and v.rel_error is not None:
-        lines.append(
-            (
-                "Error",
-                f"norm-relative {v.rel_error:.2e}, largest absolute {v.max_abs_error:.3g}"
-                + (
-                    f"; worst element {v.worst}: yours {v.got_worst:.6g}, expected "
-                    f"{v.want_worst:.6g}"
-                    if v.worst is not None and v.got_worst is not None
-                    else ""
-                ),
-            )
-        )
-    if c.hint and c.hint != c.message:
-        lines.append(("Hint", c.hint))
-    return lines
-
-
-def _to_fix(checks: tuple[CheckResult, ...]) -> list[CheckResult]:
-    """The failed checks that cost points."""
-    return [c for c in checks if not c.passed and not c.advisory]
-
-
-def _advice(checks: tuple[CheckResult, ...]) -> list[tuple[str, str]]:
-    """Advice (failed 0-point checks) as (where, text), once per distinct text: the same
-    float64 note on three matmul rungs is one entry naming the three."""
-    groups: dict[str, list[str]] = {}
-    for c in checks:
-        if c.advisory and not c.passed:
-            text = c.message + (f" Hint: {c.hint}" if c.hint and c.hint != c.message else "")
-            groups.setdefault(text, []).append(f"{c.exercise_title}: {c.name}")
-    return [("; ".join(where), text) for text, where in groups.items()]
-
-
-def _drawn_before(result: GradeResult, c: CheckResult) -> CheckResult | None:
-    """An earlier failed check whose picture shows the same recognised mistake."""
-    if not c.mistake:
-        return None
-    for other in result.score.checks:
-        if other is c:
-            return None
-        v = other.verdict
-        if (
-            not other.passed
-            and other.mistake == c.mistake
-            and v is not None
-            and v.want is not None
-            and v.value.endswith(".g")
-        ):
-            return other
-    return None
-
-
-def _same_as(result: GradeResult, c: CheckResult) -> str | None:
-    first = _drawn_before(result, c)
-    if first is None or c.verdict is None or c.verdict.want is None:
-        return None
-    return f"The same mistake as in “{first.exercise_title}: {first.name}”: see its picture above."
-
-
-def _legend(c: CheckResult) -> str:
-    v = c.verdict
-    if v is not None and v.got is not None and v.got_shape == v.want_shape:
-        return (
-            "Left: the expected gradient; middle: yours, on the same colour scale; right: "
-            "how far each element of yours is from its expected value, relative to that "
-            "value (red where yours is larger, blue where it is smaller, white where it is "
-            "right, full colour where it is 100% off or more)."
-        )
-    return "The expected gradient and yours, side by side: their shapes differ."
-
-
-def _device_lines(result: GradeResult) -> list[str]:
-    if not result.device_findings:
-        return [
-            "No tensor was made without the inputs' device and none was moved to the CPU "
-            "during the grader's calls: as far as the grader can see on "
-            f"{result.device}, your functions are ready for a GPU."
-        ]
-    return [n.removeprefix("Device readiness: ") for n in result.score.notes
-            if n.startswith("Device readiness: ")]  # fmt: skip
-
-
-def _other_notes(result: GradeResult) -> list[str]:
-    return [n for n in result.score.notes if not n.startswith("Device readiness: ")]
 
 
 # --- HTML ----------------------------------------------------------------------------
@@ -243,32 +92,34 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
             f'<td class="pts">{c.score}/{c.max_score}</td><td class="{status}">{status}</td></tr>'
         )
     out.append("</table>")
-    failed = _to_fix(score.checks)
+    failed = checks_to_fix(score.checks)
     if failed:
         out.append("<h2>What to fix</h2>")
     for c in failed:
         out.append(f'<div class="check"><h3>{_e(c.exercise_title)}: {_e(c.name)}</h3><dl>')
-        for label, text in _details(c):
+        for label, text in detail_lines(c):
             out.append(f"<dt>{_e(label)}</dt>\n<dd>{_inline_code(text)}</dd>")
         out.append("</dl>")
         if id(c) in by_check:
-            out.append(f"<p>{_img(by_check[id(c)])}</p><p class='muted'>{_e(_legend(c))}</p>")
-        elif same := _same_as(result, c):
+            out.append(
+                f"<p>{_img(by_check[id(c)])}</p><p class='muted'>{_e(picture_legend(c))}</p>"
+            )
+        elif same := same_mistake(result, c):
             out.append(f"<p class='muted'>{_e(same)}</p>")
         out.append("</div>")
-    advice = _advice(score.checks)
+    advice = advice_entries(score.checks)
     if advice:
         out.append("<h2>Advice (0 points: worth doing, not graded)</h2>")
     for where, text in advice:
         out.append(f'<div class="advice-box"><h3>{_e(where)}</h3><p>{_inline_code(text)}</p></div>')
     out.append("<h2>Ready for a GPU?</h2>")
-    out += [f"<p>{_inline_code(line)}</p>" for line in _device_lines(result)]
-    rows = _ladder(result)
+    out += [f"<p>{_inline_code(line)}</p>" for line in device_lines(result)]
+    rows = ladder_rows(result)
     if result.speed is not None and result.speed.noisy:
         out.append(f"<h2>How fast is your matmul?</h2><p>{_e(NOISY)}</p>")
     if rows:
         out.append("<h2>How fast is your matmul?</h2>")
-        sentence = _speed_sentence(rows)
+        sentence = speed_sentence(rows)
         if sentence:
             out.append(f"<p>{_e(sentence)}</p>")
         speed_pic = next((p for p in pics if p.key == "matmul-speed"), None)
@@ -278,10 +129,10 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         for r in rows:
             ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
             cls = ' class="failed"' if r.student else ""
-            out.append(f"<tr><td{cls}>{_e(r.label)}</td><td>{r.over}{_human(r.seconds)}</td>"
+            out.append(f"<tr><td{cls}>{_e(r.label)}</td><td>{r.over}{human_time(r.seconds)}</td>"
                        f"<td>{ratio}</td></tr>")  # fmt: skip
         out.append("</table>")
-    notes = _other_notes(result)
+    notes = other_notes(result)
     if notes:
         out.append("<h2>Notes</h2><ul>")
         out += [f"<li>{_inline_code(n)}</li>" for n in notes]
@@ -316,29 +167,29 @@ def feedback_markdown(
             f"| {markdown_text(c.exercise_title, table=True)} | "
             f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} |"
         )
-    failed = _to_fix(score.checks)
+    failed = checks_to_fix(score.checks)
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
         lines += ["", f"### {c.exercise_title}: {c.name}", ""]
-        lines += [f"- **{label}**: {markdown_text(text)}" for label, text in _details(c)]
+        lines += [f"- **{label}**: {markdown_text(text)}" for label, text in detail_lines(c)]
         if id(c) in by_check:
             p = by_check[id(c)]
-            lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{_legend(c)}*"]
-        elif same := _same_as(result, c):
+            lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{picture_legend(c)}*"]
+        elif same := same_mistake(result, c):
             lines += ["", f"*{same}*"]
-    advice = _advice(score.checks)
+    advice = advice_entries(score.checks)
     if advice:
         lines += ["", "## Advice (0 points: worth doing, not graded)", ""]
         lines += [f"- **{markdown_text(where)}**: {markdown_text(text)}" for where, text in advice]
     lines += ["", "## Ready for a GPU?", ""]
-    lines += [f"- {markdown_text(x)}" for x in _device_lines(result)]
-    rows = _ladder(result)
+    lines += [f"- {markdown_text(x)}" for x in device_lines(result)]
+    rows = ladder_rows(result)
     if result.speed is not None and result.speed.noisy:
         lines += ["", "## How fast is your matmul?", "", NOISY]
     if rows:
         lines += ["", "## How fast is your matmul?", ""]
-        sentence = _speed_sentence(rows)
+        sentence = speed_sentence(rows)
         if sentence:
             lines += [sentence, ""]
         if "matmul-speed" in paths:
@@ -348,8 +199,8 @@ def feedback_markdown(
             ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
             name = markdown_text(r.label, table=True)
             name = f"**{name}**" if r.student else name
-            lines.append(f"| {name} | {r.over}{_human(r.seconds)} | {ratio} |")
-    notes = _other_notes(result)
+            lines.append(f"| {name} | {r.over}{human_time(r.seconds)} | {ratio} |")
+    notes = other_notes(result)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {markdown_text(n)}" for n in notes]
     return "\n".join(lines) + "\n", {paths[p.key]: p.png for p in pics}

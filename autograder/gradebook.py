@@ -1,6 +1,7 @@
 """A class's grades from the per-submission records (`results.json` files): `grades.csv`
 for the gradebook and `summary.md` for the people who teach. Pure functions of records;
-the records are the source of truth, so a re-run that skips graded work loses nothing."""
+the records are the source of truth, so a re-run that skips graded work loses nothing.
+Each takes `Record`s, or their JSON as read from results.json files."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from .exercises import EXERCISES
 from .markdown import markdown_text
+from .records import Record, as_record, unscored_results
 
 __all__ = [
     "STATUSES",
@@ -29,70 +31,51 @@ __all__ = [
 STATUSES = ("graded", "review", "ungradeable", "error")
 
 
-def unscored_results(message: str, extra_data: dict[str, Any]) -> dict[str, Any]:
-    """The record of a submission that got no score: zero points and the reason, in
-    Gradescope's results.json shape like a graded one, so every reader handles it."""
-    return {
-        "score": 0,
-        "execution_time": 0,
-        "output": message,
-        "output_format": "text",
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": [],
-        "extra_data": extra_data,
-    }
-
-
 _FIRST = ("student", "assignment", "score", "max")
 _LAST = ("status", "message", "notebook", "sha256")
 
 
-def _meta(record: dict[str, Any]) -> dict[str, Any]:
-    return record.get("extra_data", {})
+Records = Iterable[Record | dict[str, Any]]
 
 
-def _exercise_columns(records: list[dict[str, Any]]) -> list[str]:
-    present = {_meta(r).get("assignment") for r in records}
+def _exercise_columns(records: list[Record]) -> list[str]:
+    present = {r.assignment for r in records}
     return [e.cell for e in EXERCISES if e.assignment in present]
 
 
-def _row(record: dict[str, Any], columns: list[str]) -> dict[str, str]:
-    meta = _meta(record)
-    per_exercise: dict[str, int] = {}
-    for t in record.get("tests", []):
-        per_exercise[t["number"]] = per_exercise.get(t["number"], 0) + int(t["score"])
+def _row(record: Record, columns: list[str]) -> dict[str, str]:
+    per_exercise = record.per_exercise()
     row = {
-        "student": meta.get("student", ""),
-        "assignment": meta.get("assignment") or "",
-        "score": str(record.get("score", 0)),
-        "max": "" if meta.get("max_score") is None else str(meta["max_score"]),
+        "student": record.student,
+        "assignment": record.assignment or "",
+        "score": str(record.score),
+        "max": "" if record.max_score is None else str(record.max_score),
     }
     for col in columns:
         row[col] = str(per_exercise[col]) if col in per_exercise else ""
     row.update(
-        status=meta.get("status", "graded"),
-        message=meta.get("message", ""),
-        notebook=meta.get("notebook") or "",
-        sha256=meta.get("notebook_sha256") or "",
+        status=record.status or "graded",
+        message=record.message or "",
+        notebook=record.notebook,
+        sha256=record.notebook_sha256 or "",
     )
     return row
 
 
-def _in_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_order(records: Records) -> list[Record]:
     """By student, then submission: the order of every listing."""
-    return sorted(records, key=lambda r: (_meta(r).get("student", ""), _meta(r).get("key", "")))
+    return sorted(map(as_record, records), key=lambda r: (r.student, r.key))
 
 
-def grades_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
+def grades_rows(records: Records) -> tuple[list[str], list[dict[str, str]]]:
     """The CSV's header and rows, sorted by student then assignment."""
-    records = _in_order(records)
-    columns = _exercise_columns(records)
+    ordered = _in_order(records)
+    columns = _exercise_columns(ordered)
     header = [*_FIRST, *columns, *_LAST]
-    return header, [_row(r, columns) for r in records]
+    return header, [_row(r, columns) for r in ordered]
 
 
-def write_grades_csv(records: Iterable[dict[str, Any]], path: Path) -> None:
+def write_grades_csv(records: Records, path: Path) -> None:
     header, rows = grades_rows(records)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -111,10 +94,10 @@ def _cell(text: object) -> str:
     return markdown_text(text, table=True)
 
 
-def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
+def summary_markdown(records: Records) -> str:
     """What a TA reads first: how the class did, which checks most failed and why, and
     which submissions need a person (ungradeable or grader errors)."""
-    records = list(records)
+    records = [as_record(r) for r in records]
     _, rows = grades_rows(records)
     by_status = Counter(r["status"] for r in rows)
     lines = [
@@ -140,17 +123,16 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
         mistakes: Counter[tuple[str, str]] = Counter()
         total: Counter[str] = Counter()
         for rec in records:
-            if _meta(rec).get("assignment") != assignment:
+            if rec.assignment != assignment:
                 continue
-            for t in rec.get("tests", []):
-                if t["max_score"] == 0:
+            for t in rec.checks:
+                if t.max_score == 0:
                     continue
-                total[t["name"]] += 1
-                if t["status"] != "passed":
-                    failures[t["name"]] += 1
-                    extra = [tag for tag in t.get("tags", []) if tag != t["number"]]
-                    if extra:
-                        mistakes[(t["name"], extra[0])] += 1
+                total[t.name] += 1
+                if not t.passed:
+                    failures[t.name] += 1
+                    if t.mistake:
+                        mistakes[(t.name, t.mistake)] += 1
         if failures:
             lines += ["| check | failed | most common recognised mistake |", "|---|---:|---|"]
             for name, n in failures.most_common():
@@ -160,9 +142,8 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
             lines.append("")
     same: dict[str, list[str]] = {}
     for rec in records:
-        meta = _meta(rec)
-        if meta.get("identical_to") and rec.get("score", 0) > 0:
-            same.setdefault(meta["identical_to"], []).append(meta.get("student", ""))
+        if rec.identical_to and rec.score > 0:
+            same.setdefault(rec.identical_to, []).append(rec.student)
     if same:
         lines += [
             "## Identical notebooks",
@@ -197,9 +178,7 @@ def summary_markdown(records: Iterable[dict[str, Any]]) -> str:
     ]
     for r, rec in zip(rows, _in_order(records), strict=True):
         score = f"{r['score']}/{r['max']}" if r["max"] else r["score"]
-        meta = _meta(rec)
-        report = meta.get("feedback")
-        link = f"[report]({meta['key']}/{report})" if report and meta.get("key") else ""
+        link = f"[report]({rec.key}/{rec.feedback})" if rec.feedback and rec.key else ""
         lines.append(
             f"| {_cell(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} "
             f"| {link} |"

@@ -1,6 +1,6 @@
 """Gradescope: the autograder bundle an instructor uploads, and what runs inside it.
 
-`autograde gradescope --seed-file SEED` (`build_bundle`) writes the `autograder.zip` that
+`autograde gradescope --seed-file SEED` (`bundle.build_bundle`) writes the `autograder.zip` that
 Gradescope's "Configure Autograder" page takes:
 - `setup.sh` builds the image once: a venv with the CPU build of torch (PyPI's default is
   a multi-GB CUDA build, and Gradescope has no GPU) and the grader from the bundled wheel,
@@ -23,26 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .gradebook import unscored_results
 from .options import GradingError, Options
+from .records import Record, unscored
 
-__all__ = ["CONFIG", "BundleConfig", "build_bundle", "read_seed_file", "run_autograder"]
+__all__ = ["CONFIG", "BundleConfig", "read_seed_file", "run_autograder"]
 
 CONFIG = "autograde-gradescope.json"
 DEFAULT_ROOT = Path("/autograder")
-CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-_PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
 _MIN_NOTEBOOK_SECONDS = 60.0  # less than this left: do not start another notebook
 
 
@@ -95,136 +90,12 @@ def _read_config(path: Path) -> BundleConfig:
     return BundleConfig(**{k: v for k, v in data.items() if k in known})
 
 
-# --- the bundle -----------------------------------------------------------------------------
-
-_SETUP = """\
-#!/usr/bin/env bash
-# Gradescope runs this once, when autograder.zip is uploaded, to build the image every
-# submission is graded in. Choose the "Ubuntu 24.04" base image (Python 3.12): the pinned
-# versions need Python 3.11 or newer.
-set -euo pipefail
-cd "$(dirname "$0")"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else
-  "backprop-lab needs Python 3.11 or newer: choose the Ubuntu 24.04 base image")'
-python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install -q --upgrade pip
-# The CPU build: PyPI's default torch is a multi-GB CUDA build, and there is no GPU here.
-/autograder/venv/bin/pip install -q --index-url {index} "torch=={torch}"
-/autograder/venv/bin/pip install -q -c constraints.txt "./{wheel}"
-# The build log says what the grader found: its version and how it isolates student code.
-/autograder/venv/bin/python -I -m autograder.gradescope --describe
-"""
-
-_RUN = """\
-#!/usr/bin/env bash
-# Gradescope runs this for every submission. It must always leave results/results.json:
-# without one, a student sees only "The autograder failed to execute correctly".
-root="${{AUTOGRADER_ROOT:-/autograder}}"
-python="${{AUTOGRADE_PYTHON:-$root/venv/bin/python}}"
-mkdir -p "$root/results"
-rm -f "$root/results/results.json"
-# Under one CPU, a thread pool per library only makes the kernels fight.
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-# -I: neither the working folder nor PYTHON* variables can put other code first
-"$python" -I -m autograder.gradescope --root "$root"
-status=$?
-if [ ! -s "$root/results/results.json" ]; then
-  cat > "$root/results/results.json" <<JSON
-{fallback}
-JSON
-fi
-exit 0
-"""
-
-
-def _fallback_json() -> str:
-    """What run_autograder writes when Python cannot even start; `$status` is filled in
-    by the shell (the heredoc expands it)."""
-    message = (
-        "The autograder could not start (exit $status), so your notebook was not graded. "
-        "This is not your doing: tell your instructor, who can regrade it."
-    )
-    record = unscored_results(message, {"status": "error", "grader_version": __version__})
-    return json.dumps(record, indent=1)
-
-
-def _pinned_torch(constraints: Path) -> str:
-    for line in constraints.read_text(encoding="utf-8").splitlines():
-        if line.replace(" ", "").startswith("torch=="):
-            return line.split("==", 1)[1].split("#")[0].strip()
-    raise GradingError(f"{constraints} pins no torch version (a line `torch==X.Y.Z`)")
-
-
-def _build_wheel(root: Path, dest: Path) -> Path:
-    """The grader as a wheel, built from a copy of the checkout so the checkout is not
-    touched (no build/ or egg-info left behind) and without the network."""
-    with tempfile.TemporaryDirectory(prefix="autograde-wheel-") as tmp:
-        src = Path(tmp) / "src"
-        src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(root / name, src / name)
-        for name in _PACKAGES:
-            shutil.copytree(root / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-               "--quiet", "--wheel-dir", str(dest), str(src)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise GradingError(f"building the grader's wheel failed:\n{done.stdout}{done.stderr}")
-    [wheel] = dest.glob("*.whl")
-    return wheel
-
-
-def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
-    """Write Gradescope's autograder.zip for the course checkout at `root` to `out`;
-    return the names in it. GradingError when `root` is not a course checkout."""
-    root = Path(root)
-    needed = ("pyproject.toml", "constraints.txt", *_PACKAGES)
-    missing = [n for n in needed if not (root / n).exists()]
-    if missing:
-        raise GradingError(
-            f"{root} is not the course's checkout (no {missing[0]}): run this in the "
-            "repository's folder, or pass --root"
-        )
-    torch_version = _pinned_torch(root / "constraints.txt")
-    with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
-        wheel = _build_wheel(root, Path(tmp))
-        files: dict[str, tuple[bytes, int]] = {
-            "setup.sh": (
-                _SETUP.format(
-                    index=CPU_TORCH_INDEX, torch=torch_version, wheel=wheel.name
-                ).encode(),
-                0o755,
-            ),
-            "run_autograder": (_RUN.format(fallback=_fallback_json()).encode(), 0o755),
-            "constraints.txt": ((root / "constraints.txt").read_bytes(), 0o644),
-            CONFIG: (json.dumps(asdict(config), indent=2).encode(), 0o600),
-            wheel.name: (wheel.read_bytes(), 0o644),
-        }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, (data, mode) in files.items():
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = (0o100000 | mode) << 16  # a regular file with these rights
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, data)
-    os.replace(partial, out)
-    return list(files)
-
-
 # --- in the container ---------------------------------------------------------------------
 
 
-def _unscored(message: str, status: str, config: BundleConfig | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"status": status, "grader_version": __version__}
-    if config is not None:
-        extra.update(assignment=config.assignment, seed=config.seed)
-    return unscored_results(message, extra)
+def _unscored(message: str, status: str, config: BundleConfig | None) -> Record:
+    where = {} if config is None else {"assignment": config.assignment, "seed": config.seed}
+    return unscored(message, status=status, grader_version=__version__, **where)
 
 
 def _uploaded(folder: Path) -> list[Path]:
@@ -233,61 +104,59 @@ def _uploaded(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def _best(records: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    def rank(item: tuple[str, dict[str, Any]]) -> tuple[bool, float]:
-        record = item[1]
-        return record["extra_data"].get("status") in ("graded", "review"), record["score"]
+def _best(records: list[tuple[str, Record]]) -> tuple[str, Record]:
+    def rank(item: tuple[str, Record]) -> tuple[bool, float]:
+        return item[1].status in ("graded", "review"), item[1].score
 
     return max(records, key=rank)
 
 
-def _clean(record: dict[str, Any], rel: str, folder: Path, seed: int) -> dict[str, Any]:
+def _for_student(record: Record, rel: str, folder: Path, seed: int) -> dict[str, Any]:
     """The record as a student may see it: paths relative to the upload, no batch keys,
     and not the seed (extra_data keeps it for the instructor): with it, a student could
     run the grading inputs at home."""
-    text = json.dumps(record).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
-    record = json.loads(text)
-    record["output"] = record["output"].replace(f"seed {seed}", "the instructor's seed")
-    meta = record["extra_data"]
+    text = json.dumps(record.to_dict()).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
+    data = json.loads(text)
+    data["output"] = data["output"].replace(f"seed {seed}", "the instructor's seed")
+    meta = data["extra_data"]
     for key in ("signature", "key", "student"):
         meta.pop(key, None)
     meta["notebook"] = rel
-    return record
+    return data
 
 
-def _combine(graded: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def _combine(graded: list[tuple[str, Record]], folder: Path, seed: int) -> dict[str, Any]:
     """One results.json from the notebooks' records: the best notebook per assignment
     counts (a student who uploads a copy as well loses nothing), each assignment's tests
     named with it when there are several."""
-    by_assignment: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    by_assignment: dict[str, list[tuple[str, Record]]] = {}
     for rel, record in graded:
-        by_assignment.setdefault(str(record["extra_data"].get("assignment")), []).append(
-            (rel, record)
-        )
+        by_assignment.setdefault(str(record.assignment), []).append((rel, record))
     chosen = []
     for group in by_assignment.values():
         rel, record = _best(group)
-        others = [f"{r} ({x['score']} points)" for r, x in group if r != rel]
+        others = [f"{r} ({x.score} points)" for r, x in group if r != rel]
         lead = f"Graded {rel}."
         if others:
             lead += (f" Also uploaded, not counted (the best notebook for each assignment "
                      f"counts): {', '.join(others)}.")  # fmt: skip
-        record["output"] = f"{lead}\n{record['output']}"
-        chosen.append(record)
+        view = _for_student(record, rel, folder, seed)
+        view["output"] = f"{lead}\n{view['output']}"
+        chosen.append(view)
     if len(chosen) == 1:
         return chosen[0]
     tests = []
-    for record in chosen:
-        name = record["extra_data"].get("assignment") or "notebook"
-        tests += [{**t, "name": f"{name}: {t['name']}"} for t in record["tests"]]
+    for view in chosen:
+        name = view["extra_data"].get("assignment") or "notebook"
+        tests += [{**t, "name": f"{name}: {t['name']}"} for t in view["tests"]]
     return {
         **chosen[0],
-        "score": sum(r["score"] for r in chosen),
-        "execution_time": round(sum(r.get("execution_time", 0) for r in chosen), 3),
-        "output": "\n\n".join(r["output"] for r in chosen),
+        "score": sum(v["score"] for v in chosen),
+        "execution_time": round(sum(v.get("execution_time", 0) for v in chosen), 3),
+        "output": "\n\n".join(v["output"] for v in chosen),
         "tests": tests,
         "extra_data": {
-            "notebooks": [r["extra_data"] for r in chosen],
+            "notebooks": [v["extra_data"] for v in chosen],
             "grader_version": __version__,
         },
     }
@@ -306,7 +175,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             ".ipynb file (in Jupyter: File > Download).",
             "ungradeable",
             config,
-        )
+        ).to_dict()
     notebooks = notebooks_in(folder)
     if not notebooks:
         names = [p.relative_to(folder).as_posix() for p in uploaded]
@@ -316,9 +185,9 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             "file itself (in Jupyter: File > Download), not a PDF, an export or a script.",
             "ungradeable",
             config,
-        )
+        ).to_dict()
     deadline = time.monotonic() + config.time_budget
-    graded: list[tuple[str, dict[str, Any]]] = []
+    graded: list[tuple[str, Record]] = []
     with tempfile.TemporaryDirectory(prefix="autograde-gradescope-") as tmp:
         for i, notebook in enumerate(notebooks):
             rel = notebook.relative_to(folder).as_posix()
@@ -333,8 +202,8 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             else:
                 sub = Submission("upload", notebook, config.assignment, key=f"notebook-{i}")
                 record, _ = grade_one(sub, Path(tmp), config.options(left), feedback=False)
-            graded.append((rel, _clean(record, rel, folder, config.seed)))
-    return _combine(graded)
+            graded.append((rel, record))
+    return _combine(graded, folder, config.seed)
 
 
 def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
@@ -350,7 +219,7 @@ def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
             "was not graded. This is not your doing: tell your instructor, who can regrade it.",
             "error",
             config,
-        )
+        ).to_dict()
     results = root / "results" / "results.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     partial = results.with_name("results.json.partial")

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from .markdown import markdown_text
 from .pipeline import GradeResult
+from .records import feedback_text, record_from
 from .score import CheckResult
 
 __all__ = [
@@ -36,12 +37,6 @@ def shown_checks(checks: tuple[CheckResult, ...]) -> list[tuple[CheckResult, str
     ]
 
 
-def _feedback(c: CheckResult) -> str:
-    if c.passed:
-        return ""
-    return c.message + (f"\nHint: {c.hint}" if c.hint and c.hint != c.message else "")
-
-
 def check_line(c: CheckResult) -> str:
     """`exercise: check` as one name, the same in every report."""
     return f"{c.exercise_title}: {c.name}"
@@ -64,7 +59,7 @@ def print_table(result: GradeResult, console: Console) -> None:
     for c, status in shown_checks(score.checks):
         table.add_row(  # Text, never markup: messages quote code like `a[i, None]`
             Text(c.exercise), Text(c.name), f"{c.score}/{c.max_score}",
-            Text(status, colours[status]), Text(_feedback(c)),
+            Text(status, colours[status]), Text(feedback_text(c)),
         )  # fmt: skip
     console.print(table)
     for note in score.notes:
@@ -101,44 +96,7 @@ def print_table(result: GradeResult, console: Console) -> None:
 
 def gradescope_results(result: GradeResult, *, visibility: str = "visible") -> dict[str, Any]:
     """Gradescope's results.json: one test per check, points from the table."""
-    score = result.score
-    tests = []
-    for c in score.checks:
-        tests.append(
-            {
-                "name": check_line(c),
-                "name_format": "text",
-                "number": c.exercise,
-                "score": c.score,
-                "max_score": c.max_score,
-                "status": c.status,
-                "output": _feedback(c) or "Passed.",
-                "output_format": "text",
-                "tags": [c.exercise] + ([c.mistake] if c.mistake else []),
-                "visibility": visibility,
-            }
-        )
-    notes = "\n".join(score.notes)
-    return {
-        "score": score.total,
-        "execution_time": round(result.seconds, 3),
-        "output": (
-            f"{score.total}/{score.max_total} on {result.assignment}, graded with seed "
-            f"{result.seed} on {result.device}." + (f"\n{notes}" if notes else "")
-        ),
-        "output_format": "text",
-        "visibility": visibility,
-        "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {
-            "assignment": result.assignment,
-            "max_score": score.max_total,
-            "notebook_sha256": result.digest,
-            "grader_version": result.grader_version,
-            "seed": result.seed,
-            "device": result.device,
-        },
-    }
+    return record_from(result, visibility=visibility).to_dict()
 
 
 def markdown_report(result: GradeResult) -> str:
@@ -153,7 +111,7 @@ def markdown_report(result: GradeResult) -> str:
         lines.append(
             f"| {markdown_text(c.exercise_title, table=True)} | "
             f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} | "
-            f"{markdown_text(_feedback(c), table=True)} |"
+            f"{markdown_text(feedback_text(c), table=True)} |"
         )
     if score.notes:
         lines += ["", *(f"- {markdown_text(n)}" for n in score.notes)]

@@ -19,10 +19,11 @@ from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
 from autograder import pipeline
-from autograder.batch import grade_submissions, in_shard
+from autograder.batch import grade_submissions
 from autograder.cli import main
 from autograder.exercises import exercises_for
 from autograder.gradebook import grades_rows, read_grades_csv
+from autograder.merge import in_shard
 from autograder.pipeline import Options
 from autograder.submissions import find_submissions
 

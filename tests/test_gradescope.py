@@ -17,8 +17,9 @@ import pytest
 from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
+from autograder.bundle import CPU_TORCH_INDEX
 from autograder.cli import main
-from autograder.gradescope import CONFIG, CPU_TORCH_INDEX
+from autograder.gradescope import CONFIG
 from autograder.notebook import read_notebook, replace_function
 
 SEED = 73512

@@ -1,0 +1,144 @@
+"""`autograde gradescope`: the `autograder.zip` an instructor uploads to Gradescope (see
+gradescope.py for what it holds and what runs inside it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+from .gradescope import CONFIG, BundleConfig
+from .options import GradingError
+from .records import unscored
+
+__all__ = ["CPU_TORCH_INDEX", "build_bundle"]
+
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+_PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
+
+
+_SETUP = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, when autograder.zip is uploaded, to build the image every
+# submission is graded in. Choose the "Ubuntu 24.04" base image (Python 3.12): the pinned
+# versions need Python 3.11 or newer.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else
+  "backprop-lab needs Python 3.11 or newer: choose the Ubuntu 24.04 base image")'
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install -q --upgrade pip
+# The CPU build: PyPI's default torch is a multi-GB CUDA build, and there is no GPU here.
+/autograder/venv/bin/pip install -q --index-url {index} "torch=={torch}"
+/autograder/venv/bin/pip install -q -c constraints.txt "./{wheel}"
+# The build log says what the grader found: its version and how it isolates student code.
+/autograder/venv/bin/python -I -m autograder.gradescope --describe
+"""
+
+_RUN = """\
+#!/usr/bin/env bash
+# Gradescope runs this for every submission. It must always leave results/results.json:
+# without one, a student sees only "The autograder failed to execute correctly".
+root="${{AUTOGRADER_ROOT:-/autograder}}"
+python="${{AUTOGRADE_PYTHON:-$root/venv/bin/python}}"
+mkdir -p "$root/results"
+rm -f "$root/results/results.json"
+# Under one CPU, a thread pool per library only makes the kernels fight.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# -I: neither the working folder nor PYTHON* variables can put other code first
+"$python" -I -m autograder.gradescope --root "$root"
+status=$?
+if [ ! -s "$root/results/results.json" ]; then
+  cat > "$root/results/results.json" <<JSON
+{fallback}
+JSON
+fi
+exit 0
+"""
+
+
+def _fallback_json() -> str:
+    """What run_autograder writes when Python cannot even start; `$status` is filled in
+    by the shell (the heredoc expands it)."""
+    message = (
+        "The autograder could not start (exit $status), so your notebook was not graded. "
+        "This is not your doing: tell your instructor, who can regrade it."
+    )
+    record = unscored(message, status="error", grader_version=__version__)
+    return json.dumps(record.to_dict(), indent=1)
+
+
+def _pinned_torch(constraints: Path) -> str:
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        if line.replace(" ", "").startswith("torch=="):
+            return line.split("==", 1)[1].split("#")[0].strip()
+    raise GradingError(f"{constraints} pins no torch version (a line `torch==X.Y.Z`)")
+
+
+def _build_wheel(root: Path, dest: Path) -> Path:
+    """The grader as a wheel, built from a copy of the checkout so the checkout is not
+    touched (no build/ or egg-info left behind) and without the network."""
+    with tempfile.TemporaryDirectory(prefix="autograde-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        for name in _PACKAGES:
+            shutil.copytree(root / name, src / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+               "--quiet", "--wheel-dir", str(dest), str(src)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise GradingError(f"building the grader's wheel failed:\n{done.stdout}{done.stderr}")
+    [wheel] = dest.glob("*.whl")
+    return wheel
+
+
+def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
+    """Write Gradescope's autograder.zip for the course checkout at `root` to `out`;
+    return the names in it. GradingError when `root` is not a course checkout."""
+    root = Path(root)
+    needed = ("pyproject.toml", "constraints.txt", *_PACKAGES)
+    missing = [n for n in needed if not (root / n).exists()]
+    if missing:
+        raise GradingError(
+            f"{root} is not the course's checkout (no {missing[0]}): run this in the "
+            "repository's folder, or pass --root"
+        )
+    torch_version = _pinned_torch(root / "constraints.txt")
+    with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
+        wheel = _build_wheel(root, Path(tmp))
+        files: dict[str, tuple[bytes, int]] = {
+            "setup.sh": (
+                _SETUP.format(
+                    index=CPU_TORCH_INDEX, torch=torch_version, wheel=wheel.name
+                ).encode(),
+                0o755,
+            ),
+            "run_autograder": (_RUN.format(fallback=_fallback_json()).encode(), 0o755),
+            "constraints.txt": ((root / "constraints.txt").read_bytes(), 0o644),
+            CONFIG: (json.dumps(asdict(config), indent=2).encode(), 0o600),
+            wheel.name: (wheel.read_bytes(), 0o644),
+        }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, (data, mode) in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16  # a regular file with these rights
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    os.replace(partial, out)
+    return list(files)
