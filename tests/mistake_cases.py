@@ -4,7 +4,7 @@ the catalogue's name for the mistake and the words of its hint.
 
 tests/test_grader_mistakes.py grades them all; tests/test_journey.py walks a student
 through some of them. To add a mistake to the catalogue (autograder/mistakes.py), add a
-case here and one in tests/test_mistakes.py.
+case here and one in tests/catalogue_cases.py.
 """
 
 from __future__ import annotations
