@@ -1,6 +1,9 @@
-"""Helpers for the grader's tests: what Gradescope accepts."""
+"""Helpers for the grader's tests: points as the exercise table gives them, and what
+Gradescope accepts."""
 
 from __future__ import annotations
+
+from autograder.exercises import exercises_for
 
 GRADESCOPE_TEST_FIELDS = {"name", "score", "max_score", "status", "output", "output_format",
                           "tags", "visibility"}  # fmt: skip
@@ -23,3 +26,17 @@ def validate_gradescope(data: dict, *, tests_required: bool = True) -> None:
         assert t["output_format"] in OUTPUT_FORMATS and t["visibility"] in VISIBILITIES
         assert 0 <= t["score"] <= t["max_score"]
     assert data["score"] == sum(t["score"] for t in data["tests"])
+
+
+def full_marks(assignment: str) -> int:
+    return sum(e.points for e in exercises_for(assignment))
+
+
+def points(assignment: str, checks: frozenset[str]) -> int:
+    """What `checks` ("exercise cell: check name") are worth together."""
+    return sum(
+        c.points
+        for e in exercises_for(assignment)
+        for c in e.checks
+        if f"{e.cell}: {c.name}" in checks
+    )

@@ -1,17 +1,69 @@
-"""Helpers for the notebook tests: where the notebooks are, and running them offline."""
+"""Helpers for the notebook tests: where the notebooks are, student code edited into
+them, and running them offline."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 import papermill
 from nbformat import NotebookNode
 
+from autograder.notebook import read_notebook, replace_function
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 ASSIGNMENTS = sorted((ROOT / "assignments").glob("*/*.ipynb"))
+# assignment -> the instructor's notebook (every answer right) and the student's (stubs)
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+
+
+class Edit(NamedTuple):
+    """A student's version of one top-level `def` or `class`: `function` is replaced by
+    `source`, in the cell with grade_id `cell` when given (else the last that defines it)."""
+
+    function: str
+    source: str
+    cell: str | None = None
+
+
+def edited(
+    notebook: Path | NotebookNode, edits: Iterable[tuple[str, str, str | None]]
+) -> NotebookNode:
+    """A copy of `notebook` (a path or a notebook) with each edit applied in turn."""
+    nb = read_notebook(notebook) if isinstance(notebook, Path) else notebook
+    for function, source, cell in edits:
+        nb = replace_function(nb, function, source, cell=cell)
+    return nb
+
+
+def fn(name: str, body: str, args: str) -> str:
+    """`def name(args):` with `body` indented under it."""
+    lines = body.strip("\n").splitlines()
+    return f"def {name}({args}):\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+
+
+def mse_grad(body: str) -> Edit:
+    return Edit("mse_grad", fn("mse_grad", body, "inp, targ"))
+
+
+def relu_grad(body: str) -> Edit:
+    return Edit("relu_grad", fn("relu_grad", body, "inp, out"))
+
+
+def lin_grad(x: str, w: str, b: str) -> Edit:
+    """lin_grad from its three lines: the one for inp.g, for w.g and for b.g."""
+    return Edit("lin_grad", fn("lin_grad", f"{x}\n{w}\n{b}", "inp, out, w, b"))
+
+
+def matmul(cell: str, body: str) -> Edit:
+    """matmul as written in one rung's cell (each rung of the ladder defines its own)."""
+    return Edit("matmul", fn("matmul", body, "a, b"), cell)
+
 
 # Runs in the kernel before any cell (an IPython startup file): Python-level connections
 # to anything but this machine fail, so a notebook that downloads data fails its test.

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from grading_tools import validate_gradescope
-from notebook_tools import ROOT
+from notebook_tools import SOLUTION, STUB
 
 from autograder import pipeline
 from autograder.batch import grade_submissions
@@ -26,9 +26,6 @@ from autograder.gradebook import grades_rows, read_grades_csv
 from autograder.merge import in_shard
 from autograder.pipeline import Options
 from autograder.submissions import find_submissions
-
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
-STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
 
 
 def put(path: Path, source: Path | bytes) -> Path:

@@ -90,8 +90,8 @@ def test_device_must_be_kept() -> None:
 
 def test_device_mistake_gets_its_hint_without_a_gpu() -> None:
     # The catalogue's device entry, from both ways it shows: a result left on the CPU,
-    # and torch's error when a CPU tensor meets the GPU inputs (tested on a GPU in
-    # test_cli's CUDA run; here the observation is built by hand).
+    # and torch's error when a CPU tensor meets the GPU inputs (graded on a GPU in
+    # test_feedback.py; here the observation is built by hand).
     want = {"return": Expected(torch.ones(2, 2, dtype=torch.float64))}
     got = tensor_value(torch.ones(2, 2), device="cpu")
     verdict = compare("return", got, want["return"], dtype="float32", device="cuda")

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import torch
 from browser_tools import screenshot, strong_colours
-from notebook_tools import ROOT
+from notebook_tools import SOLUTION
 from PIL import Image
 
 from autograder.batch import grade_submissions
@@ -22,8 +22,6 @@ from autograder.cli import main
 from autograder.pipeline import Options, grade
 
 pytestmark = pytest.mark.slow
-
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
 
 
 def with_edit(assignment: str, grade_id: str, old: str, new: str, to: Path) -> Path:

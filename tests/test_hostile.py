@@ -24,9 +24,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from notebook_tools import ROOT
+from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
-from test_grader_mistakes import COURSE_BACKPROP, edited, fn
+from right_answers import COURSE_BACKPROP
 
 from autograder.batch import grade_submissions
 from autograder.gradebook import read_grades_csv
@@ -35,8 +35,6 @@ from autograder.integrity import checksum
 from autograder.kernel import RESULTS_MIME
 from autograder.pipeline import Options, grade
 
-SOLUTION = ROOT / "solutions/backprop/backprop.ipynb"
-STUB = ROOT / "assignments/backprop/backprop.ipynb"
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 
 
@@ -59,12 +57,12 @@ class Hostile:
 
 
 def solution_with(*edits) -> nbformat.NotebookNode:
-    return edited(SOLUTION, edits)
+    return edited(SOLUTION["backprop"], edits)
 
 
 def student_done() -> nbformat.NotebookNode:
     """A student notebook (with nbgrader's checksums) completed with the course's code."""
-    return edited(STUB, COURSE_BACKPROP)
+    return edited(STUB["backprop"], COURSE_BACKPROP)
 
 
 def without_cell(grade_id: str) -> nbformat.NotebookNode:
@@ -94,13 +92,13 @@ def with_duplicate(grade_id: str) -> nbformat.NotebookNode:
 
 def stub_with_cell(source: str) -> nbformat.NotebookNode:
     """The untouched student notebook with one cell of the attacker's at the end."""
-    nb = nbformat.read(STUB, as_version=4)
+    nb = nbformat.read(STUB["backprop"], as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(source))
     return nb
 
 
 def without_kernelspec() -> nbformat.NotebookNode:
-    nb = nbformat.read(SOLUTION, as_version=4)
+    nb = nbformat.read(SOLUTION["backprop"], as_version=4)
     nb.metadata.pop("kernelspec", None)
     return nb
 
@@ -408,9 +406,9 @@ CORPUS = (
 )  # fmt: skip
 # The honest classmates: their scores must be exactly these, whatever the attackers do.
 HONEST = tuple(
-    [(lambda: nbformat.read(SOLUTION, as_version=4), 15)] * 10
+    [(lambda: nbformat.read(SOLUTION["backprop"], as_version=4), 15)] * 10
     + [(student_done, 15)] * 8
-    + [(lambda: nbformat.read(STUB, as_version=4), 0)] * 7
+    + [(lambda: nbformat.read(STUB["backprop"], as_version=4), 0)] * 7
 )
 
 
@@ -485,7 +483,7 @@ def test_the_batch_is_intact_after_the_attackers(graded) -> None:
 def test_our_checksum_is_nbgrader_s() -> None:
     from nbgrader.utils import compute_checksum
 
-    nb = nbformat.read(STUB, as_version=4)
+    nb = nbformat.read(STUB["backprop"], as_version=4)
     cells = [c for c in nb.cells if "checksum" in c.metadata.get("nbgrader", {})]
     assert cells
     for cell in cells:
@@ -550,7 +548,10 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     # the corpus (but the slow hangs) with full and empty answers, round-robin
     slow = ("swallows-the-timeouts", "hangs-in-mse-grad", "escapes-the-alarm-by-name")
     pool = [(h.make(), h.score) for h in CORPUS if h.id not in slow]
-    pool += [(nbformat.read(SOLUTION, as_version=4), 15), (nbformat.read(STUB, as_version=4), 0)]
+    pool += [
+        (nbformat.read(SOLUTION["backprop"], as_version=4), 15),
+        (nbformat.read(STUB["backprop"], as_version=4), 0),
+    ]
     expected = {}
     for i in range(200):
         made, score = pool[i % len(pool)]

@@ -14,25 +14,23 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from notebook_tools import ROOT
-from test_grader_mistakes import MUTANTS, full_marks, points
+from grading_tools import full_marks, points
+from mistake_cases import MISTAKES
+from notebook_tools import SOLUTION, STUB, edited
 
 from autograder import engine, forkserver
 from autograder.cli import main
 from autograder.execute import run_notebook
 from autograder.exercises import exercises_for
-from autograder.notebook import read_notebook, replace_function
+from autograder.notebook import read_notebook
 
 pytestmark = pytest.mark.slow
-
-STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    mutant: str | None  # a mistake of tests/test_grader_mistakes.py; None: all answers right
+    mistake: str | None  # a case of tests/mistake_cases.py; None: all answers right
     # what the failing test cell of the broken exercise says (in the notebook itself)
     test_cell_says: str = ""
     untouched: bool = False
@@ -58,7 +56,7 @@ JOURNEY = {
         Step("fixed", None),
     ),
 }  # fmt: skip
-BY_ID = {m.id: m for m in MUTANTS}
+BY_NAME = {m.name: m for m in MISTAKES}
 
 
 def answered(assignment: str) -> nbformat.NotebookNode:
@@ -76,10 +74,7 @@ def answered(assignment: str) -> nbformat.NotebookNode:
 def student_notebook(assignment: str, step: Step) -> nbformat.NotebookNode:
     if step.untouched:
         return read_notebook(STUB[assignment])
-    nb = answered(assignment)
-    for name, source, cell in BY_ID[step.mutant].edits if step.mutant else ():
-        nb = replace_function(nb, name, source, cell=cell)
-    return nb
+    return edited(answered(assignment), [BY_NAME[step.mistake].edit] if step.mistake else [])
 
 
 @pytest.fixture(scope="module")
@@ -127,30 +122,30 @@ def test_what_the_student_sees_at_each_step(
     nb = student_notebook(assignment, step)
     path = tmp_path / f"{assignment}.ipynb"
     nbformat.write(nb, path)
-    mutant = BY_ID[step.mutant] if step.mutant else None
+    mistake = BY_NAME[step.mistake] if step.mistake else None
     full = full_marks(assignment)
 
     # 1. autograde check, in the terminal
     report = tmp_path / "report.md"
     code = main(["check", str(path), "--report", str(report)])
     printed = capsys.readouterr()
-    expected = 0 if step.untouched else full - (points(assignment, mutant.lost) if mutant else 0)
+    expected = 0 if step.untouched else full - (points(assignment, mistake.lost) if mistake else 0)
     assert f"Total: {expected}/{full}" in printed.out
     assert code == (0 if expected == full else 1)
     assert "Traceback" not in printed.out + printed.err
     shown = table_text(printed.out)
     if step.untouched:
         assert "notimplementedyet" in shown
-    if mutant:
-        assert "".join(mutant.hint.split()) in shown, f"no hint for {mutant.id} in the terminal"
+    if mistake:
+        assert "".join(mistake.hint.split()) in shown, f"no hint for {mistake.name} in the terminal"
 
     # 2. its report
     md = report.read_text(encoding="utf-8")
     assert ("## What to fix" in md) == (expected < full)
-    if mutant:
-        cell = mutant.where.split(":")[0]
+    if mistake:
+        cell = mistake.flagged.split(":")[0]
         [exercise] = [e for e in exercises_for(assignment) if e.cell == cell]
-        assert f"### {exercise.title}:" in md and mutant.hint in " ".join(md.split())
+        assert f"### {exercise.title}:" in md and mistake.hint in " ".join(md.split())
     assert "Recognised mistake" not in md
 
     # 3. the notebook's own test cells
@@ -169,10 +164,10 @@ def test_what_the_student_sees_at_each_step(
         if assignment == "matmul":
             text = "".join(o.get("text", "") for o in cells[-1].outputs)
             assert "broadcast  not written yet" in text
-    elif mutant:
-        broken = {name.split(":")[0] + "_tests" for name in mutant.lost}
+    elif mistake:
+        broken = {name.split(":")[0] + "_tests" for name in mistake.lost}
         assert failing == broken, f"test cells failing: {sorted(failing)}"
-        [error] = errors[mutant.where.split(":")[0] + "_tests"]
+        [error] = errors[mistake.flagged.split(":")[0] + "_tests"]
         assert step.test_cell_says in error.evalue, error.evalue
     else:
         assert failing == set(), f"test cells failing: {sorted(failing)}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from markdown_it import MarkdownIt  # rich's own Markdown parser
-from notebook_tools import ROOT
+from notebook_tools import SOLUTION
 from rich.console import Console
 
 from autograder.ci import annotation
@@ -24,8 +24,6 @@ from autograder.notebook import read_notebook, replace_function
 from autograder.pipeline import GradeResult
 from autograder.report import gradescope_results, markdown_report, print_table
 from autograder.score import CheckResult, Score
-
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
 
 # What students' messages hold: code in backticks with brackets and pipes inside, and
 # outside them brackets, stars, underscores, pipes, angle brackets, ampersands, tildes

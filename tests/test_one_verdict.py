@@ -26,8 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
-from notebook_tools import ROOT
-from test_grader_mistakes import (
+from notebook_tools import ROOT, SOLUTION, STUB, edited, matmul
+from right_answers import (
     COURSE_BACKPROP,
     COURSE_MATMUL,
     DEBUGGERS,
@@ -36,8 +36,6 @@ from test_grader_mistakes import (
     UNUSUAL_BACKPROP,
     UNUSUAL_BACKPROP_2,
     UNUSUAL_MATMUL,
-    edited,
-    matmul,
 )
 
 from autograder.exercises import exercises_for
@@ -55,24 +53,22 @@ def _with_bug(nb_path: Path, grade_id: str, correct: str, wrong: str) -> nbforma
     return nb
 
 
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
-
 # kind -> assignment -> notebook to submit
 SUBMISSIONS = {
-    "solution": lambda a: nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4),
-    "untouched": lambda a: nbformat.read(ROOT / "assignments" / a / f"{a}.ipynb", as_version=4),
+    "solution": lambda a: nbformat.read(SOLUTION[a], as_version=4),
+    "untouched": lambda a: nbformat.read(STUB[a], as_version=4),
     # backprop: w.g transposed in lin_grad (the class Lin has its own code and stays right);
     # matmul: a[i, None] is a row, not a column, so only square shapes come out right.
     "one_bug": lambda a: (
         _with_bug(
-            ROOT / "solutions" / a / f"{a}.ipynb",
+            SOLUTION[a],
             "lin_grad",
             "w.g = inp.t() @ out.g",
             "w.g = out.g.t() @ inp",
         )
         if a == "backprop"
         else _with_bug(
-            ROOT / "solutions" / a / f"{a}.ipynb",
+            SOLUTION[a],
             "matmul_broadcast",
             "a[i, :, None]",
             "a[i, None]",
@@ -84,11 +80,11 @@ SUBMISSIONS = {
     # backprop answers.
     "lesson": lambda a: (
         edited(
-            ROOT / "assignments/matmul/matmul.ipynb",
+            STUB["matmul"],
             [matmul(c, body) for c, body in COURSE_MATMUL.items()],
         )
         if a == "matmul"
-        else edited(ROOT / "assignments/backprop/backprop.ipynb", COURSE_BACKPROP)
+        else edited(STUB["backprop"], COURSE_BACKPROP)
     ),
     # right, but not as the lesson writes it (einsum, .T, the 2019 Module base class, a
     # Model taking its weights in another order, torch.where at relu's kink)

@@ -1,0 +1,86 @@
+"""mistakes.py: every catalogue entry recognises its mistake from an observation built by
+hand (tests/catalogue_cases.py), without a notebook or a kernel (milliseconds each). An
+observation is what score.py builds for a failed call: the reference values for real
+inputs, what the student's code produced or the error it raised, and the comparison's
+verdict.
+
+tests/test_grader_mistakes.py shows the same mistakes end to end, in notebooks.
+"""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_cases import CASES, CatalogueCase, tensor
+
+from autograder.compare import compare
+from autograder.exercises import Case
+from autograder.harvest import Value
+from autograder.mistakes import CATALOGUE, Observation, diagnose
+from autograder.protocols import expected_values, make_inputs
+
+# Small inputs, no two sizes equal, so that a transposed or unsummed result has the wrong
+# shape and a square one cannot hide it: matmul (ar, ac, bc); mse (N,); relu (rows,
+# cols); lin (N, n_in, n_out); the network (N, n_in, n_hidden).
+DIMS = {
+    "matmul": (3, 4, 5),
+    "mse_grad": (6,),
+    "mse_class": (6,),
+    "relu_grad": (4, 6),
+    "relu_class": (4, 6),
+    "lin_grad": (8, 5, 3),
+    "lin_class": (8, 5, 3),
+    "forward_and_backward": (8, 5, 4),
+    "model_class": (8, 5, 4),
+}
+TARGETS = {
+    "mse_class": "Mse",
+    "relu_class": "Relu",
+    "lin_class": "Lin",
+    "model_class": "Model",
+}
+
+
+def observe(case: CatalogueCase) -> Observation:
+    """The observation score.py builds for `case`: a verdict when the call returned, the
+    error when it raised."""
+    inputs = make_inputs(case.protocol, Case(DIMS[case.protocol], case.dtype), 0, case.mistake)
+    want = expected_values(case.protocol, inputs, (case.value,))
+    inputs64 = {k: v.double() for k, v in inputs.items()}
+    produced = case.got({k: e.value for k, e in want.items()}, inputs64)
+    got = {
+        k: v if isinstance(v, Value) else tensor(v, case.dtype, "cpu") for k, v in produced.items()
+    }
+    verdict = None
+    if case.error is None:
+        value = got.get(case.value, Value("missing"))
+        verdict = compare(case.value, value, want[case.value], dtype=case.dtype, device=case.device)
+        assert not verdict.passed, "the catalogue is only asked about failed values"
+    target = TARGETS.get(case.protocol, case.protocol)
+    return Observation(
+        case.protocol, target, case.value, verdict, case.error, got, want, inputs64, case.facts
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id or c.mistake)
+def test_catalogue_names_the_mistake_and_gives_its_hint(case: CatalogueCase) -> None:
+    found = diagnose(observe(case))
+    assert found is not None, f"{case.mistake} not recognised"
+    mistake, hint = found
+    assert mistake == case.mistake, hint
+    assert case.hint in hint
+
+
+def test_every_catalogue_entry_has_a_case() -> None:
+    # a mistake added to the catalogue needs a case in tests/catalogue_cases.py too
+    assert {m.id for m in CATALOGUE} == {c.mistake for c in CASES}
+
+
+def test_a_wrong_value_that_is_no_known_mistake_gets_no_hint() -> None:
+    case = CatalogueCase(
+        mistake="",
+        protocol="lin_grad",
+        value="w.g",
+        got=lambda want, x: {"w.g": want["w.g"] + 1.0},
+        hint="",
+    )
+    assert diagnose(observe(case)) is None
