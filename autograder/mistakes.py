@@ -3,8 +3,9 @@ that tells a student what to change. Pure: tensors and data in, a hint out.
 
 Entries are tried in order and the first that recognises the observation gives the hint,
 so specific patterns come before general ones. To add one, write its test in
-`detectors.py` (or inline), append a `Mistake` here, and add a case for it to the
-catalogue's unit tests and a notebook with it to the grader's mistake tests.
+`detectors.py` (or inline) and append a `Mistake` here; then give it a hand-built case in
+tests/catalogue_cases.py (the catalogue's unit tests fail until it has one) and, where a
+notebook shows it, a notebook case in tests/mistake_cases.py.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from .detectors import (
     who,
 )
 from .maths import LIN, MATMUL, NETWORK
-from .observation import Mistake, Observation
+from .observation import Mistake, Observation, observe
 
-__all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose", "mistake"]
+__all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose", "mistake", "observe"]
 
 
 CATALOGUE: tuple[Mistake, ...] = (

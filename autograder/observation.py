@@ -10,12 +10,12 @@ from typing import Any
 
 from torch import Tensor
 
-from .compare import Verdict
+from .compare import Verdict, compare
 from .harvest import Value
 from .maths import Expected, Maths
 from .protocols import Protocol, get
 
-__all__ = ["Mistake", "Observation"]
+__all__ = ["Mistake", "Observation", "observe"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,27 @@ class Mistake:
 
     def text(self, obs: Observation) -> str:
         return self.hint(obs) if callable(self.hint) else self.hint
+
+
+def observe(
+    protocol: Protocol | str,
+    target: str,
+    value: str,
+    *,
+    inputs: dict[str, Tensor],
+    want: dict[str, Expected],
+    got: dict[str, Value],
+    error: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
+    dtype: str,
+    device: str,
+) -> Observation:
+    """One value of one call as the catalogue reads it: `got` compared with `want`
+    (its verdict), or, where the call raised, the `error` and no verdict. The grader's
+    scoring and the catalogue's unit tests both build their observations here."""
+    verdict = None
+    if error is None:
+        verdict = compare(value, got.get(value, Value("missing")), want[value],
+                          dtype=dtype, device=device)  # fmt: skip
+    inputs64 = {k: v.double() for k, v in inputs.items()}
+    return Observation(protocol, target, value, verdict, error, got, want, inputs64, facts or {})

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .compare import Verdict, compare
+from .compare import Verdict
 from .exercises import Check, Exercise
-from .harvest import CallResult, Harvest, Plan, Value
-from .mistakes import Observation, diagnose
+from .harvest import CallResult, Harvest, Plan
+from .mistakes import diagnose
 from .mistakes import mistake as catalogued
+from .observation import Observation, observe
 from .protocols import expected_values
 
 __all__ = ["CheckResult", "Score", "score"]
@@ -79,25 +80,29 @@ def _judge_case(
     if memo not in plan_call.expected:
         plan_call.expected[memo] = expected_values(check.protocol, plan_call.inputs, check.values)
     want = plan_call.expected[memo]
-    inputs64 = {k: v.double() for k, v in plan_call.inputs.items()}
 
-    def diagnosed(value: str, verdict: Verdict | None) -> tuple[str | None, str | None]:
-        obs = Observation(check.protocol, check.target, value, verdict, result.error,
-                          result.values, want, inputs64, result.facts)  # fmt: skip
-        return diagnose(obs) or (None, None)
+    def observed(value: str, error: dict | None) -> Observation:
+        return observe(check.protocol, check.target, value, inputs=plan_call.inputs, want=want,
+                       got=result.values, error=error, facts=result.facts,
+                       dtype=plan_call.case.dtype, device=device)  # fmt: skip
 
     if result.error is not None:
-        mistake, hint = diagnosed(check.values[0], None)
+        mistake, hint = diagnose(observed(check.values[0], result.error)) or (None, None)
         if mistake and catalogued(mistake).no_answer:
             return False, hint or "", None, mistake, None
         return False, _call_error_message(check, case_name, result.error), hint, mistake, None
     form = check.protocol.call_form(check.target)
     for value in check.values:
-        got = result.values.get(value, Value("missing"))
-        verdict = compare(value, got, want[value], dtype=plan_call.case.dtype, device=device)
-        if not verdict.passed:
-            mistake, hint = diagnosed(value, verdict)
-            return False, f"{form} on {case_name}: {verdict.message}", hint, mistake, verdict
+        obs = observed(value, None)
+        if not obs.verdict.passed:
+            mistake, hint = diagnose(obs) or (None, None)
+            return (
+                False,
+                f"{form} on {case_name}: {obs.verdict.message}",
+                hint,
+                mistake,
+                obs.verdict,
+            )
     return True, "", None, None, None
 
 
