@@ -50,11 +50,13 @@ def _plain(obj: Any) -> Any:
 
 
 def _check_schema(data: Any, what: str) -> None:
+    """`what` ("plan" or "results") is a mapping in this module's schema."""
+    verb = "is" if what == "plan" else "are"
     if not isinstance(data, dict):
-        raise WireError(f"the {what} have the wrong structure")
+        raise WireError(f"the {what} {verb} not a mapping")
     if data.get("schema") != SCHEMA:
         raise WireError(
-            f"the {what} are in schema {data.get('schema')!r}, and this grader reads schema "
+            f"the {what} {verb} in schema {data.get('schema')!r}, and this grader reads schema "
             f"{SCHEMA}: the kernel ran another version of the grader's code"
         )
 
