@@ -1,11 +1,12 @@
-"""Between the grader and the kernel: the plan of calls, the cells that carry it into the
-notebook, and the reader of what comes back.
+"""Between the grader and the kernel: the plan of calls, and the cells that carry it and
+the kernel code (`autograder.kernel`) into the notebook. What comes back is read by
+`readback.py`; its names are importable from here too.
 
 The grader makes every input itself (seeded) and carries them, `torch.save`d, in the source
 of its last cell: nothing on a disk the notebook can reach holds them. The answers come
-back as that cell's one results message (see kernel.py), read from the executed notebook
-with `torch.load(weights_only=True)` and `json`: plain tensors and data, never a pickled
-object from the student's process.
+back as that cell's one results message (see `kernel.wire`), read from the executed
+notebook with `torch.load(weights_only=True)` and `json`: plain tensors and data, never a
+pickled object from the student's process.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,13 @@ from typing import Any
 import nbformat
 import torch
 from nbformat import NotebookNode
-from torch import Tensor
 
 from . import kernel
 from .exercises import Case, Check, Exercise
-from .protocols import Inputs, make_inputs
+from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
+from .maths import Inputs
+from .protocols import make_inputs
+from .readback import CallResult, Harvest, HarvestError, Speed, Value, read_harvest
 
 __all__ = [
     "AUTOGRADER_TAG",
@@ -44,18 +45,12 @@ __all__ = [
     "strip_injected",
 ]
 
-AUTOGRADER_TAG = "autograder"
 # A student's matmul still running after this many seconds on the speed shape is stopped:
 # the lesson's triple loop takes about a second a call, and "over 0.1 s" ranks it. Each
 # other rung gets SPEED_BUDGET seconds of runs, at least three: the best of them ranks it
 # (the slowest, the elementwise one at ~1 ms, gets about twenty).
 SPEED_CAP = 0.1
 SPEED_BUDGET = 0.02
-_KERNEL_SOURCE = Path(kernel.__file__).read_text(encoding="utf-8")
-
-
-class HarvestError(RuntimeError):
-    """The kernel's results are missing or not plain data."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +152,7 @@ def inject(
 ) -> NotebookNode:
     """A copy of `nb` with the grader's two cells, the last carrying the plan and its
     inputs. `cell_shas` maps an exercise cell's grade_id to the hash of its source in
-    this notebook; `limits` are the kernel's own (see `kernel.start`: cell_timeout,
+    this notebook; `limits` are the kernel's own (see `kernel.recording.start`: cell_timeout,
     memory_mb, output_kb, confine_writes)."""
     if "inputs" not in plan.memo:
         buffer = io.BytesIO()
@@ -167,44 +162,39 @@ def inject(
     rung_cells: dict[str, set[str]] = {}
     for c in plan.calls.values():
         rung_cells.setdefault(c.target, set()).add(c.cell)
-    calls = [
-        {
-            "key": c.key,
-            "target": c.target,
-            "protocol": c.protocol,
-            "timeout": call_timeout,
-            "cell": c.cell,
-            "cell_sha": cell_shas.get(c.cell),
-            "index": c.rung,
-            "rungs": c.rungs,
+    calls = tuple(
+        PlannedCall(
+            c.key,
+            c.target,
+            c.protocol,
+            call_timeout,
+            c.cell,
+            cell_shas.get(c.cell),
+            c.rung,
+            c.rungs,
             # the cells of the other exercises that define the same name (matmul's rungs)
-            "other_shas": sorted(
-                cell_shas[x] for x in rung_cells[c.target] - {c.cell} if x in cell_shas
-            ),
-        }
+            tuple(sorted(cell_shas[x] for x in rung_cells[c.target] - {c.cell} if x in cell_shas)),
+        )
         for c in plan.calls.values()
-    ]
-    plan_json = json.dumps(
-        {
-            "device": plan.device,
-            "calls": calls,
-            # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
-            "speed": {"shape": list(SPEED_SHAPE), "budget": SPEED_BUDGET, "cap": SPEED_CAP}
-            if any(c.protocol == "matmul" for c in plan.calls.values())
-            else None,
-            "protected": _protected(),
-        }
     )
+    # the lesson's timing: the student's matmuls against torch on 5x784 @ 784x10
+    speed = SpeedSpec(SPEED_SHAPE, SPEED_BUDGET, SPEED_CAP)
+    plan_json = KernelPlan(
+        plan.device,
+        calls,
+        speed if any(c.protocol == "matmul" for c in plan.calls.values()) else None,
+        tuple(_protected()),
+    ).to_json()
     targets = sorted({c.target for c in plan.calls.values()})
     start = (
         "# Added by the autograder (not part of your notebook): records your definitions.\n"
-        f"__autograde__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, {kernel.GRADER_FILE!r}, 'exec'),"
+        f"__autograde__ = {{}}\nexec(compile({kernel.SOURCE!r}, {kernel.GRADER_FILE!r}, 'exec'),"
         " __autograde__)\n"
         f"__autograde__['start']({targets!r}, **{dict(limits or {})!r})"
     )
     finish = (
         "# Added by the autograder: calls your functions on the grader's inputs.\n"
-        f"__autograde_harvest__ = {{}}\nexec(compile({_KERNEL_SOURCE!r}, "
+        f"__autograde_harvest__ = {{}}\nexec(compile({kernel.SOURCE!r}, "
         f"{kernel.GRADER_FILE!r}, 'exec'), __autograde_harvest__)\n"
         "__autograde_harvest__['adopt'](__autograde__.get('_State'))\n"
         f"__autograde_harvest__['harvest']({plan_json!r}, {inputs_b64!r})"
@@ -252,139 +242,3 @@ def strip_injected(nb: NotebookNode) -> NotebookNode:
         and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
     ]
     return nb
-
-
-# -- reading results back -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Value:
-    """One value the kernel reported: a tensor, or why there is none."""
-
-    kind: str  # tensor | missing | none | sequence | other
-    tensor: Tensor | None = None
-    dtype: str | None = None
-    device: str | None = None
-    type: str | None = None
-    items: tuple[Value, ...] = ()
-    repr: str = ""
-
-
-@dataclass(frozen=True)
-class CallResult:
-    values: dict[str, Value]
-    error: dict[str, Any] | None
-    picked: str | None
-    seconds: float
-    # what the kernel noticed: "globals" (notebook tensors the code reads), "replaced"
-    # (parameters overwritten), "arg_order" (Model's constructor's order)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Harvest:
-    calls: dict[str, CallResult]
-    defined: tuple[str, ...]
-    debugger_calls: int = 0  # breakpoints the kernel skipped
-    integrity: tuple[str, ...] = ()  # what the notebook did to the grading environment
-    speed: Speed | None = None  # the matmul timings, for the matmul assignment
-
-
-@dataclass(frozen=True)
-class Speed:
-    """Seconds per call on the lesson's shapes (a, b) = (5, 784) @ (784, 10), measured in
-    the student's kernel: (label, seconds or None when it failed, is the student's, the
-    run was stopped at that many seconds: a lower bound)."""
-
-    shape: tuple[int, int, int]
-    rows: tuple[tuple[str, float | None, bool, bool], ...]
-    # torch.matmul's time moved more than 3x during the timings: too busy a machine to rank
-    noisy: bool = False
-
-
-def _value(meta: dict[str, Any], key: str, tensors: dict[str, Tensor]) -> Value:
-    kind = meta.get("kind")
-    if kind == "tensor":
-        t = tensors.get(key)
-        if not isinstance(t, Tensor):
-            raise HarvestError(f"tensor {key} is missing from the results")
-        return Value("tensor", t, meta.get("dtype"), meta.get("device"))
-    if kind == "sequence":
-        items = tuple(_value(m, f"{key}[{i}]", tensors) for i, m in enumerate(meta["items"]))
-        return Value("sequence", type=meta.get("type"), items=items)
-    if kind in ("missing", "none", "other"):
-        return Value(kind, type=meta.get("type"), repr=str(meta.get("repr", "")))
-    raise HarvestError(f"unknown value kind {kind!r} for {key}")
-
-
-def results_messages(executed: NotebookNode | None) -> list[Any]:
-    """The results messages in the output of the grader's last cell."""
-    if executed is None or not executed.cells:
-        return []
-    last = executed.cells[-1]
-    if AUTOGRADER_TAG not in last.get("metadata", {}).get("tags", []):
-        return []
-    return [
-        o["data"][kernel.RESULTS_MIME]
-        for o in last.get("outputs", [])
-        if o.get("output_type") == "display_data" and kernel.RESULTS_MIME in o.get("data", {})
-    ]
-
-
-def read_harvest(executed: NotebookNode | None) -> Harvest:
-    """The kernel's results, as data, from the grader's cell's output in the executed
-    notebook. Raises HarvestError if there is not exactly one results message, or if it
-    is not plain tensors and JSON (a pickled object is refused by `weights_only=True`)."""
-    messages = results_messages(executed)
-    if not messages:
-        raise HarvestError("the grading cell did not send its results")
-    if len(messages) > 1:
-        raise HarvestError(
-            f"the grading cell's output holds {len(messages)} results messages, not one: "
-            "something in the notebook sent results of its own, so none can be trusted"
-        )
-    message = messages[0]
-    try:
-        raw = base64.b64decode(message["tensors"], validate=True)
-        tensors = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
-        data = message["results"]
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, KeyError, TypeError) as exc:
-        raise HarvestError(f"the results are not plain data: {exc}") from exc
-    if not isinstance(tensors, dict) or not isinstance(data, dict):
-        raise HarvestError("the results have the wrong structure")
-    calls = {}
-    for key, entry in data.get("calls", {}).items():
-        values = {k: _value(m, f"{key}|{k}", tensors) for k, m in entry.get("values", {}).items()}
-        facts = entry.get("facts") or {}
-        if not isinstance(facts, dict):
-            raise HarvestError(f"facts of {key} are not a mapping")
-        calls[key] = CallResult(
-            values,
-            entry.get("error"),
-            entry.get("picked"),
-            float(entry.get("seconds", 0.0)),
-            facts,
-        )
-    skipped = data.get("debugger_calls", 0)
-    if not isinstance(skipped, int):
-        raise HarvestError("debugger_calls is not a count")
-    integrity = data.get("integrity", [])
-    if not isinstance(integrity, list) or not all(isinstance(i, str) for i in integrity):
-        raise HarvestError("integrity is not a list of lines")
-    return Harvest(
-        calls, tuple(data.get("defined", ())), skipped, tuple(integrity), _speed(data.get("speed"))
-    )
-
-
-def _speed(data: Any) -> Speed | None:
-    if data is None:
-        return None
-    try:
-        rows = tuple(
-            (str(label), None if s is None else float(s), bool(mine), bool(at_least))
-            for label, s, mine, at_least in data["rows"]
-        )
-        ar, ac, bc = (int(x) for x in data["shape"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HarvestError(f"the speed results have the wrong structure: {exc}") from exc
-    return Speed((ar, ac, bc), rows, data.get("noisy") is True)

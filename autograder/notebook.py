@@ -124,9 +124,9 @@ def detect_assignment(nb: NotebookNode, path: Path | None = None) -> str:
 
 
 def cell_shas(nb: NotebookNode) -> dict[str, str]:
-    from .kernel import cell_sha  # here: the kernel's module imports torch
-
     """grade_id -> hash of that cell's source, as the kernel will see it run."""
+    from .kernel.recording import cell_sha  # here: the recording part imports torch
+
     shas = {}
     for c in nb.cells:
         gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")

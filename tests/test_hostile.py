@@ -32,7 +32,7 @@ from autograder.batch import grade_submissions
 from autograder.gradebook import read_grades_csv
 from autograder.harvest import AUTOGRADER_TAG, HarvestError, read_harvest
 from autograder.integrity import checksum
-from autograder.kernel import RESULTS_MIME
+from autograder.kernel import RESULTS_MIME, SCHEMA
 from autograder.pipeline import Options, grade
 
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
@@ -509,7 +509,7 @@ def executed_with(*messages: dict) -> nbformat.NotebookNode:
 def results_message(tensors: dict) -> dict:
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
-    return {"results": {"calls": {}, "defined": []},
+    return {"results": {"schema": SCHEMA, "calls": {}, "defined": []},
             "tensors": base64.b64encode(buffer.getvalue()).decode()}  # fmt: skip
 
 

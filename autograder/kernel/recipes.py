@@ -1,0 +1,121 @@
+"""The call recipes: how each protocol calls student code, one per protocol name in
+protocols.py (`RECIPES`, keyed by the same names).
+
+Each gets the object under test and fresh copies of the inputs on the grading device,
+calls it the way the lesson does, and returns the values to compare by name.
+"""
+
+import inspect
+
+from .state import _MISSING, _State
+
+
+def _g(t):
+    return getattr(t, "g", _MISSING)
+
+
+def _with_grads(values, tensors):
+    """Add `name.g` for each tensor, and `name.grad` where a student stored one there."""
+    for name, t in tensors.items():
+        values[f"{name}.g"] = _g(t)
+        if t.grad is not None:
+            values[f"{name}.grad"] = t.grad
+    return values
+
+
+def _matmul(fn, t, ns):
+    return {"return": fn(t["a"], t["b"])}
+
+
+def _mse_grad(fn, t, ns):
+    ret = fn(t["inp"], t["targ"])
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _relu_grad(fn, t, ns):
+    t["out"].g = t["out.g"]
+    ret = fn(t["inp"], t["out"])
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _lin_grad(fn, t, ns):
+    t["out"].g = t["out.g"]
+    ret = fn(t["inp"], t["out"], t["w"], t["b"])
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+
+_PARAMS = ("w1", "b1", "w2", "b2")
+
+
+def _forward_and_backward(fn, t, ns):
+    # The lesson's forward_and_backward(inp, targ) reads w1, b1, w2, b2 from the
+    # notebook's globals: set them to the grader's tensors for the call, then restore.
+    scope = getattr(fn, "__globals__", ns)
+    saved = {k: scope.get(k, _MISSING) for k in _PARAMS}
+    scope.update({k: t[k] for k in _PARAMS})
+    try:
+        ret = fn(t["inp"], t["targ"])
+    finally:
+        for k, v in saved.items():
+            if v is _MISSING:
+                scope.pop(k, None)
+            else:
+                scope[k] = v
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+
+def _relu_class(cls, t, ns):
+    layer = cls()
+    out = layer(t["inp"])
+    out.g = t["out.g"]
+    ret = layer.backward()
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _lin_class(cls, t, ns):
+    layer = cls(t["w"], t["b"])
+    out = layer(t["inp"])
+    out.g = t["out.g"]
+    ret = layer.backward()
+    # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
+    replaced = [f"self.{k}" for k in ("w", "b") if getattr(layer, k, t[k]) is not t[k]]
+    if replaced:
+        _State.facts["replaced"] = replaced
+    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+
+def _mse_class(cls, t, ns):
+    layer = cls()
+    layer(t["inp"], t["targ"])
+    ret = layer.backward()
+    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+
+def _model_class(cls, t, ns):
+    try:
+        names = list(inspect.signature(cls).parameters)[:4]
+    except (TypeError, ValueError):
+        names = []
+    if sorted(names) == sorted(_PARAMS) and names != list(_PARAMS):
+        # The same four weights in another order: pass them by name, and say so, rather
+        # than fail with a shape error the student cannot connect to the cause.
+        _State.facts["arg_order"] = names
+        model = cls(**{k: t[k] for k in _PARAMS})
+    else:
+        model = cls(*(t[k] for k in _PARAMS))
+    loss = model(t["inp"], t["targ"])
+    ret = model.backward()
+    return _with_grads({"loss": loss, "return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+
+RECIPES = {
+    "matmul": _matmul,
+    "mse_grad": _mse_grad,
+    "mse_class": _mse_class,
+    "relu_grad": _relu_grad,
+    "relu_class": _relu_class,
+    "lin_grad": _lin_grad,
+    "lin_class": _lin_class,
+    "forward_and_backward": _forward_and_backward,
+    "model_class": _model_class,
+}
