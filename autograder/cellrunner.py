@@ -14,7 +14,7 @@ only when it is its turn, as in a kernel: the grader's last cell, which carries 
 is not here while the student's cells run. A cell that never ends, or a process that dies,
 is seen from the other side by the messages that do not come.
 
-Cells run on the main thread, so the kernel code's alarms (kernel.py) stop them; no
+Cells run on the main thread, so the kernel code's alarms (kernel/limits.py) stop them; no
 thread is started here. Import-light: the standard library at import time, IPython when
 the shell is built (the fork server has imported it already).
 """

@@ -123,7 +123,7 @@ def run_notebook(
             kernel_name=kernel_name,
             allow_errors=True,
             # The last resort, for code that ignores signals: the kernel itself stops a
-            # student's cell at its limit (see kernel.py), so that the notebook goes on and
+            # student's cell at its limit (see kernel/limits.py), so that the notebook goes on and
             # the grader's calls still run. Interrupting the kernel from here instead races
             # with its message loop (an interrupt can land in the next cell) and can leave
             # nbclient waiting forever on a zero-timeout poll.

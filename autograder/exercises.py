@@ -5,7 +5,7 @@ the comparison (which values), the score and every report, the pytest plugin (on
 per check), `autograde verify` and the tests that keep the notebooks' nbgrader points in
 step with it. Adding an exercise is one `Exercise(...)` entry here; only one that calls
 code in a new way also needs a `Protocol` record in `protocols.py` and its call recipe in
-the kernel.
+`kernel/recipes.py`.
 
 Vocabulary:
 - a *case* is one set of grader-made inputs (shapes, dtype, exact zeros or not);

@@ -17,7 +17,7 @@ __all__ = ["NotebookProcess", "sandbox_policy", "start_process"]
 
 
 def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, Any]:
-    """The sandbox of one grading's kernel (see sandbox.py)."""
+    """The sandbox of one grading's kernel (see the sandbox package)."""
     from . import sandbox
 
     return sandbox.policy(

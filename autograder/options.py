@@ -73,11 +73,11 @@ class Options:
     memory_mb: int | None = 4096  # data the kernel may allocate on CPU (None: no limit)
     output_kb: int | None = 1024  # printing kept per cell (None: no limit)
     confine_writes: bool = True  # file writes only in the notebook's folder, tmp, caches
-    # The kernel always runs in the strongest sandbox the machine offers (sandbox.py);
+    # The kernel always runs in the strongest sandbox the machine offers (the sandbox package);
     # True makes a machine that cannot isolate it an error instead of a warning.
     require_sandbox: bool = False
     # `grade` only: kernels forked from a process that has imported torch and ipykernel
-    # (forkserver.py), each still a new process; False starts each kernel from scratch.
+    # (the forkserver package), each still a new process; False starts each kernel from scratch.
     fork_kernels: bool = True
     # How the notebook runs (engine.py): `inprocess` in a sandboxed child of a fork server,
     # `kernel` in a Jupyter kernel; `auto` is `inprocess` wherever it can run (Linux).
@@ -86,7 +86,7 @@ class Options:
 
 
 def check_sandbox(options: Options) -> str | None:
-    """None when student code is isolated on this machine (sandbox.py), else the warning
+    """None when student code is isolated on this machine (the sandbox package), else the warning
     to show on every run; GradingError instead when the options require the sandbox."""
     from . import sandbox
 

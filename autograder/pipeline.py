@@ -96,7 +96,7 @@ def grade(
 ) -> GradeResult:
     """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
     and GradingError for a bad option; every problem in the student's code is a score.
-    `server` is a running fork server's socket (forkserver.py): the in-process engine forks
+    `server` is a running fork server's socket (the forkserver package): the in-process engine forks
     the notebook's process from it, and without one forks it from this process.
     `kernel_spec_manager` says how the kernel engine starts a kernel."""
     started = time.perf_counter()

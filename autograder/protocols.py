@@ -2,8 +2,8 @@
 read by every module that needs one of its facts.
 
 A protocol has a `name`, which is also the name of its call recipe on the other side of
-the kernel boundary (`RECIPES` in the kernel code, which cannot import this module: it
-runs in the student's kernel); the `Maths` it is graded on (inputs, the reference,
+the kernel boundary (`RECIPES` in `kernel/recipes.py`, which cannot import this module:
+it runs in the student's kernel); the `Maths` it is graded on (inputs, the reference,
 autograd); how the call reads to a student (`call`, e.g. `lin_grad(inp, out, w, b)`); and
 which function computes the gradients (`grads`, e.g. `Lin.backward`), for hints. A test
 holds the names on both sides of the boundary equal.

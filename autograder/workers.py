@@ -29,7 +29,7 @@ __all__ = ["KernelServer", "ServerLease", "kernel_server", "run_pool", "runner",
 @dataclass(frozen=True)
 class KernelServer:
     """Where a batch's kernels come from: the socket of its fork server (see
-    forkserver.py) and the pid of the server first started there."""
+    the forkserver package) and the pid of the server first started there."""
 
     socket: Path
     pid: int
