@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from .harvest import Value
-from .protocols import Expected
+from .maths import Expected
+from .readback import Value
 
 
 def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from .compare import is_close
-from .harvest import Value
 from .maths import MSE, NETWORK, RELU
 from .observation import Observation
+from .readback import Value
 
 
 def scaled(obs: Observation, factor: float) -> bool:

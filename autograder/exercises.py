@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .maths import Case
 from .protocols import (
     FORWARD_AND_BACKWARD,
     LIN_CLASS,
@@ -31,6 +30,7 @@ from .protocols import (
     MSE_GRAD,
     RELU_CLASS,
     RELU_GRAD,
+    Case,
     Protocol,
 )
 

@@ -1,6 +1,6 @@
 """Between the grader and the kernel: the plan of calls, and the cells that carry it and
 the kernel code (`autograder.kernel`) into the notebook. What comes back is read by
-`readback.py`; its names are importable from here too.
+`readback.py`.
 
 The grader makes every input itself (seeded) and carries them, `torch.save`d, in the source
 of its last cell: nothing on a disk the notebook can reach holds them. The answers come
@@ -25,23 +25,15 @@ from nbformat import NotebookNode
 from . import kernel
 from .exercises import Case, Check, Exercise
 from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
-from .maths import Inputs
-from .protocols import make_inputs
-from .readback import CallResult, Harvest, HarvestError, Speed, Value, read_harvest
+from .maths import Inputs, make_inputs
 
 __all__ = [
     "AUTOGRADER_TAG",
     "SPEED_SHAPE",
     "Call",
-    "CallResult",
-    "Harvest",
-    "HarvestError",
     "Plan",
-    "Speed",
-    "Value",
     "inject",
     "make_plan",
-    "read_harvest",
     "strip_injected",
 ]
 

@@ -1,11 +1,16 @@
 """The maths behind each check, on the grader's side: the inputs a case asks for, and the
 right answers twice over, from `reference/` and from torch autograd.
 
-`protocols.py` pairs each `Maths` with the ways student code is called on it.
+Each `Protocol` (protocols.py) names the `Maths` it is graded on; this module is the one
+that imports torch, so the exercise table and the protocols stay cheap to import.
+
+`expected_values` returns the reference after checking it against autograd, so a bug in
+`reference/` is a loud grader error, never a wrong grade.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,23 +19,22 @@ from torch import Tensor
 
 from reference import backprop as ref
 
-__all__ = ["LIN", "MATMUL", "MSE", "NETWORK", "RELU", "Case", "Expected", "GraderBug", "Maths"]
+from .protocols import Case, Protocol, get
 
-
-@dataclass(frozen=True)
-class Case:
-    """One set of inputs. `dims` is read by the check's protocol (see `protocols.py`):
-    matmul (ar, ac, bc); mse (N,); relu (rows, cols); lin (N, n_in, n_out);
-    network (N, n_in, n_hidden)."""
-
-    dims: tuple[int, ...]
-    dtype: str = "float32"
-    zeros: bool = False  # put exact zeros where the maths has a kink (relu inputs)
-
-    @property
-    def name(self) -> str:
-        sizes = " x ".join(str(d) for d in self.dims)
-        return f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
+__all__ = [
+    "LIN",
+    "MATHS",
+    "MATMUL",
+    "MSE",
+    "NETWORK",
+    "RELU",
+    "Expected",
+    "GraderBug",
+    "Inputs",
+    "Maths",
+    "expected_values",
+    "make_inputs",
+]
 
 
 Inputs = dict[str, Tensor]
@@ -228,3 +232,40 @@ MSE = Maths("mse", _make_mse, _ref_mse, _oracle_mse)
 RELU = Maths("relu", _make_relu, _ref_relu, _oracle_relu)
 LIN = Maths("lin", _make_lin, _ref_lin, _oracle_lin)
 NETWORK = Maths("network", _make_network, _ref_network, _oracle_network)
+
+MATHS: dict[str, Maths] = {m.name: m for m in (MATMUL, MSE, RELU, LIN, NETWORK)}
+
+
+def maths_of(protocol: Protocol | str) -> Maths:
+    return MATHS[get(protocol).maths_name]
+
+
+def make_inputs(protocol: Protocol | str, case: Case, seed: int, salt: str) -> Inputs:
+    """The inputs for one case. Each (seed, salt) gives its own stream, so adding a case
+    or a check does not change the inputs of the others."""
+    gen = torch.Generator().manual_seed(_stable_hash(f"{seed}/{salt}"))
+    return maths_of(protocol).make(case, gen)
+
+
+def expected_values(
+    protocol: Protocol | str, inputs: Inputs, values: tuple[str, ...]
+) -> dict[str, Expected]:
+    """The reference for everything the protocol produces; `values` (those graded) are
+    cross-checked against autograd where the maths has a single answer. The rest help
+    recognise mistakes (right second-layer gradients point at the first layer)."""
+    maths = maths_of(protocol)
+    want = maths.reference(inputs)
+    oracle = maths.autograd(inputs)
+    for name in values:
+        exp, other = want[name], oracle[name]
+        keep = ~exp.free if exp.free is not None else torch.ones_like(exp.value, dtype=torch.bool)
+        a, b = exp.value[keep], other[keep]
+        scale = max(b.norm().item(), 1e-300)
+        if exp.value.shape != other.shape or (a - b).norm().item() / scale > 1e-9:
+            raise GraderBug(f"reference and autograd disagree on {name} ({get(protocol).name})")
+    return dict(want)
+
+
+def _stable_hash(text: str) -> int:
+    # Python's hash() is salted per process; grading must be repeatable.
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)

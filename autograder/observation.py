@@ -11,9 +11,9 @@ from typing import Any
 from torch import Tensor
 
 from .compare import Verdict, compare
-from .harvest import Value
 from .maths import Expected, Maths
 from .protocols import Protocol, get
+from .readback import Value
 
 __all__ = ["Mistake", "Observation", "observe"]
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .execute import Execution, run_notebook
 from .exercises import Exercise, exercises_for
+from .kernel.wire import AUTOGRADER_TAG
 from .notebook import NotebookError, cell_shas, detect_assignment, load_notebook
 from .notebook_process import NotebookProcess, sandbox_policy, start_process
 from .notes import broken_exercise_cells, device_findings, harvest_notes, run_notes
@@ -28,7 +29,8 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from .harvest import Harvest, Plan, Speed
+    from .harvest import Plan
+    from .readback import Harvest, Speed
     from .score import Score
 
 __all__ = [
@@ -195,8 +197,6 @@ def _execute(
     process: NotebookProcess,
     kernel_spec_manager: Any,
 ) -> Execution:
-    from .harvest import AUTOGRADER_TAG
-
     return run_notebook(
         prepared,
         parameters={"seed": options.seed, "device": options.device, "data_path": options.data_path},
@@ -218,8 +218,6 @@ def _execute(
 def _execution_timings(execution: Execution) -> dict[str, float]:
     """How long the notebook ran, its student's cells, the grader's calls (its last
     cell), and the engine's own parts."""
-    from .harvest import AUTOGRADER_TAG
-
     timings = {"execute": execution.seconds}
     student, grader = 0.0, []
     for cell in execution.notebook.cells if execution.notebook is not None else ():
@@ -237,7 +235,7 @@ def _execution_timings(execution: Execution) -> dict[str, float]:
 
 def _harvest(execution: Execution) -> tuple[Harvest | None, str | None]:
     """The kernel's results, or None and why there are none."""
-    from .harvest import HarvestError, read_harvest
+    from .readback import HarvestError, read_harvest
 
     if not _grading_cell_finished(execution.notebook):
         # Results are trusted only when the grader's own cell produced them; any found
@@ -251,8 +249,6 @@ def _harvest(execution: Execution) -> tuple[Harvest | None, str | None]:
 
 
 def _grading_cell_finished(executed: Any) -> bool:
-    from .harvest import AUTOGRADER_TAG
-
     if executed is None or not executed.cells:
         return False
     last = executed.cells[-1]

@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 
 from .compare import Verdict
 from .exercises import Check, Exercise
-from .harvest import CallResult, Harvest, Plan
+from .harvest import Plan
+from .maths import expected_values
 from .mistakes import diagnose
 from .mistakes import mistake as catalogued
 from .observation import Observation, observe
-from .protocols import expected_values
+from .readback import CallResult, Harvest
 
 __all__ = ["CheckResult", "Score", "score"]
 

@@ -15,7 +15,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from .harvest import SPEED_SHAPE, Speed
+from .harvest import SPEED_SHAPE
+from .readback import Speed
 
 __all__ = ["NOISY", "TORCH", "LadderRow", "ladder", "lesson_times", "ratio_text"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autograder.harvest import Value
+from autograder.readback import Value
 
 Tensors = dict[str, Tensor]
 

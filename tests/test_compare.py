@@ -11,9 +11,9 @@ import torch
 
 from autograder.compare import TOLERANCE, compare, norm_relative_error
 from autograder.exercises import Case
-from autograder.harvest import Value
+from autograder.maths import Expected, expected_values, make_inputs
 from autograder.mistakes import Observation, diagnose
-from autograder.protocols import Expected, expected_values, make_inputs
+from autograder.readback import Value
 
 
 def tensor_value(t: torch.Tensor, device: str = "cpu") -> Value:

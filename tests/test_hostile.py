@@ -30,10 +30,11 @@ from right_answers import COURSE_BACKPROP
 
 from autograder.batch import grade_submissions
 from autograder.gradebook import read_grades_csv
-from autograder.harvest import AUTOGRADER_TAG, HarvestError, read_harvest
+from autograder.harvest import AUTOGRADER_TAG
 from autograder.integrity import checksum
 from autograder.kernel import RESULTS_MIME, SCHEMA
 from autograder.pipeline import Options, grade
+from autograder.readback import HarvestError, read_harvest
 
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 

@@ -14,9 +14,8 @@ import torch
 
 from autograder.compare import compare
 from autograder.exercises import EXERCISES, Case, exercises_for
-from autograder.harvest import Value
-from autograder.maths import RELU
-from autograder.protocols import expected_values, make_inputs
+from autograder.maths import RELU, expected_values, make_inputs
+from autograder.readback import Value
 
 
 def batch(protocol: str, case: Case) -> int:

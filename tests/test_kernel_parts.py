@@ -37,7 +37,8 @@ from autograder.kernel.wire import (
     ValueInfo,
     WireError,
 )
-from autograder.protocols import PROTOCOLS, expected_values, make_inputs
+from autograder.maths import expected_values, make_inputs
+from autograder.protocols import PROTOCOLS
 from autograder.readback import HarvestError, read_harvest
 
 KERNEL_DIR = Path(kernel.__file__).parent

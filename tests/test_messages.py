@@ -228,7 +228,7 @@ def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
 
 
 def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
-    from autograder.harvest import Speed
+    from autograder.readback import Speed
     from autograder.speed import NOISY, ratio_text
 
     # the student's triple loop was stopped after 0.3 s: a lower bound, said as one
@@ -249,9 +249,9 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
 def test_the_2019_shifted_relu_is_recognised() -> None:
     import torch
 
-    from autograder.harvest import Value
+    from autograder.maths import Expected
     from autograder.mistakes import Observation, diagnose
-    from autograder.protocols import Expected
+    from autograder.readback import Value
 
     gen = torch.Generator().manual_seed(0)
     t = {k: torch.randn(*shape, generator=gen, dtype=torch.float64) for k, shape in

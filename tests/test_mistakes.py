@@ -13,9 +13,9 @@ import pytest
 from catalogue_cases import CASES, CatalogueCase, tensor
 
 from autograder.exercises import EXERCISES, Case
-from autograder.harvest import Value
+from autograder.maths import expected_values, make_inputs
 from autograder.mistakes import CATALOGUE, Observation, diagnose, observe
-from autograder.protocols import expected_values, make_inputs
+from autograder.readback import Value
 
 # Small inputs, no two sizes equal, so that a transposed or unsummed result has the wrong
 # shape and a square one cannot hide it: matmul (ar, ac, bc); mse (N,); relu (rows,
