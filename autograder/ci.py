@@ -17,7 +17,6 @@ The YAML in `.github/workflows/` only wires this command.
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +73,6 @@ def changed_files(base: Path, head: Path) -> list[str]:
     return sorted(changed)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def grader_mismatch(base: Path) -> list[str]:
     """The grader's files that differ between BASE and the grader running this command
     (empty when the running grader is BASE's)."""
@@ -91,7 +86,8 @@ def grader_mismatch(base: Path) -> list[str]:
         ours = {p.relative_to(running).as_posix(): p for p in running.rglob("*.py")}
         theirs = {p.relative_to(base / name).as_posix(): p for p in (base / name).rglob("*.py")}
         for rel in sorted(set(ours) | set(theirs)):
-            if rel not in ours or rel not in theirs or _digest(ours[rel]) != _digest(theirs[rel]):
+            same = rel in ours and rel in theirs and filecmp.cmp(ours[rel], theirs[rel], False)
+            if not same:
                 mismatched.append(f"{name}/{rel}")
     return mismatched
 
