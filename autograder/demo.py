@@ -26,6 +26,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from .records import CheckRecord, Record
+
 __all__ = [
     "ASSIGNMENT",
     "STUDENTS",
@@ -146,29 +148,28 @@ def write_class(folder: Path) -> Path:
     return submitted
 
 
-def _reason(test: dict) -> str:
+def _reason(check: CheckRecord) -> str:
     """Why a check failed, in a few words: the grader's hint, the function whose failure
-    this one inherits, or the mistake's id."""
-    output = test.get("output", "")
-    if output.startswith("Caused by "):
-        return "caused by " + output.removeprefix("Caused by ").split(" (above)")[0]
-    hints = [line for line in output.splitlines() if line.startswith("Hint: ")]
+    this one inherits, or the recognised mistake in words."""
+    if check.feedback.startswith("Caused by "):
+        return "caused by " + check.feedback.removeprefix("Caused by ").split(" (above)")[0]
+    hints = [line for line in check.feedback.splitlines() if line.startswith("Hint: ")]
     if hints:
         return hints[0].removeprefix("Hint: ")
-    mistakes = [tag for tag in test.get("tags", []) if tag != test["number"]]
-    return ", ".join(mistakes) or output.splitlines()[0]
+    if check.mistake:
+        return check.mistake.replace("-", " ")
+    return check.feedback.splitlines()[0]
 
 
-def lost_points(record: dict) -> list[str]:
-    """What a results.json says was lost, one line per reason: the exercises it cost, with
-    their points, then the reason (that of the exercise's first failed check)."""
+def lost_points(record: Record) -> list[str]:
+    """What a grading lost, one line per reason: the exercises it cost, with their points,
+    then the reason (that of the exercise's first failed check)."""
     points: dict[str, int] = {}
     reasons: dict[str, str] = {}
-    for test in record.get("tests", []):
-        if test["score"] < test["max_score"]:
-            exercise = test["number"]
-            points[exercise] = points.get(exercise, 0) + test["max_score"] - test["score"]
-            reasons.setdefault(exercise, _reason(test))
+    for check in record.checks:
+        if check.score < check.max_score:
+            points[check.exercise] = points.get(check.exercise, 0) + check.max_score - check.score
+            reasons.setdefault(check.exercise, _reason(check))
     by_reason: dict[str, list[str]] = {}
     for exercise, reason in reasons.items():
         by_reason.setdefault(reason, []).append(f"{exercise} -{points[exercise]:g}")
@@ -185,8 +186,8 @@ def print_class(graded: Path, console=None) -> None:
     for column in ("student", "score", "points lost, and why"):
         table.add_column(column, overflow="fold")
     for student in STUDENTS:
-        record = json.loads(_results(graded, student).read_text(encoding="utf-8"))
-        score = f"{record['score']:g}/{record['extra_data']['max_score']}"
+        record = Record.from_dict(json.loads(_results(graded, student).read_text("utf-8")))
+        score = f"{record.score:g}/{record.max_score}"
         table.add_row(student, score, "\n".join(lost_points(record)) or "nothing")
     console.print(table)
     console.print(f"Feedback reports: {graded}/STUDENT/{ASSIGNMENT}/feedback.html (and .md)")

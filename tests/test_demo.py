@@ -91,5 +91,5 @@ def test_demo_grades_the_class(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     for student, score in zip(STUDENTS, (full, full - 7, 0), strict=True):
         assert student in printed and f"{score}/{full}" in printed
         assert (graded / student / ASSIGNMENT / "feedback.html").is_file()
-    assert "needs the factor 2" in printed and "not-implemented" in printed
+    assert "needs the factor 2" in printed and "not implemented" in printed
     assert str(graded / "grades.csv") in printed
