@@ -85,6 +85,25 @@ for i in range(ar):
 return c
 """,
 }
+# The lesson's Model, as the course writes it.
+COURSE_MODEL = Edit(
+    "Model",
+    """
+class Model():
+    def __init__(self, w1, b1, w2, b2):
+        self.layers = [Lin(w1,b1), Relu(), Lin(w2,b2)]
+        self.loss = Mse()
+
+    def __call__(self, x, targ):
+        for l in self.layers: x = l(x)
+        return self.loss(x, targ)
+
+    def backward(self):
+        self.loss.backward()
+        for l in reversed(self.layers): l.backward()
+""",
+)
+
 COURSE_BACKPROP = (
     mse_grad("inp.g = 2. * (inp.squeeze() - targ).unsqueeze(-1) / inp.shape[0]"),
     relu_grad("inp.g = (inp>0).float() * out.g"),
@@ -148,23 +167,7 @@ class Mse():
         self.inp.g = 2. * (self.inp.squeeze() - self.targ).unsqueeze(-1) / self.targ.shape[0]
 """,
     ),
-    Edit(
-        "Model",
-        """
-class Model():
-    def __init__(self, w1, b1, w2, b2):
-        self.layers = [Lin(w1,b1), Relu(), Lin(w2,b2)]
-        self.loss = Mse()
-
-    def __call__(self, x, targ):
-        for l in self.layers: x = l(x)
-        return self.loss(x, targ)
-
-    def backward(self):
-        self.loss.backward()
-        for l in reversed(self.layers): l.backward()
-""",
-    ),
+    COURSE_MODEL,
 )
 
 # Right, but not the way the lesson writes it: full marks all the same.
@@ -266,23 +269,7 @@ class Mse(Module):
     def bwd(self, out, inp, targ): inp.g = 2*(inp.squeeze()-targ).unsqueeze(-1) / targ.shape[0]
 """,
     ),
-    Edit(
-        "Model",
-        """
-class Model():
-    def __init__(self, w1, b1, w2, b2):
-        self.layers = [Lin(w1,b1), Relu(), Lin(w2,b2)]
-        self.loss = Mse()
-
-    def __call__(self, x, targ):
-        for l in self.layers: x = l(x)
-        return self.loss(x, targ)
-
-    def backward(self):
-        self.loss.backward()
-        for l in reversed(self.layers): l.backward()
-""",
-    ),
+    COURSE_MODEL,
 )
 # A Model that takes its weights in another order: graded by name, and told.
 MODEL_ORDER = (
