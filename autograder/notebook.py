@@ -125,7 +125,7 @@ def detect_assignment(nb: NotebookNode, path: Path | None = None) -> str:
 
 def cell_shas(nb: NotebookNode) -> dict[str, str]:
     """grade_id -> hash of that cell's source, as the kernel will see it run."""
-    from .kernel.recording import cell_sha  # here: the recording part imports torch
+    from .kernel.recording import cell_sha  # here: its part imports torch (through integrity)
 
     shas = {}
     for c in nb.cells:

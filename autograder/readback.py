@@ -63,9 +63,7 @@ class CallResult:
     error: dict[str, Any] | None
     picked: str | None
     seconds: float
-    # what the kernel noticed: "globals" (notebook tensors the code reads), "replaced"
-    # (parameters overwritten), "arg_order" (Model's constructor's order)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # what the kernel noticed: wire.CallEntry
 
 
 @dataclass(frozen=True)
@@ -129,14 +127,17 @@ def read_harvest(executed: NotebookNode | None) -> Harvest:
         results = Results.from_dict(data)
     except WireError as exc:
         raise HarvestError(str(exc)) from exc
-    calls = {
-        key: CallResult(
-            {k: _value(v, value_key(key, k), tensors) for k, v in entry.values.items()},
-            entry.error,
-            entry.picked,
-            entry.seconds,
-            entry.facts,
-        )
-        for key, entry in results.calls.items()
-    }
+    try:
+        calls = {
+            key: CallResult(
+                {k: _value(v, value_key(key, k), tensors) for k, v in entry.values.items()},
+                entry.error,
+                entry.picked,
+                entry.seconds,
+                entry.facts,
+            )
+            for key, entry in results.calls.items()
+        }
+    except RecursionError as exc:  # values nested as deep as Python's stack: forged
+        raise HarvestError("the results nest values too deeply") from exc
     return Harvest(calls, results.defined, results.debugger_calls, results.integrity, results.speed)

@@ -339,6 +339,16 @@ def test_the_output_cap_keeps_a_cell_s_first_bytes_and_says_so(
 # -- wire: the boundary's format -------------------------------------------------------------
 
 
+def _deep(levels: int) -> dict:
+    value: dict = {"kind": "none"}
+    for _ in range(levels):
+        value = {"kind": "sequence", "type": "list", "items": [value]}
+    return value
+
+
+DEEP = _deep(5000)  # a sequence nested past Python's recursion limit
+
+
 def results_example() -> Results:
     entry = CallEntry(
         "cell",
@@ -363,7 +373,7 @@ def test_a_plan_survives_json_both_ways() -> None:
     assert KernelPlan.from_json(plan.to_json()) == plan
 
 
-@pytest.mark.parametrize("schema", [None, SCHEMA + 1, "1"])
+@pytest.mark.parametrize("schema", [None, SCHEMA + 1, "1", True, 1.0])
 def test_another_schema_is_refused_on_both_sides(schema: object) -> None:
     data = results_example().to_dict()
     data["schema"] = schema
@@ -383,6 +393,16 @@ def test_another_schema_is_refused_on_both_sides(schema: object) -> None:
         ({"calls": {"a": {"facts": [1]}}}, "facts of a are not a mapping"),
         ({"calls": {"a": {"values": {"r": {"kind": "pickle"}}}}}, "unknown value kind 'pickle'"),
         ({"speed": {"rows": 3}}, "speed results have the wrong structure"),
+        # forged by student code: each used to escape as another exception and end the
+        # submission's grading as a grader error
+        ({"calls": {"a": {"seconds": 10**400}}}, "results have the wrong structure"),
+        (
+            {"speed": {"shape": [5, 784, 10], "rows": [["x", 10**400, True, False]]}},
+            "speed results have the wrong structure",
+        ),
+        ({"calls": {"a": {"error": "boom"}}}, "error of a is not a mapping of plain values"),
+        ({"calls": {"a": {"error": {"line": ["x"]}}}}, "error of a is not a mapping"),
+        ({"calls": {"a": {"values": {"r": DEEP}}}}, "results have the wrong structure"),
     ],
 )
 def test_results_of_the_wrong_shape_are_refused(change: dict, error: str) -> None:

@@ -45,8 +45,8 @@ __all__ = [
 PARTS = ("state", "wire", "limits", "integrity", "recording", "recipes", "watch", "timing",
          "answers", "entry")  # fmt: skip
 _HERE = Path(__file__).parent
-# The joined source's first line: annotations stay strings, as in each part, so the
-# kernel's Python need not evaluate them.
+# The joined source's first line (`wire` needs it, and a `__future__` import must come
+# first): annotations stay strings in the whole source.
 _FUTURE = "from __future__ import annotations\n"
 
 

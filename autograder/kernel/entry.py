@@ -97,7 +97,8 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
         except BaseException as exc:
             error = _error(exc)
     seconds = time.perf_counter() - started
-    # (a hung object keeps the facts of the call that hung: it is not called again)
+    # (a hung object is not called again: its entry carries the facts left by the last
+    # call that ran, as it always has)
     facts = _State.facts if obj is not _MISSING and _State.facts else {}
     return CallEntry(how, seconds, values, error, facts)
 

@@ -1,7 +1,7 @@
 """The limits a notebook runs under inside its kernel: file writes and signals confined,
 memory and printing capped, left-over debuggers skipped, and the alarms that stop a cell
-or a graded call that runs too long. Standard library only (nbgrader's kernels import
-this module for `neutralise_debuggers`).
+or a graded call that runs too long. Standard library only (nbgrader's kernels call its
+`neutralise_debuggers`, through the kernel package).
 """
 
 import json

@@ -54,7 +54,7 @@ def _check_schema(data: Any, what: str) -> None:
     verb = "is" if what == "plan" else "are"
     if not isinstance(data, dict):
         raise WireError(f"the {what} {verb} not a mapping")
-    if data.get("schema") != SCHEMA:
+    if type(data.get("schema")) is not int or data["schema"] != SCHEMA:  # not True, not 1.0
         raise WireError(
             f"the {what} {verb} in schema {data.get('schema')!r}, and this grader reads schema "
             f"{SCHEMA}: the kernel ran another version of the grader's code"
@@ -175,13 +175,18 @@ class CallEntry:
         facts = entry.get("facts") or {}
         if not isinstance(facts, dict):
             raise WireError(f"facts of {key} are not a mapping")
+        error = entry.get("error")
+        # read as text by every message: flat, and nothing but text, counts and flags
+        if error is not None and not (
+            isinstance(error, dict)
+            and all(isinstance(v, str | int | bool | None) for v in error.values())
+        ):
+            raise WireError(f"the error of {key} is not a mapping of plain values")
         values = {
             k: ValueInfo.from_dict(m, value_key(key, k))
             for k, m in (entry.get("values") or {}).items()
         }
-        return cls(
-            entry.get("picked"), float(entry.get("seconds", 0.0)), values, entry.get("error"), facts
-        )
+        return cls(entry.get("picked"), float(entry.get("seconds", 0.0)), values, error, facts)
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ class Speed:
                 for label, s, mine, at_least in data["rows"]
             )
             ar, ac, bc = (int(x) for x in data["shape"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise WireError(f"the speed results have the wrong structure: {exc}") from exc
         return cls((ar, ac, bc), rows, data.get("noisy") is True)
 
@@ -232,9 +237,12 @@ class Results:
         try:
             calls = {k: CallEntry.from_dict(e, k) for k, e in data.get("calls", {}).items()}
             defined = tuple(data.get("defined", ()))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, WireError):
-                raise
+        except WireError:
+            raise
+        # A number too large for a float, values nested past Python's recursion limit:
+        # forged results, refused like any other malformed ones.
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError,
+                RecursionError) as exc:  # fmt: skip
             raise WireError(f"the results have the wrong structure: {exc}") from exc
         speed = data.get("speed")
         return cls(
