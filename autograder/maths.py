@@ -236,15 +236,11 @@ NETWORK = Maths("network", _make_network, _ref_network, _oracle_network)
 MATHS: dict[str, Maths] = {m.name: m for m in (MATMUL, MSE, RELU, LIN, NETWORK)}
 
 
-def maths_of(protocol: Protocol | str) -> Maths:
-    return MATHS[get(protocol).maths_name]
-
-
 def make_inputs(protocol: Protocol | str, case: Case, seed: int, salt: str) -> Inputs:
     """The inputs for one case. Each (seed, salt) gives its own stream, so adding a case
     or a check does not change the inputs of the others."""
     gen = torch.Generator().manual_seed(_stable_hash(f"{seed}/{salt}"))
-    return maths_of(protocol).make(case, gen)
+    return get(protocol).maths.make(case, gen)
 
 
 def expected_values(
@@ -253,7 +249,7 @@ def expected_values(
     """The reference for everything the protocol produces; `values` (those graded) are
     cross-checked against autograd where the maths has a single answer. The rest help
     recognise mistakes (right second-layer gradients point at the first layer)."""
-    maths = maths_of(protocol)
+    maths = get(protocol).maths
     want = maths.reference(inputs)
     oracle = maths.autograd(inputs)
     for name in values:
