@@ -60,10 +60,13 @@ def start_process(
 ) -> NotebookProcess:
     """The notebook's process, started now: it boots (importing torch) while this process
     imports torch and prepares the inputs, so on two cores the two start-ups overlap."""
+    from . import forkserver
+
+    fork_here = forkserver.grading_begins(fork_here=inprocess and server is None)
     if inprocess and server is not None:
         return NotebookProcess(server=server)
     if inprocess:
-        server, child = _fork_or_own_server(workdir, policy)
+        server, child = _fork_or_own_server(workdir, policy, fork_here)
         if server is not None or child is not None:
             return NotebookProcess(server=server, child=child)
     try:
@@ -74,15 +77,15 @@ def start_process(
         return NotebookProcess()
 
 
-def _fork_or_own_server(workdir: Path, policy: dict[str, Any] | None):
+def _fork_or_own_server(workdir: Path, policy: dict[str, Any] | None, fork_here: bool):
     """(server, child) for an in-process run without the batch's server: a child forked
-    from this process now, before it makes its first tensor, which enters the sandbox
-    while the inputs are made here; or, where forking here is not safe (torch's threads
-    have started in this process), this process's own fork server. (None, None) if
-    neither could start: a kernel, started the ordinary way."""
-    from . import engine, forkserver, sandbox
+    from this process now (`fork_here`: this process's first grading, before it makes its
+    first tensor), which enters the sandbox while the inputs are made here; otherwise this
+    process's own fork server. (None, None) if neither could start: a kernel, started the
+    ordinary way."""
+    from . import engine, sandbox
 
-    if forkserver.fork_safe():
+    if fork_here:
         with contextlib.suppress(OSError):
             return None, engine.fork_here(workdir, sandbox.environment(policy))
     return _own_server(), None
