@@ -14,7 +14,14 @@ from nbformat import NotebookNode
 
 from . import engine
 from .engine import OutputLimit
-from .executed import CellError, Execution, capped_cells, cell_errors, cell_place
+from .executed import (
+    CellError,
+    Execution,
+    capped_cells,
+    cell_errors,
+    cell_place,
+    past_its_limit,
+)
 from .kernelstart import (
     KERNEL_ARGUMENTS,
     kernel_spec_manager,
@@ -46,6 +53,7 @@ def run_notebook(
     cell_timeout: float,
     skip_tag: str,
     tagged_timeout: float | None = None,
+    grace: float = 0.0,
     total_timeout: float | None = None,
     kernel_name: str = "python3",
     kernel_spec_manager: Any = None,
@@ -62,11 +70,14 @@ def run_notebook(
     student would see them in order (an error stays in its cell's outputs, graded like any
     other outcome). The executed notebook is returned, as far as it got, also when
     execution stopped early. `nb` itself is filled in: pass a copy to keep it. The kernel or
-    child is gone in the end."""
+    child is gone in the end. `cell_timeout` (and `tagged_timeout`, for cells tagged
+    `skip_tag`) are the limits in force, which the kernel enforces; this side gives up on a
+    cell `grace` seconds after its limit."""
     # Imported here: papermill costs about a second to import, and only grading needs it.
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     started = time.perf_counter()
+    tagged_limit = tagged_timeout or cell_timeout
     stopped, executed, died = None, None, False
     details: dict[str, Any] = {}
     if server is not None and child is None:
@@ -127,13 +138,13 @@ def run_notebook(
             # the grader's calls still run. Interrupting the kernel from here instead races
             # with its message loop (an interrupt can land in the next cell) and can leave
             # nbclient waiting forever on a zero-timeout poll.
-            execution_timeout=cell_timeout,
-            timeout_func=timeouts(cell_timeout, tagged_timeout or cell_timeout, skip_tag),
+            execution_timeout=cell_timeout + grace,
+            timeout_func=timeouts(cell_timeout + grace, tagged_limit + grace, skip_tag),
             start_timeout=120,
             **how,
         )
     except CellTimeoutError:
-        stopped = f"a cell ran longer than the {cell_timeout:.0f} s limit"
+        stopped = past_its_limit(last_notebook(), cell_timeout, tagged_limit, skip_tag)
     except DeadKernelError:
         stopped = "the kernel died (the process running the notebook exited or crashed)"
         died = True

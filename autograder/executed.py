@@ -59,8 +59,7 @@ def capped_cells(nb: NotebookNode) -> tuple[tuple[str, float | None], ...]:
         outputs = cell.get("outputs", [])
         if any(OUTPUT_CAP_MARK in str(o.get("text", "")) for o in outputs):
             seconds = cell.metadata.get("papermill", {}).get("duration")
-            where = cell_place(place["position"], place.get("heading", ""), place.get("exercise"))
-            found.append((where, seconds if isinstance(seconds, int | float) else None))
+            found.append((_place(cell), seconds if isinstance(seconds, int | float) else None))
     return tuple(found)
 
 
@@ -80,3 +79,29 @@ def cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
                     place.get("heading", ""), place.get("exercise"),
                 ))  # fmt: skip
     return tuple(errors)
+
+
+def _place(cell: Any) -> str:
+    place = cell.get("metadata", {}).get("autograde_place") or {}
+    return cell_place(place.get("position", 0), place.get("heading", ""), place.get("exercise"))
+
+
+def past_its_limit(nb: NotebookNode | None, cell_limit: float, tagged_limit: float,
+                   tag: str) -> str:  # fmt: skip
+    """Why execution stopped when a cell outlived its limit and the grace after it (the
+    kernel's own alarm did not stop it): which cell, and the limit in force for it."""
+    running = [
+        c for c in (nb.cells if nb is not None else ())
+        if c.get("metadata", {}).get("papermill", {}).get("status") == "running"
+    ]  # fmt: skip
+    cell = running[-1] if running else {}
+    if tag in cell.get("metadata", {}).get("tags", []):
+        what, limit = "the grader's calls into your functions", tagged_limit
+    else:
+        placed = cell.get("metadata", {}).get("autograde_place")
+        what, limit = (_place(cell) if placed else "a cell"), cell_limit
+    return (
+        f"{what} ran past the {limit:g} s limit and went on after being told to stop (a "
+        "bare `except:` or `except BaseException:` also catches that), so the rest of the "
+        "notebook did not run"
+    )

@@ -202,8 +202,9 @@ def _execute(
         parameters={"seed": options.seed, "device": options.device, "data_path": options.data_path},
         workdir=workdir,
         # backstops: the kernel enforces the real limits, cell by cell and call by call
-        cell_timeout=options.cell_timeout + _GRACE,
-        tagged_timeout=options.call_timeout * len(plan.calls) + _GRACE,
+        cell_timeout=options.cell_timeout,
+        tagged_timeout=options.call_timeout * len(plan.calls),
+        grace=_GRACE,
         total_timeout=options.notebook_timeout,
         skip_tag=AUTOGRADER_TAG,
         kernel_spec_manager=kernel_spec_manager,

@@ -141,7 +141,7 @@ def test_a_cell_past_its_limit_stops_the_run_and_keeps_what_ran(
     # No kernel code here to raise in the cell: the engine's own backstop kills the child.
     execution = run(notebook('print("first")', "while True:\n    pass", 'print("never")'),
                     tmp_path, server=server, cell_timeout=1)  # fmt: skip
-    assert execution.stopped == "a cell ran longer than the 1 s limit"
+    assert execution.stopped.startswith("a cell ran past the 1 s limit and went on after")
     assert not execution.kernel_died
     first = code(execution)[0]
     assert first.outputs[0]["text"] == "first\n"

@@ -378,7 +378,7 @@ CORPUS = (
             15, ("15/15",)),
     Hostile("swallows-the-timeouts", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", SWALLOW, "inp, targ"), None)),
-            0, ("a cell ran longer than the 40 s limit",)),
+            0, ("(under \u201cHow fast is it?\u201d) ran past the 10 s limit and went on",)),
     Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
     Hostile("renamed-function", lambda: solution_with(("lin_grad", fn(
                 "linear_grad", "inp.g = out.g @ w.t()\nw.g = inp.t() @ out.g\nb.g = out.g.sum(0)",
