@@ -1,6 +1,7 @@
-"""The `autograde` verbs a student and an instructor type: check and verify. Exit codes
-0 / 1 / 2 and Gradescope's results.json. (The pytest form and its JUnit points are
-tested with the other grading paths in test_one_verdict.py.)"""
+"""The `autograde` verbs a student and an instructor type: check and verify (as typed, in
+a fresh process: test_commands_as_typed.py). Exit codes 0 / 1 / 2 and Gradescope's
+results.json. (The pytest form and its JUnit points are tested with the other grading
+paths in test_one_verdict.py.)"""
 
 from __future__ import annotations
 
@@ -132,11 +133,6 @@ def test_check_cuda_without_cuda_is_exit_2(capsys: pytest.CaptureFixture) -> Non
 def test_check_solution_on_cuda_full_marks(name: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["check", str(SOLUTIONS / name / f"{name}.ipynb"), "--device", "cuda"]) == 0
     assert "device cuda" in capsys.readouterr().out
-
-
-def test_verify_passes_on_this_repository(capsys: pytest.CaptureFixture) -> None:
-    assert main(["verify", "--root", str(ROOT)]) == 0
-    assert "verify: all good" in capsys.readouterr().out
 
 
 def test_points_in_notebooks_match_the_table(tmp_path: Path) -> None:

@@ -82,8 +82,7 @@ def test_one_process_grades_three_notebooks_in_turn(engine: str) -> None:
     assert done.stdout.splitlines() == ["backprop 15/15", "matmul 10/10", "backprop 15/15"]
 
 
-@pytest.mark.slow
-def test_verify_as_typed() -> None:
+def test_verify_as_typed() -> None:  # in the fast suite too: about 10 s
     done = typed("verify")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
