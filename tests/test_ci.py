@@ -5,6 +5,8 @@ summary and annotations GitHub shows."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,12 @@ from autograder.cli import main
 from autograder.notebook import read_notebook, replace_function
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+# The one composite action that lets the sandbox make user namespaces, for every job.
+ACTION = ROOT / ".github" / "actions" / "allow-user-namespaces" / "action.yml"
+# A grading command (it runs student code in the sandbox), however the grader is called.
+GRADES = re.compile(r"(?:\bautograde|-m\s+autograder(?:\.cli)?)\s+(?:grade|ci-grade|verify)\b")
+# A step that runs the sandbox's tests or grades.
+SANDBOXES = re.compile(rf"{GRADES.pattern}|\bpytest\b|\.ci/run\b")
 NOTEBOOK = "assignments/backprop/backprop.ipynb"
 
 
@@ -38,6 +46,110 @@ def test_workflows_parse_and_are_least_privilege() -> None:
     ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     assert ci["jobs"]["gpu"]["if"] == "vars.GPU_RUNNER == 'true'"
     assert ".ci/run" in json.dumps(ci["jobs"]["test"]["steps"])
+
+
+def _commands(script: str) -> list[str]:
+    """The shell commands of a `run:` script: its lines (continuations joined), split at
+    `&&`, `||`, `;` and `|`."""
+    return [c.strip() for c in re.split(r"&&|\|\||;|\||\n", script.replace("\\\n", " "))]
+
+
+def test_every_job_that_sandboxes_first_lets_user_namespaces_be_made() -> None:
+    """Ubuntu 24.04 refuses unprivileged user namespaces, which the sandbox needs: every job
+    that grades or runs the sandbox's tests uses the one shared action that allows (and
+    proves) them, after the checkout it comes from and before the first step that needs
+    it; grade-pr.yml uses the base branch's copy, never the pull request's."""
+    found = set()
+    for path in WORKFLOWS:
+        flow = yaml.safe_load(path.read_text())
+        # grade-pr.yml: the base branch is checked out at base/, the pull request at head/
+        checkout_path = "base" if path.name == "grade-pr.yml" else None
+        where = f"./{checkout_path}/" if checkout_path else "./"
+        expected = f"{where}.github/actions/allow-user-namespaces"
+        for name, job in flow["jobs"].items():
+            steps = job.get("steps", [])
+            uses = [s.get("uses", "") for s in steps]
+            assert not [u for u in uses if u.startswith(("./head", "head/"))], (path.name, name)
+            allow = [
+                i for i, u in enumerate(uses) if u.rstrip("/").endswith("allow-user-namespaces")
+            ]
+            assert all(uses[i] == expected for i in allow), (path.name, name, uses)
+            needs = [i for i, s in enumerate(steps) if SANDBOXES.search(s.get("run", ""))]
+            if not needs:
+                continue
+            found.add((path.name, name))
+            assert allow and allow[0] < needs[0], f"{path.name}: job {name} needs {expected} first"
+            checkouts = [i for i, s in enumerate(steps[: allow[0]])
+                         if s.get("uses", "").startswith("actions/checkout@")
+                         and s.get("with", {}).get("path") == checkout_path]  # fmt: skip
+            assert checkouts, f"{path.name}: job {name} uses {expected} before checking it out"
+    assert found == {("ci.yml", "test"), ("ci.yml", "gpu"), ("grade-class.yml", "grade"),
+                     ("grade-pr.yml", "grade")}  # fmt: skip
+
+
+def test_every_grading_command_requires_the_sandbox() -> None:
+    """No workflow grades student code unisolated: `autograde grade`, `ci-grade` and
+    `verify` refuse (exit 2) where the sandbox cannot be made."""
+    graded = []
+    for path in WORKFLOWS:
+        for name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            for step in job.get("steps", []):
+                for command in _commands(step.get("run", "")):
+                    if GRADES.search(command):
+                        graded.append(command)
+                        assert "--require-sandbox" in command.split(), (path.name, name, command)
+    assert len(graded) >= 4, graded  # ci.yml twice, grade-class.yml, grade-pr.yml
+
+
+def test_the_shared_action_lifts_apparmor_s_restriction_and_proves_namespaces() -> None:
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite" and action["name"] and action["description"]
+    steps = action["runs"]["steps"]
+    assert all(s.get("shell") == "bash" and s.get("run") for s in steps), steps
+    assert not any("continue-on-error" in s or "if" in s for s in steps), steps
+    runs = [s["run"] for s in steps]
+    # commands, not words in a message: a line that runs the sysctl, one that runs unshare
+    key = r"kernel\.apparmor_restrict_unprivileged_userns"
+    sysctl = re.compile(rf"^\s*(\$sudo\s+)?sysctl -w {key}=0", re.M)
+    unshare = re.compile(r"(^\s*|\$\()unshare --user --map-root-user true\b", re.M)
+    lift = [i for i, r in enumerate(runs) if sysctl.search(r)]
+    prove = [i for i, r in enumerate(runs) if unshare.search(r)]
+    assert lift and prove and lift[0] < prove[0], runs
+    # the key may not exist (older kernels): checked for, not an error
+    assert "[ ! -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]" in runs[lift[0]]
+    assert "::error" in runs[prove[0]] and "exit 1" in runs[prove[0]]
+
+
+@pytest.mark.parametrize(
+    ("unshare", "python", "rc", "says"),
+    [
+        ("exit 0", "exit 0", 0, "user namespaces: available"),
+        ("echo 'write failed /proc/self/uid_map' >&2; exit 1", "exit 0", 1,
+         "::error title=No user namespaces::This runner cannot make user namespaces"),
+        ("exit 0", "echo 'PermissionError: uid_map' >&2; exit 1", 1,
+         "::error title=No user namespaces::This runner's Python"),
+    ],
+)  # fmt: skip
+def test_the_proof_fails_the_job_saying_what_to_do(
+    tmp_path: Path, unshare: str, python: str, rc: int, says: str
+) -> None:
+    """The action's proof step, run by bash as a runner would, with an `unshare` and a
+    Python that succeed or refuse as on a runner with or without user namespaces."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    steps = yaml.safe_load(ACTION.read_text())["runs"]["steps"]
+    script = next(s["run"] for s in steps if "unshare --user" in s["run"])
+    for name, body in (("unshare", unshare), ("python3", python)):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == rc, done.stdout + done.stderr
+    assert says in done.stdout
+    if rc:
+        assert "apparmor_restrict_unprivileged_userns=0" in done.stdout  # what to do
 
 
 def _triggers(flow: dict) -> dict:
@@ -119,7 +231,7 @@ def test_zizmor_finds_nothing_of_medium_or_higher_severity() -> None:
     zizmor = shutil.which("zizmor") or str(Path(sys.executable).parent / "zizmor")
     done = subprocess.run(
         [zizmor, "--offline", "--format", "json", "--min-severity", "medium",
-         str(ROOT / ".github" / "workflows")],
+         str(ROOT / ".github")],  # the workflows and the composite action
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     findings = json.loads(done.stdout or "[]")
