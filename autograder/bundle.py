@@ -18,7 +18,7 @@ from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored
 
-__all__ = ["CPU_TORCH_INDEX", "build_bundle"]
+__all__ = ["CPU_TORCH_INDEX", "build_bundle", "python_floor"]
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
@@ -27,15 +27,15 @@ _PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built
 _SETUP = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, when autograder.zip is uploaded, to build the image every
-# submission is graded in. Choose the "Ubuntu 24.04" base image (Python 3.12): the pinned
-# versions need Python 3.11 or newer.
+# submission is graded in. Choose the "Ubuntu 24.04" base image (Python 3.12): backprop-lab
+# needs Python {python} or newer (its pyproject.toml's requires-python).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else
-  "backprop-lab needs Python 3.11 or newer: choose the Ubuntu 24.04 base image")'
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= ({floor}) else
+  "backprop-lab needs Python {python} or newer: choose the Ubuntu 24.04 base image")'
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install -q --upgrade pip
 # The CPU build: PyPI's default torch is a multi-GB CUDA build, and there is no GPU here.
@@ -85,6 +85,18 @@ def _pinned_torch(constraints: Path) -> str:
     raise GradingError(f"{constraints} pins no torch version (a line `torch==X.Y.Z`)")
 
 
+def python_floor(pyproject: Path) -> tuple[int, int]:
+    """The oldest Python the project supports, from its `requires-python = ">=X.Y"`: the
+    one place it is stated."""
+    import tomllib
+
+    spec = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["requires-python"]
+    major, minor = spec.removeprefix(">=").strip().split(".")[:2]
+    if not spec.startswith(">=") or not (major.isdigit() and minor.isdigit()):
+        raise GradingError(f'{pyproject}: requires-python should read ">=X.Y", not {spec!r}')
+    return int(major), int(minor)
+
+
 def _build_wheel(root: Path, dest: Path) -> Path:
     """The grader as a wheel, built from a copy of the checkout so the checkout is not
     touched (no build/ or egg-info left behind) and without the network."""
@@ -117,12 +129,17 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
             "repository's folder, or pass --root"
         )
     torch_version = _pinned_torch(root / "constraints.txt")
+    floor = python_floor(root / "pyproject.toml")
     with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
         wheel = _build_wheel(root, Path(tmp))
         files: dict[str, tuple[bytes, int]] = {
             "setup.sh": (
                 _SETUP.format(
-                    index=CPU_TORCH_INDEX, torch=torch_version, wheel=wheel.name
+                    index=CPU_TORCH_INDEX,
+                    torch=torch_version,
+                    wheel=wheel.name,
+                    floor=f"{floor[0]}, {floor[1]}",
+                    python=f"{floor[0]}.{floor[1]}",
                 ).encode(),
                 0o755,
             ),

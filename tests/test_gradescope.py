@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
-from autograder.bundle import CPU_TORCH_INDEX
+from autograder.bundle import CPU_TORCH_INDEX, python_floor
 from autograder.cli import main
 from autograder.gradescope import CONFIG
 from autograder.notebook import read_notebook, replace_function
@@ -36,19 +39,42 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def package_dirs() -> list[str]:
+    """The folders the interpreter running these tests imports its packages from, in the
+    order it searches them."""
+    paths = sysconfig.get_paths()
+    dirs = [*site.getsitepackages(), paths["purelib"], paths["platlib"]]
+    if site.ENABLE_USER_SITE:
+        dirs.insert(0, site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
 @pytest.fixture(scope="module")
 def grader_python(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the bundle's wheel installed over this environment's packages (torch
     and the rest, which setup.sh would download): the grader that runs is the bundled one."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True)  # fmt: skip
+    # Not --system-site-packages: that reaches the base interpreter's packages, and when
+    # the tests run in a venv, what is installed there (nbformat, torch...) is not.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     with zipfile.ZipFile(bundle) as z:
         [wheel] = [n for n in z.namelist() if n.endswith(".whl")]
         z.extract(wheel, venv)
     python = venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
                     "--no-deps", "--no-index", str(venv / wheel)], check=True)  # fmt: skip
+    # Written after the install, so that pip sees a bare venv. Plain folder lines come after
+    # the venv's own site-packages, and the .pth files in those folders are not run: this
+    # environment's editable install of the grader (an __editable__ finder) stays out, so
+    # the bundled wheel is the grader, and a module the wheel lacks fails here as it would
+    # on Gradescope. Nothing else the grader needs is set up by a .pth (torch, the Jupyter
+    # stack and the rest are plain folders; setuptools' distutils shim it never imports).
+    ask = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site_packages = subprocess.run([python, "-I", "-c", ask], capture_output=True, text=True,
+                                   check=True).stdout.strip()  # fmt: skip
+    (Path(site_packages) / "running-environment.pth").write_text(
+        "".join(f"{d}\n" for d in package_dirs())
+    )
     where = subprocess.run([python, "-I", "-c", "import autograder; print(autograder.__file__)"],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert where.startswith(str(venv)), where
@@ -108,6 +134,23 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     assert {"autograder/gradescope.py", "autograder/kernel/wire.py", "reference/backprop.py",
             "coursedata/__init__.py"} <= names  # fmt: skip
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "solutions/"))]
+
+
+def test_one_supported_python_everywhere(bundle: Path) -> None:
+    """pyproject.toml's requires-python is the one statement; the README says it once and
+    the image Gradescope builds refuses an older Python with the same number."""
+    major, minor = python_floor(ROOT / "pyproject.toml")
+    assert sys.version_info >= (major, minor)
+    readme = (ROOT / "README.md").read_text()
+    stated = re.findall(r"Python (3\.\d+)", readme)
+    assert stated == [f"{major}.{minor}"], stated  # once, and that one
+    assert f"Python {major}.{minor} or newer" in readme
+    with zipfile.ZipFile(bundle) as z:
+        setup = z.read("setup.sh").decode()
+    assert f"sys.version_info >= ({major}, {minor})" in setup
+    assert f"needs Python {major}.{minor} or newer" in setup
+    assert not re.findall(r"3\.1[0-9]", setup.replace(f"{major}.{minor}", "")
+                          .replace("Python 3.12", ""))  # fmt: skip
 
 
 @pytest.mark.parametrize(
