@@ -113,7 +113,7 @@ def _write_feedback(result, folder: Path) -> None:
     feedback.write_feedback(result, folder / "feedback.html", folder / "feedback.md")
 
 
-_REVIEW = (
+_KERNEL_DIED = (
     "The kernel died twice while running this notebook (its own code may exit or crash "
     "it): the score counts what ran before, and a person should look."
 )
@@ -127,17 +127,18 @@ def _graded(sub, options, digest, feedback, server, folder: Path) -> Record:
     cpu = time.process_time()
     options = replace(options, assignment=options.assignment or sub.assignment)
     result = pipeline.grade(sub.notebook, options, **runner(server))
-    status = "graded"
     if result.kernel_died:
         # Something may have killed it from outside: one more try, in a fresh sandbox,
         # before the student's own code is taken to be the cause.
         result = pipeline.grade(sub.notebook, options, **runner(server))
-        status = "review" if result.kernel_died else "graded"
+    reasons = ((_KERNEL_DIED,) if result.kernel_died else ()) + result.review
+    status = "review" if reasons else "graded"
     record = record_from(result)
     notes = "; ".join(result.score.notes)
-    if status == "review":
-        record = replace(record, output=f"{_REVIEW}\n{record.output}")
-        notes = f"{_REVIEW} {notes}".strip()
+    if reasons:
+        why = " ".join(reasons)
+        record = replace(record, output=f"{why}\n{record.output}")
+        notes = f"{why} {notes}".strip()
     record = replace(record, **_submitted(sub, status, notes, digest))
     timings = dict(result.timings)
     if feedback:  # before results.json: a recorded submission has its report

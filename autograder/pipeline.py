@@ -69,6 +69,9 @@ class GradeResult:
     kernel_died: bool = False  # see execute.Execution.kernel_died
     # None where student code ran in the full sandbox; otherwise what was not isolated
     isolation_warning: str | None = None
+    # Why a person should look before the score is final (each a sentence); the score
+    # stands as computed. A batch records such a grading as `review`.
+    review: tuple[str, ...] = ()
 
 
 def check_device(device: str) -> None:

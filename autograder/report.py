@@ -64,6 +64,8 @@ def print_table(result: GradeResult, console: Console) -> None:
     console.print(table)
     for note in score.notes:
         console.print(Text(note, style="dim"))
+    for reason in result.review:  # not dim: it decides whether the score stands
+        console.print(Text.assemble(("A person will look at this: ", "bold yellow"), reason))
     n_checks = len(score.checks)
     n_inputs = sum(c.cases for c in score.checks)
     console.print(
