@@ -25,6 +25,7 @@ __all__ = [
     "notebook_differences",
     "regenerate",
     "secret_lines",
+    "shipped_problems",
     "sync_problems",
 ]
 
@@ -164,4 +165,20 @@ def generated_differences(root: Path, generated: Path) -> list[str]:
     for nb in sorted((root / "assignments").glob("*/*.ipynb")):
         if not (generated / nb.relative_to(root / "assignments")).is_file():
             problems.append(f"{nb.relative_to(root)}: not generated from any solution notebook")
+    return problems
+
+
+def shipped_problems(root: Path) -> list[str]:
+    """Where the released notebooks shipped inside the grader (autograder/released/: the
+    clean room runs them) are not `root/assignments`' byte for byte."""
+    problems = []
+    for nb in sorted((root / "assignments").glob("*/*.ipynb")):
+        if nb.stem != nb.parent.name:
+            continue  # only an assignment's own notebook is graded
+        rel, shipped = nb.relative_to(root), f"autograder/released/{nb.name}"
+        copy = root / shipped
+        if not copy.is_file() or copy.read_bytes() != nb.read_bytes():
+            problems.append(
+                f"{shipped} differs from {rel}, which the clean room must run: cp {rel} {shipped}"
+            )
     return problems

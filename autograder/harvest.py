@@ -26,6 +26,7 @@ from . import kernel
 from .exercises import Case, Check, Exercise
 from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
 from .maths import Inputs, make_inputs
+from .notebook import mark_places
 
 __all__ = [
     "AUTOGRADER_TAG",
@@ -192,30 +193,10 @@ def inject(
         f"__autograde_harvest__['harvest']({plan_json!r}, {inputs_b64!r})"
     )
     out = nbformat.from_dict(nb)  # a deep copy
-    _mark_places(out)
+    mark_places(out)  # cells the clean room placed keep their places
     cells = [c for c in out.cells if not _is_test_cell(c)]
     out.cells = [_code_cell(start), *cells, _code_cell(finish)]
     return out
-
-
-PLACE_KEY = "autograde_place"  # cell metadata: where the student sees this cell
-
-
-def _mark_places(nb: NotebookNode) -> None:
-    """Note on each cell where the student sees it, before the grader adds or removes
-    cells: its position in their file (from 1), the nearest heading above it, and the
-    exercise whose solution it holds; messages about a cell use these."""
-    heading = ""
-    for position, cell in enumerate(nb.cells, start=1):
-        if cell.get("cell_type") == "markdown":
-            titles = [ln.lstrip("#").strip() for ln in cell.source.splitlines()
-                      if ln.startswith("#")]  # fmt: skip
-            heading = titles[-1] if titles else heading
-            continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        exercise = meta.get("grade_id") if meta.get("solution") else None
-        cell.metadata[PLACE_KEY] = {"position": position, "heading": heading,
-                                    "exercise": exercise}  # fmt: skip
 
 
 def _is_test_cell(cell: NotebookNode) -> bool:

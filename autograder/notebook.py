@@ -15,11 +15,13 @@ from nbformat import NotebookNode
 from .exercises import ASSIGNMENTS, EXERCISES
 
 __all__ = [
+    "PLACE_KEY",
     "NotebookError",
     "cell_shas",
     "defined_names",
     "detect_assignment",
     "load_notebook",
+    "mark_places",
     "read_notebook",
     "replace_definition",
     "replace_function",
@@ -79,6 +81,27 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotebookError(f"{path} is not a valid notebook: {first}") from None
     return nb, hashlib.sha256(data).hexdigest()
+
+
+PLACE_KEY = "autograde_place"  # cell metadata: where the student sees this cell
+
+
+def mark_places(nb: NotebookNode) -> None:
+    """Note on each code cell where the student sees it, before the grader adds, removes
+    or swaps cells: its position in their file (from 1), the nearest heading above it,
+    and the exercise whose solution it holds; messages about a cell use these. A cell
+    already marked keeps its mark (the clean room's cells carry the student's places)."""
+    heading = ""
+    for position, cell in enumerate(nb.cells, start=1):
+        if cell.get("cell_type") == "markdown":
+            titles = [ln.lstrip("#").strip() for ln in cell.source.splitlines()
+                      if ln.startswith("#")]  # fmt: skip
+            heading = titles[-1] if titles else heading
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        exercise = meta.get("grade_id") if meta.get("solution") else None
+        cell.metadata.setdefault(PLACE_KEY, {"position": position, "heading": heading,
+                                             "exercise": exercise})  # fmt: skip
 
 
 def _grade_ids(nb: NotebookNode) -> list[str]:

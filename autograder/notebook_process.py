@@ -13,7 +13,7 @@ from typing import Any
 from .execute import start_kernel, stop_kernel
 from .options import Options
 
-__all__ = ["NotebookProcess", "sandbox_policy", "start_process"]
+__all__ = ["NotebookProcess", "sandbox_policy", "start_processes"]
 
 
 def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, Any]:
@@ -51,18 +51,34 @@ class NotebookProcess:
             self.child.close()
 
 
-def start_process(
+def start_processes(
+    inprocess: bool,
+    server: Path | None,
+    places: list[tuple[Path, dict[str, Any]]],
+    kernel_spec_manager: Any = None,
+) -> list[NotebookProcess]:
+    """One notebook process per (workdir, sandbox policy) of one grading (the clean room's
+    run, and the notebook as it is where that differs), started now: each boots (importing
+    torch) while this process imports torch and prepares the inputs, so on two cores the
+    start-ups overlap. Where this process may fork them itself, it forks them all now,
+    before its first tensor."""
+    from . import forkserver
+
+    fork_here = forkserver.grading_begins(fork_here=inprocess and server is None)
+    return [
+        _start(inprocess, server, workdir, policy, kernel_spec_manager, fork_here)
+        for workdir, policy in places
+    ]
+
+
+def _start(
     inprocess: bool,
     server: Path | None,
     workdir: Path,
     policy: dict[str, Any],
-    kernel_spec_manager: Any = None,
+    kernel_spec_manager: Any,
+    fork_here: bool,
 ) -> NotebookProcess:
-    """The notebook's process, started now: it boots (importing torch) while this process
-    imports torch and prepares the inputs, so on two cores the two start-ups overlap."""
-    from . import forkserver
-
-    fork_here = forkserver.grading_begins(fork_here=inprocess and server is None)
     if inprocess and server is not None:
         return NotebookProcess(server=server)
     if inprocess:

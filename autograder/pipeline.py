@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .cleanroom import clean_room, room_review
 from .execute import Execution, run_notebook
 from .exercises import Exercise, exercises_for
 from .kernel.wire import AUTOGRADER_TAG
 from .notebook import NotebookError, cell_shas, detect_assignment, load_notebook
-from .notebook_process import NotebookProcess, sandbox_policy, start_process
+from .notebook_process import NotebookProcess, sandbox_policy, start_processes
 from .notes import broken_exercise_cells, device_findings, harvest_notes, run_notes
 from .options import (
     DEFAULT_SEED,
@@ -113,38 +114,96 @@ def grade(
     notebook = Path(notebook)
     nb, digest = load_notebook(notebook)
     assignment, exercises = _exercises(nb, notebook, options)
+    # The points come from the clean room (the course's notebook with only the student's
+    # answer cells); the notebook as it is runs too only where it would run differently.
+    room = clean_room(nb, assignment)
+    runs = [room.notebook] + ([nb] if room.needs_full_run and not room.unmatched else [])
     timings: dict[str, float] = {}
     from .sandbox import host_folder
 
     with tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp:
-        # The notebook runs in its own folder (in the sandbox, a tmpfs of its own); the
+        # Each run's notebook has its own folder (in the sandbox, a tmpfs of its own); its
         # kernel's connection file and sockets live beside it.
-        workdir = Path(tmp) / "notebook"
-        workdir.mkdir()
-        policy = sandbox_policy(options, workdir, Path(tmp) / "kernel")
+        places = []
+        for name in ("clean", "full")[: len(runs)]:
+            workdir = Path(tmp) / name / "notebook"
+            workdir.mkdir(parents=True)
+            places.append((workdir, sandbox_policy(options, workdir, Path(tmp) / name / "kernel")))
         t = time.perf_counter()
-        process = start_process(inprocess, server, workdir, policy, kernel_spec_manager)
-        plan, prepared = _prepare(nb, exercises, options, process, timings, since=t)
-        execution = _execute(prepared, plan, options, workdir, policy, process, kernel_spec_manager)
-        timings.update(_execution_timings(execution))
+        processes = start_processes(inprocess, server, places, kernel_spec_manager)
+        done: list[_Run] = []
+        try:
+            for run_nb, (workdir, policy), process in zip(runs, places, processes, strict=True):
+                done.append(_run(run_nb, exercises, options, workdir, policy, process,
+                                 kernel_spec_manager, timings if not done else {}, since=t,
+                                 plan=done[0].plan if done else None))  # fmt: skip
+        finally:
+            for process in processes[len(done) + 1 :]:  # never started: nothing else stops it
+                process.stop()
+        clean, full = done[0], (done[1] if len(done) > 1 else None)
         t = time.perf_counter()
-        harvest, why = _harvest(execution)
-        findings = device_findings(plan, harvest)
-        notes = run_notes(execution, options.cell_timeout)
-        notes += harvest_notes(nb, assignment, plan, harvest, findings, why)
+        findings = device_findings(clean.plan, clean.harvest)
+        # the student's own cells' errors, from the notebook as they wrote it
+        notes = run_notes((full or clean).execution, options.cell_timeout)
+        notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)
         from .score import score
 
-        result_score = score(exercises, plan, harvest, not_graded=why, notes=notes,
-                             broken_cells=broken_exercise_cells(execution))  # fmt: skip
+        result_score = score(exercises, clean.plan, clean.harvest, not_graded=clean.why,
+                             notes=notes,
+                             broken_cells=broken_exercise_cells(clean.execution))  # fmt: skip
+        review = room_review(room, exercises, result_score.by_exercise(),
+                             _full_points(exercises, full))  # fmt: skip
         timings["score"] = time.perf_counter() - t
-        executed = _keep_executed(options, execution)
+        if full is not None:
+            timings["full run"] = full.execution.seconds
+        executed = _keep_executed(options, (full or clean).execution)
         shutil.rmtree(tmp, ignore_errors=True)
     return GradeResult(notebook, assignment, result_score, options.seed, options.device,
-                       time.perf_counter() - started, execution.seconds, digest,
+                       time.perf_counter() - started,
+                       sum(r.execution.seconds for r in done), digest,
                        executed=executed, timings=timings,
-                       speed=harvest.speed if harvest is not None else None,
-                       device_findings=findings, kernel_died=execution.kernel_died,
-                       isolation_warning=sandbox_warning)  # fmt: skip
+                       speed=clean.harvest.speed if clean.harvest is not None else None,
+                       device_findings=findings, kernel_died=clean.execution.kernel_died,
+                       isolation_warning=sandbox_warning, review=review)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One execution of a notebook in a grading, and what its grader's cell sent back
+    (`harvest` None, and `why`, when nothing came back)."""
+
+    plan: Plan
+    execution: Execution
+    harvest: Harvest | None
+    why: str | None
+
+
+def _run(
+    run_nb: Any,
+    exercises: tuple[Exercise, ...],
+    options: Options,
+    workdir: Path,
+    policy: dict[str, Any],
+    process: NotebookProcess,
+    kernel_spec_manager: Any,
+    timings: dict[str, float],
+    since: float,
+    plan: Plan | None,
+) -> _Run:
+    plan, prepared = _prepare(run_nb, exercises, options, process, timings, since, plan)
+    execution = _execute(prepared, plan, options, workdir, policy, process, kernel_spec_manager)
+    timings.update(_execution_timings(execution))
+    harvest, why = _harvest(execution)
+    return _Run(plan, execution, harvest, why)
+
+
+def _full_points(exercises: tuple[Exercise, ...], full: _Run | None) -> dict[str, tuple[int, int]]:
+    """Points per exercise in the notebook as the student ran it ({} when it was not run)."""
+    if full is None:
+        return {}
+    from .score import score
+
+    return score(exercises, full.plan, full.harvest, not_graded=full.why).by_exercise()
 
 
 def _exercises(nb: Any, notebook: Path, options: Options) -> tuple[str, tuple[Exercise, ...]]:
@@ -162,9 +221,11 @@ def _prepare(
     process: NotebookProcess,
     timings: dict[str, float],
     since: float,
+    plan: Plan | None = None,
 ) -> tuple[Plan, Any]:
-    """The plan of calls and the notebook carrying it. The process is stopped if this
-    fails: nothing else would stop it."""
+    """The plan of calls (made here unless given: every run of a grading gets the same
+    inputs) and the notebook carrying it. The process is stopped if this fails: nothing
+    else would stop it."""
     try:
         # Imported here, after the notebook's process has started, so the two overlap.
         from .harvest import inject, make_plan
@@ -173,7 +234,8 @@ def _prepare(
         raise
     timings["start"] = time.perf_counter() - since
     t = time.perf_counter()
-    plan = make_plan(exercises, seed=options.seed, device=options.device)
+    if plan is None:
+        plan = make_plan(exercises, seed=options.seed, device=options.device)
     prepared = inject(
         nb,
         plan,

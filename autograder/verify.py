@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from .assignments import assignment_names, sync_problems
+from .assignments import assignment_names, shipped_problems, sync_problems
 from .exercises import ASSIGNMENTS, exercises_for
 from .notebook import read_notebook
 from .pipeline import Options, grade
@@ -75,6 +75,9 @@ def verify(root: Path, options: Options, console: Console) -> list[str]:
         sync = sync_problems(root, Path(scratch))
     console.print(f"{'ok ' if not sync else 'BAD'} assignments/ in sync with solutions/")
     problems += sync
+    shipped = shipped_problems(root)
+    console.print(f"{'ok ' if not shipped else 'BAD'} the grader ships assignments/ as released")
+    problems += shipped
     for p in problems:
         console.print(Text.assemble(("problem: ", "red"), p))
     console.print("verify: all good" if not problems else f"verify: {len(problems)} problem(s)")
