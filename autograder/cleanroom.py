@@ -22,8 +22,7 @@ from importlib import resources
 import nbformat
 from nbformat import NotebookNode
 
-from .executed import cell_place
-from .notebook import PLACE_KEY, mark_places
+from .notebook import PLACE_KEY, cell_place, mark_places
 
 __all__ = [
     "UNMATCHED",

@@ -4,10 +4,10 @@ a class does before grading a real one.
 Three students hand in the backprop notebook: one with the reference's answers, one with
 the same answers but the classic mistake of an `mse_grad` without the factor 2, and one
 who changed nothing. They are written from the student notebook shipped in this package
-(`demo_data/`, a copy of `assignments/backprop/backprop.ipynb`) and the `reference`
-package's code, into nbgrader's `submitted/` layout, then graded by `autograde grade`
-itself (the same parser, options and batch), and the class table is printed from the
-files that grading wrote.
+(`released/`, the copy of `assignments/backprop/backprop.ipynb` the clean room runs) and
+the `reference` package's code, into nbgrader's `submitted/` layout, then graded by
+`autograde grade` itself (the same parser, options and batch), and the class table is
+printed from the files that grading wrote.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
+from .cleanroom import released_notebook
 from .records import CheckRecord, Record
 
 __all__ = [
@@ -51,8 +51,7 @@ _STUB = "# YOUR CODE HERE"
 
 def student_notebook() -> NotebookNode:
     """The notebook students are given, as shipped inside this package."""
-    data = resources.files("autograder").joinpath("demo_data").joinpath(f"{ASSIGNMENT}.ipynb")
-    return nbformat.reads(data.read_text(encoding="utf-8"), as_version=4)
+    return released_notebook(ASSIGNMENT)
 
 
 def _answers() -> dict[str, Callable]:

@@ -8,6 +8,8 @@ from typing import Any
 
 from nbformat import NotebookNode
 
+from .notebook import cell_place
+
 # What the kernel prints once a cell's output passes the cap (kernel._capped).
 OUTPUT_CAP_MARK = "[autograder: output beyond "
 
@@ -22,15 +24,6 @@ class CellError:
 
     def where(self) -> str:
         return cell_place(self.index, self.heading, self.exercise)
-
-
-def cell_place(index: int, heading: str, exercise: str | None) -> str:
-    """A cell as the student finds it: `cell 14 (relu_grad's cell)`, or
-    `cell 29 (under "How fast is it?")`."""
-    if exercise:
-        return f"cell {index} ({exercise}'s cell)"
-    under = f" (under \u201c{heading}\u201d)" if heading else ""
-    return f"cell {index}{under}"
 
 
 @dataclass(frozen=True)

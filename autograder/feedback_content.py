@@ -187,4 +187,5 @@ def device_lines(result: GradeResult) -> list[str]:
 
 
 def other_notes(result: GradeResult) -> list[str]:
-    return [n for n in result.score.notes if not n.startswith("Device readiness: ")]
+    review = [f"A person will look at this: {reason}" for reason in result.review]
+    return review + [n for n in result.score.notes if not n.startswith("Device readiness: ")]

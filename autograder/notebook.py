@@ -17,6 +17,7 @@ from .exercises import ASSIGNMENTS, EXERCISES
 __all__ = [
     "PLACE_KEY",
     "NotebookError",
+    "cell_place",
     "cell_shas",
     "defined_names",
     "detect_assignment",
@@ -84,6 +85,15 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
 
 
 PLACE_KEY = "autograde_place"  # cell metadata: where the student sees this cell
+
+
+def cell_place(index: int, heading: str, exercise: str | None) -> str:
+    """A cell as the student finds it: `cell 14 (relu_grad's cell)`, or
+    `cell 29 (under "How fast is it?")`."""
+    if exercise:
+        return f"cell {index} ({exercise}'s cell)"
+    under = f" (under \u201c{heading}\u201d)" if heading else ""
+    return f"cell {index}{under}"
 
 
 def mark_places(nb: NotebookNode) -> None:

@@ -115,6 +115,7 @@ def markdown_report(result: GradeResult) -> str:
             f"{markdown_text(c.name, table=True)} | {c.score}/{c.max_score} | {MARKS[status]} | "
             f"{markdown_text(feedback_text(c), table=True)} |"
         )
-    if score.notes:
-        lines += ["", *(f"- {markdown_text(n)}" for n in score.notes)]
+    review = [f"**A person will look at this:** {markdown_text(r)}" for r in result.review]
+    if score.notes or review:
+        lines += ["", *(f"- {r}" for r in review), *(f"- {markdown_text(n)}" for n in score.notes)]
     return "\n".join(lines) + "\n"
