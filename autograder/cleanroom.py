@@ -101,9 +101,9 @@ def clean_room(student: NotebookNode, assignment: str) -> CleanRoom:
     for cell in student.cells:
         if _is_answer(cell) and answers.setdefault(_nbgrader(cell)["grade_id"], cell) is not cell:
             copies.append(cell)
-    if not answers:
-        extra = tuple((_where(c), c.source) for c in student.cells if c.get("cell_type") == "code")
-        return CleanRoom(student, extra, (), unmatched=True)
+    code = [c for c in student.cells if c.get("cell_type") == "code" and c.source.strip()]
+    if not answers and code:  # (no code at all: every answer is missing, and stubs run)
+        return CleanRoom(student, tuple((_where(c), c.source) for c in code), (), unmatched=True)
     given = [c for c in student.cells if c.get("cell_type") == "code" and not _is_answer(c)
              and not _is_test(c)]  # fmt: skip
     # the template's given code cells, matched in order with the student's identical ones

@@ -10,7 +10,15 @@ from typing import Any
 
 from .integrity import tampering
 
-__all__ = ["broken_exercise_cells", "device_findings", "error_line", "harvest_notes", "run_notes"]
+__all__ = [
+    "broken_exercise_cells",
+    "device_findings",
+    "error_line",
+    "full_run_notes",
+    "harvest_notes",
+    "missing_answers_note",
+    "run_notes",
+]
 
 
 def run_notes(execution: Any, cell_timeout: float) -> tuple[str, ...]:
@@ -94,18 +102,48 @@ def _device_notes(findings: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]
 
 def _integrity_notes(nb: Any, assignment: str, plan: Any, harvest: Any) -> tuple[str, ...]:
     """Reported for a person to judge; none of it changes the score."""
-    findings = list(tampering(nb, assignment))
-    if harvest is not None:
-        findings += harvest.integrity
-        users = sorted(
-            {plan.calls[k].target for k, c in harvest.calls.items() if c.facts.get("autograd")}
-        )
-        findings += [
+    findings = [*tampering(nb, assignment), *_harvest_findings(plan, harvest)]
+    return tuple(f"Integrity: {f}." for f in findings)
+
+
+def _harvest_findings(plan: Any, harvest: Any) -> list[str]:
+    if harvest is None:
+        return []
+    users = sorted(
+        {plan.calls[k].target for k, c in harvest.calls.items() if c.facts.get("autograd")}
+    )
+    return [
+        *harvest.integrity,
+        *(
             f"{t} calls PyTorch's autograd (backward / torch.autograd): the exercise is to "
             "write the gradients by hand"
             for t in users
-        ]
-    return tuple(f"Integrity: {f}." for f in findings)
+        ),
+    ]
+
+
+def full_run_notes(
+    plan: Any, harvest: Any, why: str | None, known: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The integrity findings of the notebook as the student ran it (cells they added
+    included), for a person to judge, less those `known` from the clean room's run: what an
+    added cell tried (forged results messages, patched machinery) is reported though it
+    cannot change a point."""
+    found = [f"Integrity: {why}."] if why and "results messages" in why else []
+    found += [f"Integrity: {f}." for f in _harvest_findings(plan, harvest)]
+    return tuple(dict.fromkeys(n for n in found if n not in known))
+
+
+def missing_answers_note(missing: tuple[str, ...]) -> tuple[str, ...]:
+    """The answer cells a notebook no longer has (found by their nbgrader id)."""
+    if not missing:
+        return ()
+    cells = ", ".join(f"`{m}`" for m in missing)
+    return (
+        f"Your notebook has no answer cell {cells} (the cells given for the answers, found by "
+        "their nbgrader id): the course notebook's stubs were graded in their place. Write "
+        "each answer in the cell given for it.",
+    )
 
 
 def harvest_notes(

@@ -17,7 +17,14 @@ from .exercises import Exercise, exercises_for
 from .kernel.wire import AUTOGRADER_TAG
 from .notebook import NotebookError, cell_shas, detect_assignment, load_notebook
 from .notebook_process import NotebookProcess, sandbox_policy, start_processes
-from .notes import broken_exercise_cells, device_findings, harvest_notes, run_notes
+from .notes import (
+    broken_exercise_cells,
+    device_findings,
+    full_run_notes,
+    harvest_notes,
+    missing_answers_note,
+    run_notes,
+)
 from .options import (
     DEFAULT_SEED,
     SHARED_FLAGS,
@@ -145,7 +152,10 @@ def grade(
         findings = device_findings(clean.plan, clean.harvest)
         # the student's own cells' errors, from the notebook as they wrote it
         notes = run_notes((full or clean).execution, options.cell_timeout)
+        notes += missing_answers_note(room.missing)
         notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)
+        if full is not None:
+            notes += full_run_notes(full.plan, full.harvest, full.why, notes)
         from .score import score
 
         result_score = score(exercises, clean.plan, clean.harvest, not_graded=clean.why,

@@ -266,3 +266,9 @@ def test_the_clean_room_decides_the_points(graded: dict[str, dict], student: str
         assert phrase in text, text
     if status == "graded":
         assert "as you ran it" not in text, text
+
+
+def test_an_empty_notebook_runs_the_stubs_once() -> None:
+    room = clean_room(nbformat.v4.new_notebook(), "backprop")
+    assert not room.unmatched and not room.needs_full_run
+    assert set(room.missing) == {e.cell for e in exercises_for("backprop")}

@@ -392,7 +392,7 @@ CORPUS = (
                 "relu_grad", "relu_grad(inp, out)", "inp, out"), None)),
             10, ("RecursionError",)),
     Hostile("no-cells-left", lambda: nbformat.v4.new_notebook(), 0,
-            ("the notebook defines no `mse_grad`",)),
+            ("Your notebook has no answer cell `mse_grad`, `relu_grad`",)),
     Hostile("looks-for-the-grader", lambda: solution_with(("mse_grad", LOOKS_AROUND, None)),
             15, ("15/15",)),
     Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),
