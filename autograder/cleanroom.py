@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 import copy
 import functools
+import io
+import tokenize
 from dataclasses import dataclass
 from importlib import resources
 
@@ -66,9 +68,18 @@ def _is_test(cell: NotebookNode) -> bool:
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
+@functools.lru_cache(maxsize=1024)  # a class's given cells are mostly the same few sources
 def _normal(source: str) -> str:
-    """A cell's code, less what Jupyter and editors change without a person meaning to."""
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+    """A cell's code, less what cannot change what it does: comments, blank lines and
+    trailing spaces (a cell that does not tokenize keeps its comments)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        source = tokenize.untokenize(
+            (t.type, t.string) for t in tokens if t.type != tokenize.COMMENT
+        )
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
 
 
 @dataclass(frozen=True)
@@ -120,8 +131,9 @@ def clean_room(student: NotebookNode, assignment: str) -> CleanRoom:
             else:
                 missing.append(gid)
         elif cell.get("cell_type") == "code" and not _is_test(cell):
-            same = next((c for c in unmatched_given
-                         if _normal(c.source) == _normal(cell.source)), None)  # fmt: skip
+            same = next((c for c in unmatched_given if c.source == cell.source), None) or next(
+                (c for c in unmatched_given if _normal(c.source) == _normal(cell.source)), None
+            )
             if same is not None:
                 unmatched_given.remove(same)
                 if PLACE_KEY in same.metadata:

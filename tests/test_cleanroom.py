@@ -80,13 +80,15 @@ def test_added_and_changed_cells_stay_out_and_ask_for_a_full_run() -> None:
     ]
 
 
-def test_whitespace_and_outputs_are_not_changes() -> None:
+def test_comments_whitespace_and_outputs_are_not_changes() -> None:
     student = nb_of(STUB["backprop"])
     for c in student.cells:
         if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("solution"):
-            c.source = c.source.replace("\n", "   \n") + "\n\n"
+            c.source = "# my notes\n" + c.source.replace("\n", "   \n") + "  # the end\n\n"
             c.outputs = [nbformat.v4.new_output("stream", text="hi\n")]
     assert not clean_room(student, "backprop").needs_full_run
+    cell(student, "init").source += "\nprint('#', w1.shape)"  # a `#` in a string is code
+    assert clean_room(student, "backprop").needs_full_run
 
 
 def test_a_second_copy_of_an_answer_cell_runs_only_in_the_full_run() -> None:
