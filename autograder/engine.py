@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .cellrunner import read_message, write_message
-from .notebookchild import Child, fork_here, start_child
+from .notebookchild import Child, start_child
 
 __all__ = [
     "ENGINES",
@@ -40,7 +40,6 @@ __all__ = [
     "Child",
     "OutputLimit",
     "available",
-    "fork_here",
     "register",
     "resolve",
     "run_cells",

@@ -64,7 +64,7 @@ def run_notebook(
     output_kb: int | None = None,
 ) -> Execution:
     """Execute `nb` (already carrying the grader's cells) in `workdir`: in-process in
-    `child` (engine.fork_here) or a child of the fork server `server` (engine.py), or else
+    `child` (engine.start_child) or a child of the fork server `server` (engine.py), or else
     (also when that server has gone) in a fresh kernel (`km`, from `start_kernel`, or one
     started here). Every cell runs even after errors, as the
     student would see them in order (an error stays in its cell's outputs, graded like any

@@ -1,10 +1,10 @@
-"""Where one grading's notebook runs: a child forked for the in-process engine (from a fork
-server, or from this process), or a Jupyter kernel; and the sandbox it runs in."""
+"""Where one grading's notebook runs: a child forked for the in-process engine from a fork
+server (the batch's, or this process's own), or a Jupyter kernel; and the sandbox it runs
+in."""
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +36,28 @@ def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, 
 
 @dataclass
 class NotebookProcess:
-    """At most one of these is set; none means `run_notebook` starts a kernel itself."""
+    """At most one of `km` and `server` is set; none means `run_notebook` starts a kernel
+    itself."""
 
     km: Any = None  # a started kernel's manager
     server: Path | None = None  # a fork server's socket to fork a child from
-    child: Any = None  # a child already forked (engine.Child)
+    starting: Any = None  # that server, still importing (forkserver.ForkServer)
+
+    def ready(self) -> None:
+        """Wait for a fork server that is still starting (it imported while this process
+        prepared the inputs); where it could not start, a kernel starts the ordinary way."""
+        if self.starting is not None:
+            from . import forkserver
+
+            path, pid = self.starting.socket_path, self.starting.process.pid
+            if not forkserver.wait_until_ready(path, pid):
+                self.server = None
+            self.starting = None
 
     def stop(self) -> None:
         """For a grading that fails before the notebook runs."""
         if self.km is not None:
             stop_kernel(self.km)
-        if self.child is not None:
-            self.child.kill()
-            self.child.close()
 
 
 def start_processes(
@@ -58,17 +67,21 @@ def start_processes(
     kernel_spec_manager: Any = None,
 ) -> list[NotebookProcess]:
     """One notebook process per (workdir, sandbox policy) of one grading (the clean room's
-    run, and the notebook as it is where that differs), started now: each boots (importing
-    torch) while this process imports torch and prepares the inputs, so on two cores the
-    start-ups overlap. Where this process may fork them itself, it forks them all now,
-    before its first tensor."""
-    from . import forkserver
-
-    fork_here = forkserver.grading_begins(fork_here=inprocess and server is None)
-    return [
-        _start(inprocess, server, workdir, policy, kernel_spec_manager, fork_here)
-        for workdir, policy in places
-    ]
+    run, and the notebook as it is where that differs), started now: each boots while
+    this process imports torch and prepares the inputs, so on two cores the start-ups
+    overlap. The in-process engine forks them from a fork server (the batch's, or this
+    process's own), never from this process: a child forked from the grader would hold the
+    grader's memory (its environment, its options, the grading seed), which code in the
+    child can read however the sandbox confines it."""
+    starting = None
+    if inprocess and server is None:
+        starting = _own_server()
+        server = starting.socket_path if starting is not None else None
+    processes = [_start(inprocess, server, workdir, policy, kernel_spec_manager)
+                 for workdir, policy in places]  # fmt: skip
+    for process in processes:
+        process.starting = starting if process.server is not None else None
+    return processes
 
 
 def _start(
@@ -77,15 +90,10 @@ def _start(
     workdir: Path,
     policy: dict[str, Any],
     kernel_spec_manager: Any,
-    fork_here: bool,
 ) -> NotebookProcess:
     if inprocess and server is not None:
         return NotebookProcess(server=server)
-    if inprocess:
-        server, child = _fork_or_own_server(workdir, policy, fork_here)
-        if server is not None or child is not None:
-            return NotebookProcess(server=server, child=child)
-    try:
+    try:  # also where the fork server could not start: a kernel, the ordinary way
         return NotebookProcess(
             km=start_kernel(workdir, kernel_spec_manager=kernel_spec_manager, sandbox=policy)
         )
@@ -93,32 +101,20 @@ def _start(
         return NotebookProcess()
 
 
-def _fork_or_own_server(workdir: Path, policy: dict[str, Any] | None, fork_here: bool):
-    """(server, child) for an in-process run without the batch's server: a child forked
-    from this process now (`fork_here`: this process's first grading, before it makes its
-    first tensor), which enters the sandbox while the inputs are made here; otherwise this
-    process's own fork server. (None, None) if neither could start: a kernel, started the
-    ordinary way."""
-    from . import engine, sandbox
-
-    if fork_here:
-        with contextlib.suppress(OSError):
-            return None, engine.fork_here(workdir, sandbox.environment(policy))
-    return _own_server(), None
-
-
-# This process's own fork server, for gradings that cannot fork here: started by the
-# first, kept for the next (`verify`, the pytest form, a program that grades in a loop),
+# This process's own fork server, for gradings without the batch's: started by the first,
+# kept for the next (`check`, `verify`, the pytest form, a program that grades in a loop),
 # stopped when this process exits. Process-wide state by nature: one server per process.
 _OWN_SERVER: Any = None
 
 
-def _own_server() -> Path | None:
+def _own_server() -> Any:
+    """This process's own fork server (forkserver.ForkServer), started now if it is not
+    running, and not waited for (see NotebookProcess.ready); None where there can be none."""
     global _OWN_SERVER
     from . import forkserver
 
     if _OWN_SERVER is None or not _OWN_SERVER.alive():
-        _OWN_SERVER = forkserver.start(kernels=False)
+        _OWN_SERVER = forkserver.start(kernels=False, wait=False)
         if _OWN_SERVER is not None:
             atexit.register(_OWN_SERVER.close)
-    return _OWN_SERVER.socket_path if _OWN_SERVER is not None else None
+    return _OWN_SERVER

@@ -1,5 +1,5 @@
-"""One notebook's process for the in-process engine: forked here or by the fork server,
-with the socket its cells go over, and how it is killed, reaped and closed."""
+"""One notebook's process for the in-process engine, forked by the fork server: the socket
+its cells go over, and how it is killed, reaped and closed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,13 @@ from .forkclient import ask, signal_group
 
 @dataclass
 class Child:
-    """One notebook's process: its pid, the socket its cells use, and, when the fork server
-    forked it, the server connection that keeps it alive (closing it makes the server kill
-    it); without one it is this process's own child (`fork_here`)."""
+    """One notebook's process, forked by the fork server: its pid, the socket its cells
+    use, and the server connection that keeps it alive (closing it makes the server kill
+    it)."""
 
     pid: int
     channel: socket.socket
-    conn: socket.socket | None = None
+    conn: socket.socket
     _reader: Any = field(default=None, repr=False)
 
     def kill(self) -> None:
@@ -32,19 +31,7 @@ class Child:
 
     def exit_status(self, wait: float) -> int | None:
         """The child's exit status, within `wait` seconds: the server sends it once it has
-        reaped the child; an own child is reaped here."""
-        if self.conn is None:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    pid, status = os.waitpid(self.pid, os.WNOHANG)
-                except ChildProcessError:
-                    return None
-                if pid:
-                    return os.waitstatus_to_exitcode(status)
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.01)
+        reaped the child."""
         self.conn.settimeout(wait)
         try:
             line = self._reader.readline()
@@ -54,20 +41,8 @@ class Child:
 
     def close(self) -> None:
         for sock in (self.channel, self.conn):
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
-        if self.conn is None:
-            self.exit_status(wait=2.0)  # reap it: killed by now
-
-
-def fork_here(cwd: Path, env: dict[str, str]) -> Child:
-    """A child of this process that will run one notebook in `cwd` (see
-    forkserver.fork_shell: call it before this process runs any torch operation)."""
-    from .forkserver import fork_shell
-
-    pid, channel = fork_shell(cwd, env)
-    return Child(pid, channel)
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def start_child(server: Path, cwd: Path, env: dict[str, str], timeout: float = 120.0) -> Child:

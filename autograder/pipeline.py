@@ -109,8 +109,8 @@ def grade(
 ) -> GradeResult:
     """Grade one notebook. Raises NotebookError when the file is not a gradeable notebook
     and GradingError for a bad option; every problem in the student's code is a score.
-    `server` is a running fork server's socket (the forkserver package): the in-process engine forks
-    the notebook's process from it, and without one forks it from this process.
+    `server` is a running fork server's socket (the forkserver package): the in-process
+    engine forks the notebook's process from it, and without one from this process's own.
     `kernel_spec_manager` says how the kernel engine starts a kernel."""
     started = time.perf_counter()
     check_device(options.device)
@@ -201,6 +201,7 @@ def _run(
     plan: Plan | None,
 ) -> _Run:
     plan, prepared = _prepare(run_nb, exercises, options, process, timings, since, plan)
+    process.ready()
     execution = _execute(prepared, plan, options, workdir, policy, process, kernel_spec_manager)
     timings.update(_execution_timings(execution))
     harvest, why = _harvest(execution)
@@ -286,7 +287,6 @@ def _execute(
         sandbox=policy,
         km=process.km,
         server=process.server,
-        child=process.child,
         output_kb=options.output_kb,
     )
 

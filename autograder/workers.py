@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from . import forkserver
+from . import forkserver, sandbox
 from .records import Record
 from .submissions import Submission
 
@@ -135,7 +135,8 @@ def kernel_server(wanted: bool, threads: int, kernels: bool) -> Iterator[ServerL
     """One fork server for the whole batch, shared by every worker, closed at the end.
     Kernels start the ordinary way while it is down, or when it is not wanted or not
     available."""
-    env = {**os.environ, **_thread_env(threads)}
+    # what its children may see of this process's environment (nothing secret), and threads
+    env = {**sandbox.allowed_environment(), **_thread_env(threads)}
     # Not waited for here: it imports while the workers start, which wait for it.
     server = forkserver.start(env=env, wait=False, kernels=kernels) if wanted else None
     if server is None:

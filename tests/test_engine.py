@@ -8,9 +8,6 @@ engine is chosen in one place, and asking for one that cannot run is an error.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,41 +182,18 @@ def test_output_past_the_limits_is_not_kept(
     assert execution.stopped is not None and "could not be kept" in execution.stopped
 
 
-def test_a_child_forked_from_the_grader_inherits_nothing_of_it(tmp_path: Path) -> None:
-    """In a fresh process, as `autograde check` is: the grader's modules are gone and every
-    descriptor the grader had open is /dev/null in the child."""
-    secret = tmp_path / "classmate.ipynb"
-    secret.write_text("their answers")
+def test_a_child_of_the_fork_server_inherits_nothing_of_it(server: Path, tmp_path: Path) -> None:
+    """The server's own modules are gone and every descriptor it had open is /dev/null in
+    the child (the grader never forks a notebook's process itself: test_secrets.py)."""
     cell = (
         "import os, sys, json\n"
         "fds = {d: os.path.realpath(f'/proc/self/fd/{d}') for d in os.listdir('/proc/self/fd')}\n"
         "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('autograder', 'reference'))\n"
         "print(json.dumps([fds, ours]))"
     )
-    script = f"CELL = {cell!r}\n" + textwrap.dedent(f"""
-        import json, os, sys
-        from pathlib import Path
-        from autograder import engine, forkserver
-        from autograder.execute import run_notebook
-        import nbformat
-        assert forkserver.fork_safe()  # torch imported here first, no thread started
-        import reference  # as the grader has it, for the comparisons
-        held = open({str(secret)!r})  # a file the grader has open
-        child = engine.fork_here(Path({str(tmp_path)!r}), dict(os.environ))
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {{"name": "python3", "language": "python"}}
-        nb.cells = [nbformat.v4.new_code_cell(CELL)]
-        ex = run_notebook(nb, parameters={{}}, workdir=Path({str(tmp_path)!r}), cell_timeout=30,
-                          skip_tag="none", child=child)
-        print(ex.notebook.cells[-1].outputs[0]["text"])
-    """)
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    fds, grader_modules = json.loads(done.stdout.strip().splitlines()[-1])
+    ex = run(notebook(cell), tmp_path, server=server)
+    fds, grader_modules = json.loads(ex.notebook.cells[-1].outputs[0]["text"])
     assert grader_modules == []
-    assert str(secret) not in fds.values()
     opened = {target for fd, target in fds.items() if int(fd) > 2}
     assert all(
         t == "/dev/null" or t.startswith(("socket:", "/memfd:", "/proc/")) for t in opened

@@ -36,11 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..forkclient import process_alive
-from .child import fork_shell
-from .preload import fork_safe, grading_begins
 from .requests import KERNEL_MODULE
 
-__all__ = ["ForkServer", "fork_safe", "fork_shell", "grading_begins", "start"]
+__all__ = ["ForkServer", "start", "wait_until_ready"]
 
 CLIENT = Path(__file__).parent.with_name("forkclient.py")
 SOCKET = "server.sock"
@@ -105,7 +103,9 @@ def start(
     old one to restart a server that died). With `wait`, return once it has imported
     everything; otherwise at once (see `wait_until_ready`). None where fork servers are
     not available or it failed to start: kernels then start the ordinary way. `kernels`:
-    preload ipykernel too (for the kernel engine; the in-process engine needs less)."""
+    preload ipykernel too (for the kernel engine; the in-process engine needs less). `env`:
+    the server's whole environment, which every child it forks starts from; by default the
+    part of this process's that a notebook may see (sandbox.allowed_environment)."""
     if not available():
         return None
     if folder is None:
@@ -113,6 +113,10 @@ def start(
         os.chmod(folder, 0o700)  # only this user may ask it for kernels
     with contextlib.suppress(FileNotFoundError):
         (folder / SOCKET).unlink()
+    if env is None:  # what its children may see: nothing secret is ever in its memory
+        from ..sandbox import allowed_environment
+
+        env = allowed_environment()
     process = subprocess.Popen(
         [sys.executable, "-m", "autograder.forkserver", str(folder / SOCKET)]
         + (["--kernels"] if kernels else []),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cellrunner, sandbox
-from .preload import preload
+from ..sandbox.system import replace_environment
 from .requests import KERNEL_MODULE, SHELL
 
 
@@ -62,24 +62,6 @@ def become_kernel(
         os._exit(code)
 
 
-def fork_shell(cwd: Path, env: dict[str, str]) -> tuple[int, socket.socket]:
-    """Without a server: fork, from this process, a child that will run one notebook's
-    cells (cellrunner.py) in `cwd`, in the sandbox `env` describes; returns its pid and
-    the socket to send the cells over. The child is forked before this process has run
-    any torch operation (a child of a process whose torch threads have started hangs):
-    call it before the grader's own tensors are made."""
-    preload(kernels=False)
-    ours, theirs = socket.socketpair()
-    null = os.open(os.devnull, os.O_RDWR)
-    pid = os.fork()
-    if pid == 0:
-        fds = [os.dup(null), os.dup(null), os.dup(null), theirs.fileno()]
-        become_kernel({"kind": SHELL, "cwd": str(cwd), "env": env}, fds, None, [ours, null])
-    os.close(null)
-    theirs.close()
-    return pid, ours
-
-
 def _watch_client(conn: socket.socket) -> None:
     """In the kernel: exit when the client that stands in for it has gone (Jupyter killed
     it). A thread, so it works even if the server has died meanwhile."""
@@ -116,8 +98,7 @@ def _enter_child(
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    replace_environment(request["env"])  # nothing of the parent's environment is left
     import random
 
     random.seed()

@@ -26,6 +26,7 @@ from .probing import describe, probe
 from .rules import (
     ENV,
     Policy,
+    allowed_environment,
     environment,
     gpu_devices,
     host_folder,
@@ -39,6 +40,7 @@ __all__ = [
     "LAUNCHER",
     "Policy",
     "SandboxError",
+    "allowed_environment",
     "describe",
     "enter",
     "environment",

@@ -48,10 +48,34 @@ def policy(
     }
 
 
+# What a notebook's process may see of the grader's environment: where programs and
+# libraries are, the language, what the course's code and its libraries need to run the
+# same way (thread counts, and OpenBLAS's core type, without which some machines compute
+# wrong results), and the GPU the grader chose. Everything else (tokens, keys, the shell's
+# own variables, the grading seed) stays out: a notebook can print its environment.
+ALLOWED_ENV = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "PYTHONHASHSEED",
+    "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
+    "LD_LIBRARY_PATH", "NO_COLOR",
+})  # fmt: skip
+ALLOWED_ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "GOTO_", "KMP_", "NUMEXPR_",
+                        "VECLIB_", "CUDA_", "NVIDIA_", "CUBLAS_", "NCCL_")  # fmt: skip
+
+
+def allowed_environment() -> dict[str, str]:
+    """The part of this process's environment a notebook's process (or the fork server it
+    is forked from) may have; HOME and TMPDIR are set inside the sandbox."""
+    return {
+        k: v for k, v in os.environ.items()
+        if k in ALLOWED_ENV or k.startswith(ALLOWED_ENV_PREFIXES)
+    }  # fmt: skip
+
+
 def environment(p: Policy | None) -> dict[str, str]:
-    """This process's environment with the policy `p` in it: what a notebook's process
-    (a kernel's launcher, a forked child) is started with, to enter the sandbox it names."""
-    env = dict(os.environ)
+    """What a notebook's process (a kernel's launcher, a forked child) is started with:
+    the allowed part of this process's environment, and the policy `p` of the sandbox to
+    enter."""
+    env = allowed_environment()
     if p:
         env[ENV] = json.dumps(p)
     return env

@@ -61,3 +61,27 @@ def mount(src, target, fstype, flags, data=None) -> None:
 def write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
+
+
+def replace_environment(env: dict[str, str]) -> None:
+    """Make `env` this process's whole environment, and forget the one it was started
+    with: a forked child holds its parent's environment in `os.environ`, `os.environb`,
+    `posix.environ` and the block the kernel shows as /proc/self/environ (the exec-time
+    environment, which setenv never changes). That block is overwritten in place: it is this
+    process's own memory (copied on write after the fork), and nothing refers to it once
+    the environment is replaced."""
+    import posix
+
+    os.environ.clear()  # unsetenv for each: libc's environ no longer points into the block
+    if hasattr(os, "environb"):
+        os.environb.clear()
+    posix.environ.clear()
+    os.environ.update(env)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+    except (OSError, IndexError, ValueError):
+        return  # not Linux, or a kernel without these fields: nothing more to forget
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
