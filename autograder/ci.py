@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import __version__
 from .notebook import NotebookError
+from .options import seed_words
 from .pipeline import GradeResult, GradingError, Options, grade
 from .records import feedback_text, record_from, unscored
 from .report import check_line, markdown_report
@@ -185,7 +186,7 @@ def _summary(results, flagged: tuple[str, ...], seed: int, device: str) -> str:
             lines += [f"### {rel}: not graded", "", result, ""]
         else:
             lines += [f"`{rel}`", "", markdown_report(result)]
-    lines.append(f"<sub>Graded with seed {seed} on {device}.</sub>")
+    lines.append(f"<sub>Graded with {seed_words(seed)} on {device}.</sub>")
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ from .feedback_content import (
     speed_sentence,
 )
 from .markdown import markdown_text
+from .options import seed_words
 from .pipeline import GradeResult
 from .report import MARKS, shown_checks
 from .speed import NOISY, ratio_text
@@ -81,7 +82,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         f"<title>Feedback: {_e(result.notebook.name)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Feedback on {_e(result.notebook.name)} ({_e(result.assignment)})</h1>",
         f'<p class="score">{score.total} / {score.max_total} points</p>',
-        f'<p class="muted">Graded with seed {result.seed} on {_e(result.device)}, '
+        f'<p class="muted">Graded with {seed_words(result.seed)} on {_e(result.device)}, '
         f"grader {_e(result.grader_version)}.</p>",
         "<h2>Score</h2><table><tr><th>exercise</th><th>check</th><th>points</th>"
         "<th>status</th></tr>",
@@ -157,7 +158,8 @@ def feedback_markdown(
         f"# Feedback on {result.notebook.name} ({result.assignment}): "
         f"{score.total}/{score.max_total}",
         "",
-        f"Graded with seed {result.seed} on {result.device}, grader {result.grader_version}.",
+        f"Graded with {seed_words(result.seed)} on {result.device}, "
+        f"grader {result.grader_version}.",
         "",
         "| exercise | check | points | status |",
         "|---|---|---:|---|",

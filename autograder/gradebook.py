@@ -32,7 +32,8 @@ STATUSES = ("graded", "review", "ungradeable", "error")
 
 
 _FIRST = ("student", "assignment", "score", "max")
-_LAST = ("status", "message", "notebook", "sha256")
+# the seed the notebook was graded with: the instructor's to know, never shown to students
+_LAST = ("status", "message", "notebook", "sha256", "seed")
 
 
 Records = Iterable[Record | dict[str, Any]]
@@ -58,6 +59,7 @@ def _row(record: Record, columns: list[str]) -> dict[str, str]:
         message=record.message or "",
         notebook=record.notebook,
         sha256=record.notebook_sha256 or "",
+        seed="" if record.seed is None else str(record.seed),
     )
     return row
 

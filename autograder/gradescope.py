@@ -111,13 +111,11 @@ def _best(records: list[tuple[str, Record]]) -> tuple[str, Record]:
     return max(records, key=rank)
 
 
-def _for_student(record: Record, rel: str, folder: Path, seed: int) -> dict[str, Any]:
-    """The record as a student may see it: paths relative to the upload, no batch keys,
-    and not the seed (extra_data keeps it for the instructor): with it, a student could
-    run the grading inputs at home."""
+def _for_student(record: Record, rel: str, folder: Path) -> dict[str, Any]:
+    """The record as a student may see it: paths relative to the upload and no batch keys
+    (its text names the seed only as the instructor's: options.seed_words)."""
     text = json.dumps(record.to_dict()).replace(json.dumps(str(folder) + os.sep)[1:-1], "")
     data = json.loads(text)
-    data["output"] = data["output"].replace(f"seed {seed}", "the instructor's seed")
     meta = data["extra_data"]
     for key in ("signature", "key", "student"):
         meta.pop(key, None)
@@ -125,7 +123,7 @@ def _for_student(record: Record, rel: str, folder: Path, seed: int) -> dict[str,
     return data
 
 
-def _combine(graded: list[tuple[str, Record]], folder: Path, seed: int) -> dict[str, Any]:
+def _combine(graded: list[tuple[str, Record]], folder: Path) -> dict[str, Any]:
     """One results.json from the notebooks' records: the best notebook per assignment
     counts (a student who uploads a copy as well loses nothing), each assignment's tests
     named with it when there are several."""
@@ -140,7 +138,7 @@ def _combine(graded: list[tuple[str, Record]], folder: Path, seed: int) -> dict[
         if others:
             lead += (f" Also uploaded, not counted (the best notebook for each assignment "
                      f"counts): {', '.join(others)}.")  # fmt: skip
-        view = _for_student(record, rel, folder, seed)
+        view = _for_student(record, rel, folder)
         view["output"] = f"{lead}\n{view['output']}"
         chosen.append(view)
     if len(chosen) == 1:
@@ -203,7 +201,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
                 sub = Submission("upload", notebook, config.assignment, key=f"notebook-{i}")
                 record, _ = grade_one(sub, Path(tmp), config.options(left), feedback=False)
             graded.append((rel, record))
-    return _combine(graded, folder, config.seed)
+    return _combine(graded, folder)
 
 
 def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:

@@ -17,6 +17,7 @@ __all__ = [
     "check_sandbox",
     "notebook_digest",
     "resolve_seed",
+    "seed_words",
     "which_engine",
 ]
 
@@ -55,6 +56,14 @@ def resolve_seed(text: str | int | None) -> int:
         return int(text)
     except ValueError:
         raise ValueError(f"seed must be an integer, got {text!r}") from None
+
+
+def seed_words(seed: int) -> str:
+    """The grading seed as text a student may read names it: the public default by its
+    number (students check with it), any other only as the instructor's (with it, a
+    student could make the grading inputs at home). grades.csv and results.json's
+    `extra_data`, for the instructor, keep the number."""
+    return f"seed {seed}" if seed == DEFAULT_SEED else "the instructor's seed"
 
 
 class GradingError(Exception):

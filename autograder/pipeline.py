@@ -275,7 +275,13 @@ def _execute(
 ) -> Execution:
     return run_notebook(
         prepared,
-        parameters={"seed": options.seed, "device": options.device, "data_path": options.data_path},
+        # the students' seed, so the notebook's own cells run as the student saw them: the
+        # grading seed stays here (its inputs arrive, made, in the grader's last cell)
+        parameters={
+            "seed": DEFAULT_SEED,
+            "device": options.device,
+            "data_path": options.data_path,
+        },
         workdir=workdir,
         # backstops: the kernel enforces the real limits, cell by cell and call by call
         cell_timeout=options.cell_timeout,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .options import seed_words
 
 if TYPE_CHECKING:
     from .options import Options
@@ -238,8 +239,8 @@ def record_from(result: GradeResult, *, visibility: str = "visible") -> Record:
     return Record(
         score=score.total,
         output=(
-            f"{score.total}/{score.max_total} on {result.assignment}, graded with seed "
-            f"{result.seed} on {result.device}." + (f"\n{notes}" if notes else "")
+            f"{score.total}/{score.max_total} on {result.assignment}, graded with "
+            f"{seed_words(result.seed)} on {result.device}." + (f"\n{notes}" if notes else "")
         ),
         checks=checks,
         execution_time=round(result.seconds, 3),

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .markdown import markdown_text
+from .options import seed_words
 from .pipeline import GradeResult
 from .records import feedback_text, record_from
 from .score import CheckResult
@@ -71,7 +72,7 @@ def print_table(result: GradeResult, console: Console) -> None:
     console.print(
         Text.assemble(
             (f"Total: {score.total}/{score.max_total}", "bold"),
-            f"  ({n_checks} checks on {n_inputs} grader-made inputs, seed {result.seed}, "
+            f"  ({n_checks} checks on {n_inputs} grader-made inputs, {seed_words(result.seed)}, "
             f"device {result.device}, {result.seconds:.1f} s)",
         )
     )

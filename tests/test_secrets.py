@@ -5,8 +5,10 @@ Each attack is a notebook graded by a fresh process, as typed, with secrets plan
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from notebook_tools import ROOT, SOLUTION
+
+from autograder.options import DEFAULT_SEED
 
 # Run in the mse_grad answer cell (the clean room runs it): everything of the grader's
 # environment and memory the notebook's process can find, raised as the cell's error so
@@ -100,3 +104,52 @@ def test_the_grader_s_memory_stays_out(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert control in done.stdout, done.stdout
     assert token not in done.stdout, done.stdout
+
+
+GRADING_SEED = "73512"  # an instructor's; the students' is DEFAULT_SEED
+
+
+@pytest.mark.slow
+def test_the_grading_seed_stays_with_the_instructor(tmp_path: Path) -> None:
+    """Graded with an instructor's seed: the notebook's own `seed` parameter is the
+    students' one; no file a student receives names the grading seed, grades.csv does."""
+    nb = nbformat.read(SOLUTION["backprop"], as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError(f"my seed is {seed}")'))
+    (tmp_path / "class" / "eve").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "class" / "eve" / "backprop.ipynb")
+    script = Path(sys.executable).parent / "autograde"
+    done = subprocess.run([str(script), "grade", str(tmp_path / "class"), "--out",
+                           str(tmp_path / "out"), "--seed", GRADING_SEED],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    student = tmp_path / "out" / "eve" / "backprop"
+    results = (student / "results.json").read_text()
+    assert f"my seed is {DEFAULT_SEED}" in results  # what the notebook was given
+    record = json.loads(results)
+    pages = [(student / name).read_text() for name in ("feedback.html", "feedback.md")]
+    shown = [record["output"], *(t["output"] for t in record["tests"]), *pages]
+    assert record["score"] == 15
+    assert all(GRADING_SEED not in text for text in shown)
+    assert "graded with the instructor's seed" in record["output"]
+    assert record["extra_data"]["seed"] == int(GRADING_SEED)  # for the instructor
+    assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[1].endswith(GRADING_SEED)
+
+
+@pytest.mark.slow
+def test_the_pull_request_comment_does_not_name_the_seed(tmp_path: Path) -> None:
+    from test_ci import copy_course
+
+    base = copy_course(tmp_path / "base")
+    head = tmp_path / "head"
+    shutil.copytree(base, head)
+    shutil.copy(SOLUTION["backprop"], head / "assignments" / "backprop" / "backprop.ipynb")
+    summary = tmp_path / "summary.md"
+    script = Path(sys.executable).parent / "autograde"
+    done = subprocess.run([str(script), "ci-grade", "--base", str(base), "--head", str(head),
+                           "--summary", str(summary), "--out", str(tmp_path / "graded")],
+                          env={**os.environ, "AUTOGRADE_SEED": GRADING_SEED}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    md = summary.read_text()
+    assert "backprop.ipynb (backprop): 15/15" in md and "the instructor's seed" in md, md
+    assert GRADING_SEED not in md + done.stdout
