@@ -30,8 +30,8 @@ from .engine import INPROCESS
 from .exercises import ASSIGNMENTS, exercises_for
 from .gradebook import summary_markdown, write_grades_csv
 from .merge import in_shard, merge_records
-from .notebook import NotebookError
-from .options import GradingError, Options, notebook_digest, which_engine
+from .notebook import NotebookError, notebook_digest
+from .options import GradingError, Options, which_engine
 from .records import (
     FEEDBACK,
     Record,
@@ -171,6 +171,9 @@ def grade_one(
         return save(out, sub.key, record), False
     try:
         digest = notebook_digest(sub.notebook)
+    except NotebookError as exc:  # a link, a FIFO, an empty or too large file
+        record = _unscored(sub, options, "ungradeable", str(exc), None)
+        return save(out, sub.key, record), False
     except OSError as exc:
         record = _unscored(sub, options, "ungradeable", f"cannot read the notebook: {exc}", None)
         return save(out, sub.key, record), False
@@ -197,7 +200,7 @@ def _digest(sub: Submission) -> str | None:
         return None
     try:
         return notebook_digest(sub.notebook)
-    except OSError:
+    except (OSError, NotebookError):
         return None
 
 

@@ -5,8 +5,11 @@ cell position: students move, split and retype cells."""
 from __future__ import annotations
 
 import ast
+import errno
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import nbformat
@@ -23,6 +26,7 @@ __all__ = [
     "detect_assignment",
     "load_notebook",
     "mark_places",
+    "notebook_digest",
     "read_notebook",
     "replace_definition",
     "replace_function",
@@ -44,19 +48,7 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
     read: a file replaced meanwhile cannot give a digest of other bytes). NotebookError,
     with what to do, when it is not a notebook."""
     path = Path(path)
-    if not path.exists():
-        raise NotebookError(f"{path}: no such file")
-    if path.is_dir():
-        raise NotebookError(f"{path} is a folder, not a notebook (.ipynb file)")
-    size = path.stat().st_size
-    if size == 0:
-        raise NotebookError(f"{path} is empty: save the notebook in Jupyter and submit again")
-    if size > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(
-            f"{path} is {size / 2**20:.0f} MiB: clear the outputs (Kernel > Restart & Clear "
-            "Output) and submit again"
-        )
-    data = path.read_bytes()
+    data = _read_own_file(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -112,6 +104,55 @@ def mark_places(nb: NotebookNode) -> None:
         exercise = meta.get("grade_id") if meta.get("solution") else None
         cell.metadata.setdefault(PLACE_KEY, {"position": position, "heading": heading,
                                              "exercise": exercise})  # fmt: skip
+
+
+def _read_own_file(path: Path) -> bytes:
+    """The bytes of the regular file at `path`, read through one descriptor opened without
+    following a link, so that what was checked is what is read. A link is refused: a
+    symbolic one (to a classmate's notebook, the instructor's solution, a system file) and a
+    hard one (the same file under another name) are not the student's own notebook."""
+    if path.is_symlink():
+        raise NotebookError(
+            f"{path} is a symbolic link, not a notebook: submit the notebook file itself"
+        )
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except FileNotFoundError:
+        raise NotebookError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NotebookError(f"{path} is a folder, not a notebook (.ipynb file)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # it became a link after the check above
+            raise NotebookError(f"{path} is a symbolic link, not a notebook: submit the "
+                                "notebook file itself") from None  # fmt: skip
+        raise NotebookError(f"{path} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise NotebookError(f"{path} is a folder, not a notebook (.ipynb file)")
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookError(f"{path} is not a regular file: submit the notebook file itself")
+        if info.st_nlink > 1:
+            raise NotebookError(
+                f"{path} is a hard link (one file under {info.st_nlink} names), not a notebook "
+                "of its own: submit a copy of your notebook"
+            )
+        if info.st_size == 0:
+            raise NotebookError(f"{path} is empty: save the notebook in Jupyter and submit again")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise NotebookError(
+                f"{path} is {info.st_size / 2**20:.0f} MiB: clear the outputs (Kernel > "
+                "Restart & Clear Output) and submit again"
+            )
+        return f.read(MAX_NOTEBOOK_BYTES + 1)
+
+
+def notebook_digest(path: Path) -> str:
+    """The sha256 of the notebook file's bytes, read as `load_notebook` reads them (never
+    through a link); NotebookError where it would refuse them."""
+    return hashlib.sha256(_read_own_file(Path(path))).hexdigest()
 
 
 def _grade_ids(nb: NotebookNode) -> list[str]:

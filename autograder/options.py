@@ -4,7 +4,6 @@ process, which only hands notebooks to workers, imports this and not the pipelin
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ __all__ = [
     "GradingError",
     "Options",
     "check_sandbox",
-    "notebook_digest",
     "resolve_seed",
     "seed_words",
     "which_engine",
@@ -114,7 +112,3 @@ def which_engine(options: Options) -> str:
         return engine.resolve(options.engine)
     except ValueError as exc:
         raise GradingError(str(exc)) from None
-
-
-def notebook_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -15,7 +15,13 @@ from .cleanroom import clean_room, room_review
 from .execute import Execution, run_notebook
 from .exercises import Exercise, exercises_for
 from .kernel.wire import AUTOGRADER_TAG
-from .notebook import NotebookError, cell_shas, detect_assignment, load_notebook
+from .notebook import (
+    NotebookError,
+    cell_shas,
+    detect_assignment,
+    load_notebook,
+    notebook_digest,
+)
 from .notebook_process import NotebookProcess, sandbox_policy, start_processes
 from .notes import (
     broken_exercise_cells,
@@ -31,7 +37,6 @@ from .options import (
     GradingError,
     Options,
     check_sandbox,
-    notebook_digest,
     resolve_seed,
     which_engine,
 )

@@ -13,6 +13,7 @@ it gets a row in grades.csv saying so, rather than silently vanishing from the g
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,12 @@ class Submission:
     # the notebook's own cells say which it is (a file's name is the weakest evidence).
     assignment: str | None = None
     key: str = ""  # unique within a batch: where its results go under --out
+    refused: str | None = None  # why it is not graded though a notebook is there
 
     @property
     def problem(self) -> str | None:
+        if self.refused:
+            return self.refused
         if self.notebook is None:
             return "no .ipynb notebook in the student's folder: nothing was submitted"
         return None
@@ -58,7 +62,31 @@ def notebooks_in(folder: Path) -> list[Path]:
     )
 
 
+def _link_in(folder: Path) -> str | None:
+    """Why the student's `folder` cannot be graded because of a link, if it cannot: it is
+    a symbolic link itself (to a classmate's folder, say), or it holds a notebook that is
+    one, a linked folder, or a link that leads out of it. Links are never followed: what
+    is graded is what the student handed in."""
+    if folder.is_symlink():
+        return f"the folder {folder.name} is a symbolic link: hand in the folder itself"
+    inside = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not follow links
+        for name in (*dirnames, *filenames):
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                continue
+            shown = p.relative_to(folder).as_posix()
+            if name.endswith(".ipynb") or p.is_dir():
+                return f"{shown} is a symbolic link: hand in the notebook itself"
+            if not p.resolve().is_relative_to(inside):
+                return f"{shown} is a symbolic link that leads out of the folder: remove it"
+    return None
+
+
 def _from_student_folder(student: str, folder: Path, assignment: str | None) -> list[Submission]:
+    link = _link_in(folder)
+    if link is not None:
+        return [Submission(student, None, assignment, refused=f"not graded: {link}")]
     found = notebooks_in(folder)
     if not found:
         return [Submission(student, None, assignment)]
@@ -68,6 +96,10 @@ def _from_student_folder(student: str, folder: Path, assignment: str | None) -> 
 def _nbgrader_submitted(submitted: Path) -> list[Submission]:
     subs = []
     for student in sorted(p for p in submitted.iterdir() if p.is_dir()):
+        link = _link_in(student)
+        if link is not None:
+            subs.append(Submission(student.name, None, refused=f"not graded: {link}"))
+            continue
         assignments = sorted(p for p in student.iterdir() if p.is_dir())
         if not assignments:
             subs.append(Submission(student.name, None))
@@ -107,7 +139,7 @@ def _with_keys(subs: list[Submission]) -> list[Submission]:
         keys[key] = n + 1
         if n:
             key = f"{key}__{n + 1}"
-        out.append(Submission(s.student, s.notebook, s.assignment, key))
+        out.append(Submission(s.student, s.notebook, s.assignment, key, s.refused))
     return out
 
 
