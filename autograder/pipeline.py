@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .answer_scan import scan_answers, scan_review
 from .cleanroom import clean_room, room_review
 from .execute import Execution, run_notebook
 from .exercises import Exercise, exercises_for
@@ -158,6 +159,8 @@ def grade(
         # the student's own cells' errors, from the notebook as they wrote it
         notes = run_notes((full or clean).execution, options.cell_timeout)
         notes += missing_answers_note(room.missing)
+        scanned = scan_answers(room.notebook)
+        notes += tuple(f"Integrity: {f.sentence()}." for f in scanned)
         notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)
         if full is not None:
             notes += full_run_notes(full.plan, full.harvest, full.why, notes)
@@ -168,6 +171,7 @@ def grade(
                              broken_cells=broken_exercise_cells(clean.execution))  # fmt: skip
         review = room_review(room, exercises, result_score.by_exercise(),
                              _full_points(exercises, full))  # fmt: skip
+        review += scan_review(scanned)
         timings["score"] = time.perf_counter() - t
         if full is not None:
             timings["full run"] = full.execution.seconds
