@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,15 +98,35 @@ def python_floor(pyproject: Path) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _build_wheel(root: Path, dest: Path) -> Path:
-    """The grader as a wheel, built from a copy of the checkout so the checkout is not
-    touched (no build/ or egg-info left behind) and without the network."""
+def _only_packages(pyproject: str, packages: tuple[str, ...]) -> str:
+    """pyproject.toml's text with `[tool.setuptools] packages` cut down to those under
+    `packages` (a wheel built from fewer folders must not list the others)."""
+    import tomllib
+
+    listed = tomllib.loads(pyproject)["tool"]["setuptools"]["packages"]
+    kept = [p for p in listed if p.split(".")[0] in packages]
+    line = re.compile(r"^packages = \[.*\]$", re.MULTILINE)
+    if len(line.findall(pyproject)) != 1:
+        raise GradingError("pyproject.toml: expected one `packages = [...]` line")
+    return line.sub(lambda _: "packages = " + json.dumps(kept), pyproject)
+
+
+def _build_wheel(
+    root: Path, dest: Path, packages: tuple[str, ...] = _PACKAGES, readme: str | None = None
+) -> Path:
+    """The grader as a wheel of `packages`, built from a copy of the checkout so the
+    checkout is not touched (no build/ or egg-info left behind) and without the network.
+    `readme` replaces README.md as the wheel's description."""
     with tempfile.TemporaryDirectory(prefix="autograde-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(root / name, src / name)
-        for name in _PACKAGES:
+        pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+        (src / "pyproject.toml").write_text(_only_packages(pyproject, packages), "utf-8")
+        if readme is None:
+            shutil.copy2(root / "README.md", src / "README.md")
+        else:
+            (src / "README.md").write_text(readme, encoding="utf-8")
+        for name in packages:
             shutil.copytree(root / name, src / name,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
