@@ -19,7 +19,7 @@ from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored
 
-__all__ = ["CPU_TORCH_INDEX", "build_bundle", "python_floor"]
+__all__ = ["CPU_TORCH_INDEX", "build_bundle", "build_wheel", "pinned_torch", "python_floor"]
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
@@ -79,7 +79,7 @@ def _fallback_json() -> str:
     return json.dumps(record.to_dict(), indent=1)
 
 
-def _pinned_torch(constraints: Path) -> str:
+def pinned_torch(constraints: Path) -> str:
     for line in constraints.read_text(encoding="utf-8").splitlines():
         if line.replace(" ", "").startswith("torch=="):
             return line.split("==", 1)[1].split("#")[0].strip()
@@ -111,7 +111,7 @@ def _only_packages(pyproject: str, packages: tuple[str, ...]) -> str:
     return line.sub(lambda _: "packages = " + json.dumps(kept), pyproject)
 
 
-def _build_wheel(
+def build_wheel(
     root: Path, dest: Path, packages: tuple[str, ...] = _PACKAGES, readme: str | None = None
 ) -> Path:
     """The grader as a wheel of `packages`, built from a copy of the checkout so the
@@ -149,10 +149,10 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
             f"{root} is not the course's checkout (no {missing[0]}): run this in the "
             "repository's folder, or pass --root"
         )
-    torch_version = _pinned_torch(root / "constraints.txt")
+    torch_version = pinned_torch(root / "constraints.txt")
     floor = python_floor(root / "pyproject.toml")
     with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
-        wheel = _build_wheel(root, Path(tmp))
+        wheel = build_wheel(root, Path(tmp))
         files: dict[str, tuple[bytes, int]] = {
             "setup.sh": (
                 _SETUP.format(

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from .assignments import assignment_names, find_leaks, generated_differences, regenerate
-from .bundle import _build_wheel, _pinned_torch, python_floor
+from .bundle import build_wheel, pinned_torch, python_floor
 from .exercises import exercises_for
 from .options import GradingError
 
@@ -195,7 +195,7 @@ def _fill(root: Path) -> dict[str, str]:
 
     floor = python_floor(root / "pyproject.toml")
     return {"python": f"{floor[0]}.{floor[1]}", "torch_index": CPU_TORCH_INDEX,
-            "torch": _pinned_torch(root / "constraints.txt")}  # fmt: skip
+            "torch": pinned_torch(root / "constraints.txt")}  # fmt: skip
 
 
 def student_readme(root: Path) -> str:
@@ -251,7 +251,7 @@ def build_release(root: Path, out: Path) -> Release:
         generated, stale = _released_notebooks(root, scratch)
         shutil.copytree(generated, stage / "assignments",
                         ignore=shutil.ignore_patterns(".*"))  # fmt: skip
-        wheel = _build_wheel(root, stage / "grader", STUDENT_PACKAGES, readme=readme)
+        wheel = build_wheel(root, stage / "grader", STUDENT_PACKAGES, readme=readme)
         extra = _wheel_packages(wheel) - set(STUDENT_PACKAGES)
         if extra:  # pyproject's package list and STUDENT_PACKAGES disagree
             raise GradingError(f"the students' wheel would hold {sorted(extra)}")
