@@ -19,10 +19,21 @@ from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored
 
-__all__ = ["CPU_TORCH_INDEX", "build_bundle", "build_wheel", "pinned_torch", "python_floor"]
+__all__ = [
+    "CPU_TORCH_INDEX",
+    "GRADER_PACKAGES",
+    "build_bundle",
+    "build_wheel",
+    "pinned_torch",
+    "python_floor",
+]
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-_PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
+# What the grader's wheel is built from, for students and for Gradescope alike: no
+# `reference` (the lesson's answers). Student code runs beside the installed grader and
+# may read its environment's site-packages, so nothing there may hold an answer; the
+# grader's expected values come from autograd (maths.py) and need none.
+GRADER_PACKAGES = ("autograder", "coursedata")
 
 
 _SETUP = """\
@@ -112,7 +123,7 @@ def _only_packages(pyproject: str, packages: tuple[str, ...]) -> str:
 
 
 def build_wheel(
-    root: Path, dest: Path, packages: tuple[str, ...] = _PACKAGES, readme: str | None = None
+    root: Path, dest: Path, packages: tuple[str, ...] = GRADER_PACKAGES, readme: str | None = None
 ) -> Path:
     """The grader as a wheel of `packages`, built from a copy of the checkout so the
     checkout is not touched (no build/ or egg-info left behind) and without the network.
@@ -142,7 +153,7 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
     """Write Gradescope's autograder.zip for the course checkout at `root` to `out`;
     return the names in it. GradingError when `root` is not a course checkout."""
     root = Path(root)
-    needed = ("pyproject.toml", "constraints.txt", *_PACKAGES)
+    needed = ("pyproject.toml", "constraints.txt", *GRADER_PACKAGES)
     missing = [n for n in needed if not (root / n).exists()]
     if missing:
         raise GradingError(

@@ -4,9 +4,10 @@ right answers.
 The answers come from torch autograd on the lesson's forward functions (`lesson.py`: the
 `lin`, `relu` and `mse` the notebook gives students) and from `torch.matmul`, in float64:
 the lesson's own oracle, and no hand-written answer, so the grader a student installs
-holds none. Where the instructor's hand-written `reference/` is installed (the course
-checkout, the Gradescope bundle), every graded value is also computed by it and the two
-must agree, so a bug in either is a loud grader error, never a wrong grade.
+holds none, nor does Gradescope's. Where the instructor's hand-written `reference/` is
+installed (the course checkout, where `autograde verify` runs), every graded value is also
+computed by it and the two must agree, so a bug in either is a loud grader error, never a
+wrong grade.
 
 Each `Protocol` (protocols.py) names the `Maths` it is graded on; this module is the one
 that imports torch, so the exercise table and the protocols stay cheap to import.

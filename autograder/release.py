@@ -21,14 +21,12 @@ from pathlib import Path
 import nbformat
 
 from .assignments import assignment_names, find_leaks, generated_differences, regenerate
-from .bundle import build_wheel, pinned_torch, python_floor
+from .bundle import GRADER_PACKAGES, build_wheel, pinned_torch, python_floor
 from .exercises import exercises_for
 from .options import GradingError
 
-__all__ = ["STUDENT_PACKAGES", "Release", "build_release", "student_readme"]
+__all__ = ["Release", "build_release", "student_readme"]
 
-# What the wheel students install is built from: no `reference` (the lesson's answers).
-STUDENT_PACKAGES = ("autograder", "coursedata")
 _NAMESPACE_ACTION = ".github/actions/allow-user-namespaces/action.yml"
 
 
@@ -205,7 +203,7 @@ def student_readme(root: Path) -> str:
 
 def _check_course(root: Path) -> None:
     needed = ("pyproject.toml", "constraints.txt", "nbgrader_config.py", "solutions",
-              _NAMESPACE_ACTION, *STUDENT_PACKAGES)  # fmt: skip
+              _NAMESPACE_ACTION, *GRADER_PACKAGES)  # fmt: skip
     missing = [n for n in needed if not (root / n).exists()]
     if missing:
         raise GradingError(
@@ -251,9 +249,9 @@ def build_release(root: Path, out: Path) -> Release:
         generated, stale = _released_notebooks(root, scratch)
         shutil.copytree(generated, stage / "assignments",
                         ignore=shutil.ignore_patterns(".*"))  # fmt: skip
-        wheel = build_wheel(root, stage / "grader", STUDENT_PACKAGES, readme=readme)
-        extra = _wheel_packages(wheel) - set(STUDENT_PACKAGES)
-        if extra:  # pyproject's package list and STUDENT_PACKAGES disagree
+        wheel = build_wheel(root, stage / "grader", readme=readme)
+        extra = _wheel_packages(wheel) - set(GRADER_PACKAGES)
+        if extra:  # pyproject's package list and GRADER_PACKAGES disagree
             raise GradingError(f"the students' wheel would hold {sorted(extra)}")
         texts = {
             "README.md": readme,
