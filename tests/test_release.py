@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from notebook_tools import ROOT, SOLUTION, STUB
+from notebook_tools import ROOT, SOLUTION, STUB, edited, mse_grad
 
 import reference
 from autograder.assignments import HIDDEN_TEST_MARKERS, SOLUTION_MARKERS, _regions, find_leaks
@@ -268,3 +268,31 @@ def test_the_student_install_grades_as_the_instructor_s(
     assert done.returncode == code, done.stdout + done.stderr
     assert f"Total: {total}" in done.stdout, done.stdout
     assert "Integrity" not in done.stdout
+
+
+# The attack measured on 62566a9: a notebook that finds the installed reference's file and
+# execs it scored 15/15. Where students' code runs there is no such file to find.
+EXEC_THE_REFERENCE = """
+import glob, sys
+found = [p for d in sys.path for p in glob.glob(d + "/reference/backprop.py")]
+if not found:
+    raise FileNotFoundError("no reference/backprop.py anywhere on sys.path")
+answers = {}
+exec(open(found[0]).read(), answers)
+answers["mse_grad"](inp, targ)
+"""
+
+
+@pytest.mark.slow
+def test_a_notebook_that_execs_the_installed_reference_finds_none(
+    student_python: Path, tmp_path: Path
+) -> None:
+    nb = tmp_path / "backprop.ipynb"
+    nbformat.write(edited(SOLUTION["backprop"], [mse_grad(EXEC_THE_REFERENCE)]), nb)
+    done = run_student(student_python, "check", str(nb), "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = json.loads((tmp_path / "r.json").read_text())
+    mse = [t for t in results["tests"] if t["name"].startswith("mse_grad")]
+    assert mse and all(t["score"] == 0 for t in mse), mse
+    assert any("no reference/backprop.py" in t["output"] for t in mse), mse
+    assert results["score"] < 15
