@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,21 @@ from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored
 
-__all__ = ["CPU_TORCH_INDEX", "build_bundle", "python_floor"]
+__all__ = [
+    "CPU_TORCH_INDEX",
+    "GRADER_PACKAGES",
+    "build_bundle",
+    "build_wheel",
+    "pinned_torch",
+    "python_floor",
+]
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-_PACKAGES = ("autograder", "reference", "coursedata")  # what the wheel is built from
+# What the grader's wheel is built from, for students and for Gradescope alike: no
+# `reference` (the lesson's answers). Student code runs beside the installed grader and
+# may read its environment's site-packages, so nothing there may hold an answer; the
+# grader's expected values come from autograd (maths.py) and need none.
+GRADER_PACKAGES = ("autograder", "coursedata")
 
 
 _SETUP = """\
@@ -78,7 +90,7 @@ def _fallback_json() -> str:
     return json.dumps(record.to_dict(), indent=1)
 
 
-def _pinned_torch(constraints: Path) -> str:
+def pinned_torch(constraints: Path) -> str:
     for line in constraints.read_text(encoding="utf-8").splitlines():
         if line.replace(" ", "").startswith("torch=="):
             return line.split("==", 1)[1].split("#")[0].strip()
@@ -97,15 +109,35 @@ def python_floor(pyproject: Path) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _build_wheel(root: Path, dest: Path) -> Path:
-    """The grader as a wheel, built from a copy of the checkout so the checkout is not
-    touched (no build/ or egg-info left behind) and without the network."""
+def _only_packages(pyproject: str, packages: tuple[str, ...]) -> str:
+    """pyproject.toml's text with `[tool.setuptools] packages` cut down to those under
+    `packages` (a wheel built from fewer folders must not list the others)."""
+    import tomllib
+
+    listed = tomllib.loads(pyproject)["tool"]["setuptools"]["packages"]
+    kept = [p for p in listed if p.split(".")[0] in packages]
+    line = re.compile(r"^packages = \[.*\]$", re.MULTILINE)
+    if len(line.findall(pyproject)) != 1:
+        raise GradingError("pyproject.toml: expected one `packages = [...]` line")
+    return line.sub(lambda _: "packages = " + json.dumps(kept), pyproject)
+
+
+def build_wheel(
+    root: Path, dest: Path, packages: tuple[str, ...] = GRADER_PACKAGES, readme: str | None = None
+) -> Path:
+    """The grader as a wheel of `packages`, built from a copy of the checkout so the
+    checkout is not touched (no build/ or egg-info left behind) and without the network.
+    `readme` replaces README.md as the wheel's description."""
     with tempfile.TemporaryDirectory(prefix="autograde-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(root / name, src / name)
-        for name in _PACKAGES:
+        pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+        (src / "pyproject.toml").write_text(_only_packages(pyproject, packages), "utf-8")
+        if readme is None:
+            shutil.copy2(root / "README.md", src / "README.md")
+        else:
+            (src / "README.md").write_text(readme, encoding="utf-8")
+        for name in packages:
             shutil.copytree(root / name, src / name,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -121,17 +153,17 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
     """Write Gradescope's autograder.zip for the course checkout at `root` to `out`;
     return the names in it. GradingError when `root` is not a course checkout."""
     root = Path(root)
-    needed = ("pyproject.toml", "constraints.txt", *_PACKAGES)
+    needed = ("pyproject.toml", "constraints.txt", *GRADER_PACKAGES)
     missing = [n for n in needed if not (root / n).exists()]
     if missing:
         raise GradingError(
             f"{root} is not the course's checkout (no {missing[0]}): run this in the "
             "repository's folder, or pass --root"
         )
-    torch_version = _pinned_torch(root / "constraints.txt")
+    torch_version = pinned_torch(root / "constraints.txt")
     floor = python_floor(root / "pyproject.toml")
     with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
-        wheel = _build_wheel(root, Path(tmp))
+        wheel = build_wheel(root, Path(tmp))
         files: dict[str, tuple[bytes, int]] = {
             "setup.sh": (
                 _SETUP.format(

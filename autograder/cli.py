@@ -260,6 +260,19 @@ def cmd_gradescope(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from .options import GradingError
+    from .release import build_release, describe
+
+    try:
+        release = build_release(Path(args.root), Path(args.out))
+    except GradingError as exc:
+        return _fail(str(exc))
+    for line in describe(release):
+        print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autograde",
@@ -267,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"autograde {__version__}")
     sub = parser.add_subparsers(
-        dest="verb", required=True, metavar="{check,grade,merge,verify,ci-grade,gradescope,demo}"
+        dest="verb",
+        required=True,
+        metavar="{check,grade,merge,verify,ci-grade,gradescope,release,demo}",
     )
 
     from .exercises import ASSIGNMENTS
@@ -348,6 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="autograder.zip", help="default: autograder.zip")
     p.add_argument("--root", default=".", help="the course repository (default: .)")
     p.set_defaults(func=cmd_gradescope)
+
+    p = sub.add_parser(
+        "release",
+        help="instructors: write the course as students get it (notebooks, README, "
+        "feedback workflow, the grader without answers), e.g. a Classroom template",
+    )
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new (or empty) folder for the release")  # fmt: skip
+    p.add_argument("--root", default=".", help="the course repository (default: .)")
+    p.set_defaults(func=cmd_release)
 
     from .demo import add_arguments, cmd_demo
 

@@ -31,6 +31,7 @@ from .records import CheckRecord, Record
 __all__ = [
     "ASSIGNMENT",
     "STUDENTS",
+    "DemoUnavailable",
     "add_arguments",
     "cmd_demo",
     "lost_points",
@@ -49,6 +50,10 @@ MISTAKE = ("mse_grad", "2.0 * ", "")
 _STUB = "# YOUR CODE HERE"
 
 
+class DemoUnavailable(RuntimeError):
+    """This install has no reference answers to write the demo's correct student from."""
+
+
 def student_notebook() -> NotebookNode:
     """The notebook students are given, as shipped inside this package."""
     return released_notebook(ASSIGNMENT)
@@ -56,7 +61,16 @@ def student_notebook() -> NotebookNode:
 
 def _answers() -> dict[str, Callable]:
     """Each stub of the notebook (a function, or a class's method) and the reference code
-    that answers it."""
+    that answers it. The answers are the instructor's: the grader students install has no
+    `reference`, and so no demo (DemoUnavailable)."""
+    from .maths import hand_written
+
+    if hand_written() is None:
+        raise DemoUnavailable(
+            "autograde demo needs the instructor's install of backprop-lab (its `reference` "
+            "package holds the answers the demo's correct student hands in). To check your "
+            "own work: autograde check NOTEBOOK"
+        )
     from reference import backprop, modules
 
     return {
@@ -203,6 +217,7 @@ def run_demo(folder: Path | None = None) -> int:
     exit code: 0 when every submission was graded (whatever it scored)."""
     from .cli import main as autograde
 
+    _answers()  # DemoUnavailable before any folder is made, where there are no answers
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autograde-demo-"))
     submitted = write_class(folder)
     graded = folder / "graded"
@@ -225,7 +240,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(Path(args.out) if args.out else None)
+    try:
+        return run_demo(Path(args.out) if args.out else None)
+    except DemoUnavailable as exc:
+        print(f"autograde: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

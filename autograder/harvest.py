@@ -126,13 +126,15 @@ def _code_cell(source: str) -> NotebookNode:
 
 
 def _protected() -> list[str]:
-    """The grader's and the reference's folders: a notebook that loads code from them is
-    reported, whatever name it imports it under."""
-    import reference
-
+    """The grader's and the reference's folders (where the reference is installed): a
+    notebook that loads code from them is reported, whatever name it imports it under."""
     from . import __file__ as grader_init
+    from .maths import hand_written
 
-    return [str(Path(grader_init).parent.resolve()), str(Path(reference.__file__).parent.resolve())]
+    folders = [Path(grader_init).parent.resolve()]
+    if (ref := hand_written()) is not None and ref.__file__:
+        folders.append(Path(ref.__file__).parent.resolve())
+    return [str(f) for f in folders]
 
 
 def inject(

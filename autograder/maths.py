@@ -1,24 +1,31 @@
 """The maths behind each check, on the grader's side: the inputs a case asks for, and the
-right answers twice over, from `reference/` and from torch autograd.
+right answers.
+
+The answers come from torch autograd on the lesson's forward functions (`lesson.py`: the
+`lin`, `relu` and `mse` the notebook gives students) and from `torch.matmul`, in float64:
+the lesson's own oracle, and no hand-written answer, so the grader a student installs
+holds none, nor does Gradescope's. Where the instructor's hand-written `reference/` is
+installed (the course checkout, where `autograde verify` runs), every graded value is also
+computed by it and the two must agree, so a bug in either is a loud grader error, never a
+wrong grade.
 
 Each `Protocol` (protocols.py) names the `Maths` it is graded on; this module is the one
 that imports torch, so the exercise table and the protocols stay cheap to import.
-
-`expected_values` returns the reference after checking it against autograd, so a bug in
-`reference/` is a loud grader error, never a wrong grade.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torch import Tensor
 
-from reference import backprop as ref
-
+from . import lesson
 from .protocols import Case, Protocol, get
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "Inputs",
     "Maths",
     "expected_values",
+    "hand_written",
     "make_inputs",
 ]
 
@@ -58,13 +66,26 @@ class Expected:
 @dataclass(frozen=True)
 class Maths:
     """One layer's maths, whichever way the student's code is called: `make(case, gen)`
-    the inputs, `reference(inputs)` the right answers from `reference/` in float64,
-    `autograd(inputs)` the same from torch autograd, the second oracle."""
+    the inputs; `oracle(inputs)` the right answers in float64, from autograd on the
+    lesson's forward functions (what grades); `reference(ref, inputs)` the same from the
+    hand-written `reference` package `ref`, the cross-check where it is installed."""
 
     name: str
     make: Callable[[Case, torch.Generator], Inputs]
-    reference: Callable[[Inputs], dict[str, Expected]]
-    autograd: Callable[[Inputs], dict[str, Tensor]]
+    oracle: Callable[[Inputs], dict[str, Expected]]
+    reference: Callable[[ModuleType, Inputs], dict[str, Tensor]]
+
+
+@functools.cache
+def hand_written() -> ModuleType | None:
+    """The instructor's `reference` package (the lesson's hand-written answers) where it
+    is installed; None in the grader students install, which grades without it."""
+    try:
+        return importlib.import_module("reference")
+    except ModuleNotFoundError as exc:
+        if exc.name != "reference":
+            raise
+        return None
 
 
 def _dtype(case: Case) -> torch.dtype:
@@ -86,6 +107,10 @@ def _grads(f: Callable[..., Tensor], inputs: Inputs, names: list[str]) -> dict[s
     return {f"{k}.g": leaves[k].grad for k in names}
 
 
+def _expect(values: dict[str, Tensor]) -> dict[str, Expected]:
+    return {k: Expected(v) for k, v in values.items()}
+
+
 # -- matmul -------------------------------------------------------------------------------
 
 
@@ -94,15 +119,14 @@ def _make_matmul(case: Case, gen: torch.Generator) -> Inputs:
     return {"a": _randn(gen, case, ar, ac), "b": _randn(gen, case, ac, bc)}
 
 
-def _ref_matmul(inputs: Inputs) -> dict[str, Expected]:
+def _oracle_matmul(inputs: Inputs) -> dict[str, Expected]:
     t = _f64(inputs)
-    # An explicit sum of products, independent of torch.matmul (the second oracle).
-    return {"return": Expected((t["a"][:, :, None] * t["b"][None, :, :]).sum(1))}
+    return {"return": Expected(torch.matmul(t["a"], t["b"]))}
 
 
-def _oracle_matmul(inputs: Inputs) -> dict[str, Tensor]:
+def _ref_matmul(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     t = _f64(inputs)
-    return {"return": t["a"] @ t["b"]}
+    return {"return": ref.matmul(t["a"], t["b"])}
 
 
 # -- mse ----------------------------------------------------------------------------------
@@ -113,14 +137,14 @@ def _make_mse(case: Case, gen: torch.Generator) -> Inputs:
     return {"inp": _randn(gen, case, n, 1), "targ": _randn(gen, case, n)}
 
 
-def _ref_mse(inputs: Inputs) -> dict[str, Expected]:
+def _oracle_mse(inputs: Inputs) -> dict[str, Expected]:
+    return _expect(_grads(lambda t: lesson.mse(t["inp"], t["targ"]), inputs, ["inp"]))
+
+
+def _ref_mse(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     t = _f64(inputs)
     ref.mse_grad(t["inp"], t["targ"])
-    return {"inp.g": Expected(t["inp"].g)}
-
-
-def _oracle_mse(inputs: Inputs) -> dict[str, Tensor]:
-    return _grads(lambda t: ref.mse(t["inp"], t["targ"]), inputs, ["inp"])
+    return {"inp.g": t["inp"].g}
 
 
 # -- relu ---------------------------------------------------------------------------------
@@ -136,23 +160,26 @@ def _make_relu(case: Case, gen: torch.Generator) -> Inputs:
         inp.view(-1)[1] = -0.0
     # `out` is relu(inp) itself, not a random tensor: a mask taken from `out > 0` is
     # as right as one from `inp > 0`.
-    return {"inp": inp, "out": ref.relu(inp), "out.g": _randn(gen, case, rows, cols)}
+    return {"inp": inp, "out": lesson.relu(inp), "out.g": _randn(gen, case, rows, cols)}
 
 
-def _ref_relu(inputs: Inputs) -> dict[str, Expected]:
+def _oracle_relu(inputs: Inputs) -> dict[str, Expected]:
+    g = inputs["out.g"].double()
+    (grad,) = _grads(lambda t: (lesson.relu(t["inp"]) * g).sum(), inputs, ["inp"]).values()
+    zero = inputs["inp"] == 0
+    # At inp == 0 any slope in [0, 1] is a subgradient: inp.g between 0 and out.g. The
+    # value shown there is the lesson's slope 0 (autograd's clamp_min picks 1).
+    low, high = torch.minimum(g, g * 0), torch.maximum(g, g * 0)
+    value = torch.where(zero, g * 0, grad)
+    return {"inp.g": Expected(value, free=zero if zero.any() else None, low=low, high=high)}
+
+
+def _ref_relu(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     t = _f64(inputs)
     out = t["out"]
     out.g = t["out.g"]
     ref.relu_grad(t["inp"], out)
-    zero = t["inp"] == 0
-    # At inp == 0 any slope in [0, 1] is a subgradient: inp.g between 0 and out.g.
-    low, high = torch.minimum(out.g, out.g * 0), torch.maximum(out.g, out.g * 0)
-    return {"inp.g": Expected(t["inp"].g, free=zero if zero.any() else None, low=low, high=high)}
-
-
-def _oracle_relu(inputs: Inputs) -> dict[str, Tensor]:
-    g = inputs["out.g"].double()
-    return _grads(lambda t: (ref.relu(t["inp"]) * g).sum(), inputs, ["inp"])
+    return {"inp.g": t["inp"].g}
 
 
 # -- lin ----------------------------------------------------------------------------------
@@ -165,24 +192,24 @@ def _make_lin(case: Case, gen: torch.Generator) -> Inputs:
         "inp": inp,
         "w": w,
         "b": b,
-        "out": ref.lin(inp, w, b),
+        "out": lesson.lin(inp, w, b),
         "out.g": _randn(gen, case, n, n_out),
     }
 
 
-def _ref_lin(inputs: Inputs) -> dict[str, Expected]:
+def _oracle_lin(inputs: Inputs) -> dict[str, Expected]:
+    g = inputs["out.g"].double()
+    grads = _grads(lambda t: (lesson.lin(t["inp"], t["w"], t["b"]) * g).sum(), inputs,
+                   ["inp", "w", "b"])  # fmt: skip
+    return _expect(grads)
+
+
+def _ref_lin(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     t = _f64(inputs)
     out = t["out"]
     out.g = t["out.g"]
     ref.lin_grad(t["inp"], out, t["w"], t["b"])
-    return {f"{k}.g": Expected(t[k].g) for k in ("inp", "w", "b")}
-
-
-def _oracle_lin(inputs: Inputs) -> dict[str, Tensor]:
-    g = inputs["out.g"].double()
-    return _grads(
-        lambda t: (ref.lin(t["inp"], t["w"], t["b"]) * g).sum(), inputs, ["inp", "w", "b"]
-    )
+    return {f"{k}.g": t[k].g for k in ("inp", "w", "b")}
 
 
 # -- the whole network --------------------------------------------------------------------
@@ -203,35 +230,33 @@ def _make_network(case: Case, gen: torch.Generator) -> Inputs:
         }
         # No hidden pre-activation may be exactly 0: there the gradient of w1, b1 and inp
         # is not unique, and this check is about the chain rule, not about the kink.
-        if (ref.lin(t["inp"], t["w1"], t["b1"]) != 0).all():
+        if (lesson.lin(t["inp"], t["w1"], t["b1"]) != 0).all():
             return t
     raise GraderBug(f"could not draw network inputs without a relu kink for {case.name}")
 
 
-def _ref_network(inputs: Inputs) -> dict[str, Expected]:
+def _oracle_network(inputs: Inputs) -> dict[str, Expected]:
+    def loss(t: Inputs) -> Tensor:
+        return lesson.network_loss(t["inp"], t["targ"], *(t[k] for k in _PARAMS))
+
+    values = _grads(loss, inputs, ["inp", *_PARAMS])
+    values["loss"] = loss(_f64(inputs)).detach()
+    return _expect(values)
+
+
+def _ref_network(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     t = _f64(inputs)
     loss = ref.forward_and_backward(t["inp"], t["targ"], *(t[k] for k in _PARAMS))
-    values = {f"{k}.g": Expected(t[k].g) for k in ("inp", *_PARAMS)}
-    values["loss"] = Expected(loss)
+    values = {f"{k}.g": t[k].g for k in ("inp", *_PARAMS)}
+    values["loss"] = loss
     return values
 
 
-def _oracle_network(inputs: Inputs) -> dict[str, Tensor]:
-    def loss(t: Inputs) -> Tensor:
-        return ref.mse(
-            ref.lin(ref.relu(ref.lin(t["inp"], t["w1"], t["b1"])), t["w2"], t["b2"]), t["targ"]
-        )
-
-    grads = _grads(loss, inputs, ["inp", *_PARAMS])
-    grads["loss"] = loss(_f64(inputs)).detach()
-    return grads
-
-
-MATMUL = Maths("matmul", _make_matmul, _ref_matmul, _oracle_matmul)
-MSE = Maths("mse", _make_mse, _ref_mse, _oracle_mse)
-RELU = Maths("relu", _make_relu, _ref_relu, _oracle_relu)
-LIN = Maths("lin", _make_lin, _ref_lin, _oracle_lin)
-NETWORK = Maths("network", _make_network, _ref_network, _oracle_network)
+MATMUL = Maths("matmul", _make_matmul, _oracle_matmul, _ref_matmul)
+MSE = Maths("mse", _make_mse, _oracle_mse, _ref_mse)
+RELU = Maths("relu", _make_relu, _oracle_relu, _ref_relu)
+LIN = Maths("lin", _make_lin, _oracle_lin, _ref_lin)
+NETWORK = Maths("network", _make_network, _oracle_network, _ref_network)
 
 MATHS: dict[str, Maths] = {m.name: m for m in (MATMUL, MSE, RELU, LIN, NETWORK)}
 
@@ -246,20 +271,27 @@ def make_inputs(protocol: Protocol | str, case: Case, seed: int, salt: str) -> I
 def expected_values(
     protocol: Protocol | str, inputs: Inputs, values: tuple[str, ...]
 ) -> dict[str, Expected]:
-    """The reference for everything the protocol produces; `values` (those graded) are
-    cross-checked against autograd where the maths has a single answer. The rest help
-    recognise mistakes (right second-layer gradients point at the first layer)."""
+    """The right answer for everything the protocol produces, from autograd. Where the
+    hand-written reference is installed, `values` (those graded) are cross-checked against
+    it where the maths has a single answer. The rest help recognise mistakes (right
+    second-layer gradients point at the first layer)."""
     maths = get(protocol).maths
-    want = maths.reference(inputs)
-    oracle = maths.autograd(inputs)
+    want = maths.oracle(inputs)
+    ref = hand_written()
+    if ref is None:
+        return want
+    other = maths.reference(ref, inputs)
     for name in values:
-        exp, other = want[name], oracle[name]
+        exp, hand = want[name], other[name]
         keep = ~exp.free if exp.free is not None else torch.ones_like(exp.value, dtype=torch.bool)
-        a, b = exp.value[keep], other[keep]
+        if exp.value.shape != hand.shape:
+            raise GraderBug(f"reference and autograd disagree on {name}'s shape "
+                            f"({get(protocol).name})")  # fmt: skip
+        a, b = hand[keep], exp.value[keep]
         scale = max(b.norm().item(), 1e-300)
-        if exp.value.shape != other.shape or (a - b).norm().item() / scale > 1e-9:
+        if (a - b).norm().item() / scale > 1e-9:
             raise GraderBug(f"reference and autograd disagree on {name} ({get(protocol).name})")
-    return dict(want)
+    return want
 
 
 def _stable_hash(text: str) -> int:

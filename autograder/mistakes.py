@@ -166,8 +166,9 @@ CATALOGUE: tuple[Mistake, ...] = (
     Mistake(
         "matmul-no-transpose",
         lambda o: o.maths is LIN and o.error_matches(r"mat1 and mat2 shapes cannot be multiplied"),
+        # The hint names the transpose, not the whole line: this file ships to students.
         "`inp.g = out.g @ w` multiplies (N, n_out) by (n_in, n_out): the chain rule needs "
-        "w transposed, `inp.g = out.g @ w.t()`, which has inp's shape (N, n_in)",
+        "w transposed (`w.t()`, (n_out, n_in)), which gives inp.g inp's shape (N, n_in)",
     ),
     Mistake(
         "mse-broadcast-n-by-n",

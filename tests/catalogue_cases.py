@@ -249,7 +249,7 @@ CASES = (
             "mat1 and mat2 shapes cannot be multiplied (8x3 and 5x3)",
             "inp.g = out.g @ w",
         ),
-        hint="`inp.g = out.g @ w.t()`",
+        hint="w transposed (`w.t()`",
     ),
     CatalogueCase(
         mistake="mse-broadcast-n-by-n",

@@ -233,7 +233,7 @@ MISTAKES = (
         lost=lost(LIN_X, LIN_W, LIN_B) | FB,
         flagged=LIN_X,
         mistake="matmul-no-transpose",
-        hint="`inp.g = out.g @ w.t()`",
+        hint="w transposed (`w.t()`",
     ),
     MistakeCase(
         name="accumulate-missing-g",

@@ -238,8 +238,10 @@ CLASS = {
     "scratch-redefines": (_scratch_redefines, 15, "graded", ()),
     # the grader calls each answer cell's own definition, in either run: stubs score 0
     "answers-in-an-added-cell": (_answers_in_an_added_cell, 0, "graded", ()),
-    "strips-the-results": (_strips_the_results, 15, "graded", (
-        "Integrity: mse_grad calls PyTorch's autograd",)),
+    # the stripping cell changes nothing; the autograd answer is reported, run and read
+    "strips-the-results": (_strips_the_results, 15, "review", (
+        "Integrity: mse_grad calls PyTorch's autograd",
+        "line 2: `(...).requires_grad_`: it asks PyTorch's autograd to track the tensor")),
     "no-metadata": (_no_metadata, 15, "review", (UNMATCHED,)),
     "answer-retyped-elsewhere": (_answer_retyped_elsewhere, 10, "review", (
         "its answer is not in the cell given for it (the cell `mse_grad` is gone)",)),
@@ -266,7 +268,7 @@ def test_the_clean_room_decides_the_points(graded: dict[str, dict], student: str
     assert (record["score"], record["extra_data"]["status"]) == (score, status), text
     for phrase in phrases:
         assert phrase in text, text
-    if status == "graded":
+    if student in ("correct", "scratch-redefines", "strips-the-results"):
         assert "as you ran it" not in text, text
 
 
