@@ -105,6 +105,17 @@ def _integrity_notes(nb: Any, assignment: str, plan: Any, harvest: Any) -> tuple
             "write the gradients by hand"
             for t in users
         ]
+        unwatched: dict[str, list[str]] = {}
+        for key, call in harvest.calls.items():
+            for what in call.facts.get("unwatched", ()):
+                seen = unwatched.setdefault(plan.calls[key].target, [])
+                if isinstance(what, str) and what not in seen:
+                    seen.append(what)
+        findings += [
+            f"{t} switched off the grader's watch for autograd while it ran ({'; '.join(w)}): "
+            "no answer to this lesson needs to"
+            for t, w in sorted(unwatched.items())
+        ]
     return tuple(f"Integrity: {f}." for f in findings)
 
 
