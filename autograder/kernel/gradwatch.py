@@ -35,6 +35,12 @@ def _dispatch_watch():
             super().__init__()
             self.autograd = 0
 
+        @classmethod
+        def _should_skip_dynamo(cls):
+            # True wraps __torch_dispatch__ in torch._dynamo.disable, whose first call
+            # imports torch._dynamo: 2 s of every grading, for a compiler nothing here uses
+            return False
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if (
                 torch._C._current_autograd_node() is not None
@@ -110,45 +116,60 @@ class _EngineWatch:
 
 
 class _Watches:
-    """The device watch (a TorchFunctionMode), the dispatch watch and the engine watch
-    over one graded call, put on together and always taken off, whatever the call did to
-    the mode stacks. `facts()` says what they saw."""
+    """The device watch (a TorchFunctionMode) over one graded call and, where `below`, the
+    dispatch and engine watches, put on together and always taken off, whatever the call
+    did to the mode stacks. `removed` says which the call took off; `autograd()` counts
+    what they all saw."""
 
-    def __init__(self, device_watch):
+    def __init__(self, device_watch, below: bool = True):
         self.device = device_watch
-        self.dispatch = _dispatch_watch()
-        self.engine = _EngineWatch()
+        self.dispatch = _dispatch_watch() if below else None
+        self.engine = _EngineWatch() if below else None
         self.removed: list[str] = []
         self.nodes = 0
 
     def __enter__(self):
         self.depths = (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack())
-        self.engine.start()
+        if self.engine is not None:
+            self.engine.start()
         self.device.__enter__()
-        self.dispatch.__enter__()
+        if self.dispatch is not None:
+            self.dispatch.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         function_depth, dispatch_depth = self.depths
-        if not _take_off(self.dispatch, dispatch_depth, torch._C._len_torch_dispatch_stack,
-                         torch._C._get_dispatch_stack_at,
-                         lambda: torch._C._pop_torch_dispatch_stack(None),
-                         torch._C._push_on_torch_dispatch_stack):  # fmt: skip
+        if self.dispatch is not None and not _take_off(
+            self.dispatch, dispatch_depth, torch._C._len_torch_dispatch_stack,
+            torch._C._get_dispatch_stack_at, lambda: torch._C._pop_torch_dispatch_stack(None),
+            torch._C._push_on_torch_dispatch_stack,
+        ):  # fmt: skip
             self.removed.append("the dispatch mode was taken off its stack")
         if not _take_off(self.device, function_depth, torch._C._len_torch_function_stack,
                          torch._C._get_function_stack_at, torch._C._pop_torch_function_stack,
                          torch._C._push_on_torch_function_stack):  # fmt: skip
             self.removed.append("the torch function mode was taken off its stack")
-        self.nodes, ours = self.engine.stop()
-        if not ours:
-            self.removed.append("the profiler's session was stopped or replaced")
+        if self.engine is not None:
+            self.nodes, ours = self.engine.stop()
+            if not ours:
+                self.removed.append("the profiler's session was stopped or replaced")
 
     def autograd(self, values: dict, inputs: dict) -> int:
         """How often autograd was seen: by each watch, and in what the call left behind."""
-        left = [v for v in values.values() if isinstance(v, torch.Tensor)]
-        joined = sum(1 for v in left if v.requires_grad or v.grad_fn is not None)
-        flipped = sum(1 for v in inputs.values() if isinstance(v, torch.Tensor) and v.requires_grad)
-        return self.device.autograd + self.dispatch.autograd + self.nodes + joined + flipped
+        seen = self.device.autograd + self.nodes
+        if self.dispatch is not None:
+            seen += self.dispatch.autograd + _left_in_a_graph(values, inputs)
+        return seen
+
+
+def _left_in_a_graph(values: dict, inputs: dict) -> int:
+    """The call's returned and stored tensors that belong to a graph, and the grader's
+    inputs it made require grad: seen whichever thread did it."""
+    left = [v for v in values.values() if isinstance(v, torch.Tensor)]
+    given = [v for v in inputs.values() if isinstance(v, torch.Tensor)]
+    return sum(1 for v in left if v.requires_grad or v.grad_fn is not None) + sum(
+        1 for v in given if v.requires_grad
+    )
 
 
 def _take_off(mode, depth, length, at, pop, push) -> bool:
