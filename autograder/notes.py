@@ -119,6 +119,22 @@ def _harvest_findings(plan: Any, harvest: Any) -> list[str]:
             "write the gradients by hand"
             for t in users
         ),
+        *_unwatched(plan, harvest),
+    ]
+
+
+def _unwatched(plan: Any, harvest: Any) -> list[str]:
+    """What a call switched off of the grader's watch for autograd (gradwatch)."""
+    unwatched: dict[str, list[str]] = {}
+    for key, call in harvest.calls.items():
+        for what in call.facts.get("unwatched", ()):
+            seen = unwatched.setdefault(plan.calls[key].target, [])
+            if isinstance(what, str) and what not in seen:
+                seen.append(what)
+    return [
+        f"{t} switched off the grader's watch for autograd while it ran ({'; '.join(w)}): "
+        "no answer to this lesson needs to"
+        for t, w in sorted(unwatched.items())
     ]
 
 

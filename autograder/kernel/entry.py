@@ -9,6 +9,7 @@ import time
 import torch
 
 from .answers import _describe, _error, _send
+from .gradwatch import _Watches
 from .integrity import _disarm_hooks, _integrity, _loaded_from
 from .limits import _on_alarm
 from .recipes import _PARAMS, RECIPES
@@ -87,7 +88,7 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
         if reads:
             _State.facts["globals"] = reads
         try:
-            answers = _run_call(obj, RECIPES[call.protocol], inputs[key], device, call.timeout, ns)
+            answers = _run_call(obj, call.protocol, inputs[key], device, call.timeout, ns)
             values = {k: _describe(value_key(key, k), v, tensors) for k, v in answers.items()}
             if call.protocol == "matmul" and call.cell:
                 rungs.setdefault(call.cell, obj)
@@ -103,27 +104,36 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
     return CallEntry(how, seconds, values, error, facts)
 
 
-def _run_call(obj, recipe, inputs, device, timeout, ns):
-    """The recipe on fresh copies of the inputs on the device, under the call's alarm and
-    the device watch; what the watch saw goes into the call's facts."""
+def _run_call(obj, protocol, inputs, device, timeout, ns):
+    """The protocol's recipe on fresh copies of the inputs on the device, under the call's
+    alarm and the watches; what they saw goes into the call's facts."""
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     # Autograd used by the graded code itself (the lesson's point is to write the
-    # gradients by hand) is counted by the watch, op by op: torch.func, autograd.functional
-    # and the engine's own entry points all go through ops that build a graph. (Not with
-    # saved-tensor hooks: torch.func refuses to run under them.)
-    watch = _device_watch()
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    # gradients by hand) is counted op by op, above and below the dispatcher (gradwatch):
+    # torch.func, autograd.functional and the engine's own entry points all go through
+    # ops that build or run a graph. (Not with saved-tensor hooks: torch.func refuses to
+    # run under them.) Not below the dispatcher for matmul: its rungs are Python loops of
+    # thousands of ops, each slower under a dispatch mode, and autograd, which gives
+    # gradients, cannot give a product.
+    watches = _Watches(_device_watch(), below=protocol != "matmul")
+    values = {}
     try:
-        with watch:
-            values = recipe(obj, t, ns)
-        if device.type == "cuda":
-            torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
+        with watches:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                values = RECIPES[protocol](obj, t, ns)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         return values
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if watch.autograd:
-            _State.facts["autograd"] = watch.autograd
-        if watch.found:
-            _State.facts["device_unaware"] = watch.found[:5]
+        autograd = watches.autograd(values, t)
+        if autograd:
+            _State.facts["autograd"] = autograd
+        if watches.removed:
+            _State.facts["unwatched"] = watches.removed
+        if watches.device.found:
+            _State.facts["device_unaware"] = watches.device.found[:5]

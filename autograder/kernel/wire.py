@@ -162,7 +162,8 @@ class CallEntry:
     """What one call did: which definition was picked and how, its values or its error
     (type, message, the student's line...), its seconds, and what the kernel noticed:
     "globals" (notebook tensors the code reads), "replaced" (parameters overwritten),
-    "arg_order" (Model's constructor's order), "autograd", "device_unaware"."""
+    "arg_order" (Model's constructor's order), "autograd" (how often it was seen),
+    "unwatched" (how the call switched a watch off), "device_unaware"."""
 
     picked: str | None
     seconds: float = 0.0
