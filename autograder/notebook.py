@@ -128,12 +128,13 @@ def _read_own_file(path: Path) -> bytes:
             raise NotebookError(f"{path} is a symbolic link, not a notebook: submit the "
                                 "notebook file itself") from None  # fmt: skip
         raise NotebookError(f"{path} cannot be read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(info.st_mode):
             raise NotebookError(f"{path} is a folder, not a notebook (.ipynb file)")
-        if not stat.S_ISREG(info.st_mode):
-            raise NotebookError(f"{path} is not a regular file: submit the notebook file itself")
+        raise NotebookError(f"{path} is not a regular file: submit the notebook file itself")
+    with os.fdopen(fd, "rb") as f:
         if info.st_nlink > 1:
             raise NotebookError(
                 f"{path} is a hard link (one file under {info.st_nlink} names), not a notebook "

@@ -315,20 +315,24 @@ ESCAPES_THE_ALARM = "# __autograde__\n" + MSE_OK + "\nwhile True:\n    pass\n"
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd", "`(...).requires_grad_`"),
+            status="review"),
     Hostile("autograd-through-the-engine",
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_THE_ENGINE, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
+            status="review"),
     Hostile("autograd-through-torch-func",
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_TORCH_FUNC, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd",)),
+            15, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
+            status="review"),
     # the sandbox has no `reference` to import: lin_grad fails, and so does what calls it
     Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "from reference.backprop import lin_grad as r\nr(inp, out, w, b)",
                 "inp, out, w, b"), None)),
             9, ("No module named 'reference'",)),
     Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
-            15, ("the notebook replaced torch.allclose",)),
+            15, ("the notebook replaced torch.allclose", "`torch.allclose = ...`"),
+            status="review"),
     Hostile("replaces-the-harvest", lambda: solution_with(("mse_grad", REPLACE_HARVEST, None)),
             10, ("mse_grad is not implemented yet",)),
     Hostile("forges-results-after-the-grader", lambda: stub_with_cell(FORGE_AFTER),
@@ -348,12 +352,14 @@ CORPUS = (
                 "relu_grad", "import os\nos._exit(1)", "inp, out"), None)),
             0, ("The kernel died twice",), status="review"),
     Hostile("kills-every-process-it-can",
-            lambda: solution_with(("mse_grad", KILLS_EVERYTHING, None)), 15, ("15/15",)),
-    Hostile("stops-the-grader", stops_the_grader, 15, ("15/15",)),
+            lambda: solution_with(("mse_grad", KILLS_EVERYTHING, None)), 15,
+            ("15/15", "mse_grad's cell), line"), status="review"),
+    Hostile("stops-the-grader", stops_the_grader, 15, ("15/15", "mse_grad's cell), line"),
+            status="review"),
     Hostile("copies-a-classmate", copies_a_classmate, 0, ("0/15",)),
     Hostile("leaves-a-writer-behind", lambda: stub_with_cell(LEAVES_A_WRITER), 0, ("0/15",)),
     Hostile("writes-everywhere", lambda: solution_with(("mse_grad", WRITES_EVERYWHERE, None)),
-            15, ("15/15",)),
+            15, ("15/15", "`import ctypes`"), status="review"),
     Hostile("hangs-in-mse-grad", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "while True:\n    pass", "inp, targ"), None)),
             10, ("did not finish in time", "longer than the 10 s limit")),
@@ -573,10 +579,13 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     proc.wait()
     finished = len(list(out.glob("*/*/results.json")))
     assert 20 <= finished < 200, "the run was meant to be killed half-way"
+    # a record for a person to look at (a kernel that died, a flag) is graded again
+    final = sum(json.loads(p.read_text())["extra_data"]["status"] in ("graded", "ungradeable")
+                for p in out.glob("*/*/results.json"))  # fmt: skip
 
     summary = grade_submissions([tmp_path / "class"], out, options=LIMITS, workers=2,
                                 progress=False)  # fmt: skip
-    assert len(summary.records) == 200 and summary.skipped == finished  # none regraded
+    assert len(summary.records) == 200 and summary.skipped == final  # none regraded
     rows = read_grades_csv(out / "grades.csv")
     assert len(rows) == 200
     assert {r["status"] for r in rows} <= {"graded", "ungradeable", "review"}  # no grader error

@@ -77,7 +77,8 @@ def test_the_grader_s_environment_stays_out(tmp_path: Path, engine: str) -> None
     done = subprocess.run([str(script), "grade", str(tmp_path / "class"), "--out",
                            str(tmp_path / "out"), "--engine", engine],
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    # `import gc` and the rest are flagged for a person (answer_scan): status review
+    assert "1 need a person" in done.stdout + done.stderr, done.stdout + done.stderr
     written = _all_bytes(tmp_path / "out")
     assert control.encode() in written  # the search ran and reported what it found
     assert token.encode() not in written
