@@ -209,6 +209,25 @@ def _answers_in_an_added_cell() -> NotebookNode:
     return nb
 
 
+def _swaps_the_recorded_definitions() -> NotebookNode:
+    """The untouched notebook and one added cell: the answers, swapped into the grader's
+    own record of the answer cells' definitions (reached through its globals)."""
+    nb = nb_of(STUB["backprop"])
+    answers = "\n\n".join(answer_sources(nb_of(SOLUTION["backprop"])).values())
+    nb.cells.append(
+        code(
+            answers
+            + """
+
+_state = globals()["__autograde__"]["_State"]
+for _name, _versions in _state.versions.items():
+    _state.versions[_name] = [(sha, globals()[_name], at) for sha, _, at in _versions]
+"""
+        )
+    )
+    return nb
+
+
 def _strips_the_results() -> NotebookNode:
     nb = replace_function(nb_of(SOLUTION["backprop"]), "mse_grad", AUTOGRAD_MSE_GRAD)
     nb.cells.insert(2, code(STRIPS_THE_RESULTS))
@@ -239,6 +258,10 @@ CLASS = {
     # the grader calls each answer cell's own definition, in either run: stubs score 0
     "answers-in-an-added-cell": (_answers_in_an_added_cell, 0, "graded", ()),
     # the stripping cell changes nothing; the autograd answer is reported, run and read
+    # the measured attack: 15/15 before the clean room
+    "swaps-the-recorded-definitions": (_swaps_the_recorded_definitions, 0, "review", (
+        "mse_grad scores 2/2 in your notebook as you ran it but 0/2",
+        "it depends on a cell you added or changed")),
     "strips-the-results": (_strips_the_results, 15, "review", (
         "Integrity: mse_grad calls PyTorch's autograd",
         "line 2: `(...).requires_grad_`: it asks PyTorch's autograd to track the tensor")),
