@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nbformat import NotebookNode
 
-from .notebook import PLACE_KEY, cell_place
+from .notebook import PLACE_KEY, cell_place, is_answer_cell
 
 __all__ = ["Finding", "scan_answers", "scan_review", "scan_source"]
 
@@ -183,17 +183,12 @@ def _attribute(node: ast.Attribute) -> list[tuple[int, str, str]]:
     return [(node.lineno, name, why)] if why else []
 
 
-def _is_answer(cell: NotebookNode) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("solution"))
-
-
 def scan_answers(nb: NotebookNode) -> tuple[Finding, ...]:
     """Every finding in the answer cells of `nb` (the clean room's notebook: its answer
     cells carry the student's places)."""
     findings = []
     for cell in nb.cells:
-        if not _is_answer(cell):
+        if not is_answer_cell(cell):
             continue
         place = cell.get("metadata", {}).get(PLACE_KEY) or {}
         gid = cell.metadata["nbgrader"].get("grade_id")

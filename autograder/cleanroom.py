@@ -24,7 +24,14 @@ from importlib import resources
 import nbformat
 from nbformat import NotebookNode
 
-from .notebook import PLACE_KEY, cell_place, mark_places
+from .notebook import (
+    PLACE_KEY,
+    cell_place,
+    is_answer_cell,
+    is_test_cell,
+    mark_places,
+    nbgrader_meta,
+)
 
 __all__ = [
     "UNMATCHED",
@@ -46,26 +53,6 @@ def released_notebook(assignment: str) -> NotebookNode:
     """The notebook the course hands out for `assignment`, as shipped with the grader (a
     copy of assignments/NAME/NAME.ipynb; `autograde verify` keeps the two the same)."""
     return nbformat.reads(_released_text(assignment), as_version=4)
-
-
-def _nbgrader(cell: NotebookNode) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
-def _is_answer(cell: NotebookNode) -> bool:
-    meta = _nbgrader(cell)
-    return (
-        cell.get("cell_type") == "code"
-        and bool(meta.get("solution"))
-        and bool(meta.get("grade_id"))
-    )
-
-
-def _is_test(cell: NotebookNode) -> bool:
-    """A graded test cell: never run by the grader (its checks replace them)."""
-    meta = _nbgrader(cell)
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 @functools.lru_cache(maxsize=1024)  # a class's given cells are mostly the same few sources
@@ -110,27 +97,30 @@ def clean_room(student: NotebookNode, assignment: str) -> CleanRoom:
     answers: dict[str, NotebookNode] = {}
     copies = []  # a second cell with an answer's grade_id: it runs only in the full run
     for cell in student.cells:
-        if _is_answer(cell) and answers.setdefault(_nbgrader(cell)["grade_id"], cell) is not cell:
+        if (
+            is_answer_cell(cell)
+            and answers.setdefault(nbgrader_meta(cell)["grade_id"], cell) is not cell
+        ):
             copies.append(cell)
     code = [c for c in student.cells if c.get("cell_type") == "code" and c.source.strip()]
     if not answers and code:  # (no code at all: every answer is missing, and stubs run)
         return CleanRoom(student, tuple((_where(c), c.source) for c in code), (), unmatched=True)
-    given = [c for c in student.cells if c.get("cell_type") == "code" and not _is_answer(c)
-             and not _is_test(c)]  # fmt: skip
+    given = [c for c in student.cells if c.get("cell_type") == "code" and not is_answer_cell(c)
+             and not is_test_cell(c)]  # fmt: skip
     # the template's given code cells, matched in order with the student's identical ones
     unmatched_given = list(given)
     cells, missing = [], []
     for cell in template.cells:
         cell = copy.deepcopy(cell)
-        if _is_answer(cell):
-            gid = _nbgrader(cell)["grade_id"]
+        if is_answer_cell(cell):
+            gid = nbgrader_meta(cell)["grade_id"]
             if gid in answers:
                 cell.source = answers[gid].source
                 if PLACE_KEY in answers[gid].metadata:
                     cell.metadata[PLACE_KEY] = answers[gid].metadata[PLACE_KEY]
             else:
                 missing.append(gid)
-        elif cell.get("cell_type") == "code" and not _is_test(cell):
+        elif cell.get("cell_type") == "code" and not is_test_cell(cell):
             same = next((c for c in unmatched_given if c.source == cell.source), None) or next(
                 (c for c in unmatched_given if _normal(c.source) == _normal(cell.source)), None
             )
@@ -211,7 +201,9 @@ def room_review(
     if room.unmatched:
         return (UNMATCHED,)
     reasons, explained = [], set()
-    answers = {_nbgrader(c)["grade_id"]: c.source for c in room.notebook.cells if _is_answer(c)}
+    answers = {
+        nbgrader_meta(c)["grade_id"]: c.source for c in room.notebook.cells if is_answer_cell(c)
+    }
     for ex in exercises:
         got, most = clean.get(ex.cell, (0, 0))
         better = full.get(ex.cell, (0, 0))[0]

@@ -26,7 +26,7 @@ from . import kernel
 from .exercises import Case, Check, Exercise
 from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
 from .maths import Inputs, make_inputs
-from .notebook import mark_places
+from .notebook import is_test_cell, mark_places
 
 __all__ = [
     "AUTOGRADER_TAG",
@@ -196,16 +196,9 @@ def inject(
     )
     out = nbformat.from_dict(nb)  # a deep copy
     mark_places(out)  # cells the clean room placed keep their places
-    cells = [c for c in out.cells if not _is_test_cell(c)]
+    cells = [c for c in out.cells if not is_test_cell(c)]
     out.cells = [_code_cell(start), *cells, _code_cell(finish)]
     return out
-
-
-def _is_test_cell(cell: NotebookNode) -> bool:
-    """The notebook's own graded test cells. The grader's checks replace them, so they are
-    not run: they would only cost time, and a hanging function would hang them too."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def strip_injected(nb: NotebookNode) -> NotebookNode:

@@ -24,8 +24,11 @@ __all__ = [
     "cell_shas",
     "defined_names",
     "detect_assignment",
+    "is_answer_cell",
+    "is_test_cell",
     "load_notebook",
     "mark_places",
+    "nbgrader_meta",
     "notebook_digest",
     "read_notebook",
     "replace_definition",
@@ -74,6 +77,29 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotebookError(f"{path} is not a valid notebook: {first}") from None
     return nb, hashlib.sha256(data).hexdigest()
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    """A cell's nbgrader metadata ({} when it has none, or something else in its place)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def is_answer_cell(cell: NotebookNode) -> bool:
+    """A code cell nbgrader marks as a solution, with its grade_id: where an answer goes."""
+    meta = nbgrader_meta(cell)
+    return (
+        cell.get("cell_type") == "code"
+        and bool(meta.get("solution"))
+        and bool(meta.get("grade_id"))
+    )
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    """A graded test cell. The grader's checks replace them, so they never run: they would
+    only cost time, and a hanging function would hang them too."""
+    meta = nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 PLACE_KEY = "autograde_place"  # cell metadata: where the student sees this cell
