@@ -152,10 +152,15 @@ class _NoInput:
 
 class _FdCapture:
     """What reaches file descriptors 1 and 2 directly (C code, `os.write`, a subprocess
-    that inherits them): a memory file, read back and emptied after each cell."""
+    that inherits them): an unnamed file in the notebook's temporary folder (the sandbox
+    refuses memory files, which can be run as programs), read back and emptied after each
+    cell."""
 
     def __init__(self) -> None:
-        self.fd = os.memfd_create("autograde-cell-output", 0)
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (lives as long as the process)
+        self.fd = self.file.fileno()
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
 

@@ -59,12 +59,8 @@ class OutputLimit(RuntimeError):
 
 
 def available() -> bool:
-    """The in-process engine needs fork, file-descriptor passing and memory files: Linux."""
-    return (
-        sys.platform.startswith("linux")
-        and hasattr(socket, "send_fds")
-        and hasattr(os, "memfd_create")
-    )
+    """The in-process engine needs fork and file-descriptor passing: Linux."""
+    return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 
 
 def resolve(name: str) -> str:
@@ -78,8 +74,7 @@ def resolve(name: str) -> str:
         return INPROCESS
     if name == INPROCESS:
         raise ValueError(
-            "--engine inprocess needs Linux (fork, descriptor passing, memfd); "
-            "use --engine kernel here"
+            "--engine inprocess needs Linux (fork, descriptor passing); use --engine kernel here"
         )
     return KERNEL
 

@@ -78,7 +78,8 @@ def restrict(
                                 ctypes.c_size_t(size), 0), "landlock_create_ruleset")  # fmt: skip
     try:
         grants = [(p, _READ) for p in read]
-        grants += [(p, _READ | _WRITE) for p in write]
+        # nothing written there can be run: a file a notebook wrote is data
+        grants += [(p, (_READ & ~FS_EXECUTE) | _WRITE) for p in write]
         grants += [(p, _READ | FS_MAKE_SOCK | FS_REMOVE_FILE) for p in sockets]
         grants += [(d, FS_READ_FILE | FS_WRITE_FILE | (FS_IOCTL_DEV if abi >= 5 else 0))
                    for d in devices]  # fmt: skip

@@ -172,9 +172,12 @@ def _bind(root: str, src: str, *, writable: bool = False, recursive: bool = True
         mount(None, dest, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(real))
 
 
-def _tmpfs(target: str, megabytes: int, mode: str = "0755") -> None:
+def _tmpfs(target: str, megabytes: int, mode: str = "0755", *, noexec: bool = False) -> None:
+    """A tmpfs at `target`; `noexec` for the ones a notebook writes: what it wrote is data,
+    never a program to run."""
     os.makedirs(target, exist_ok=True)
-    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(megabytes)}m,mode={mode}")
+    flags = MS_NOSUID | MS_NODEV | (MS_NOEXEC if noexec else 0)
+    mount("tmpfs", target, "tmpfs", flags, f"size={int(megabytes)}m,mode={mode}")
 
 
 def _new_root(p: Policy, root: str) -> None:
@@ -183,7 +186,7 @@ def _new_root(p: Policy, root: str) -> None:
     _tmpfs(root, 16)
     # /tmp first: the scratch and sockets folders usually live under it, and must not be
     # hidden by it.
-    _tmpfs(root + "/tmp", p["scratch_mb"], "1777")
+    _tmpfs(root + "/tmp", p["scratch_mb"], "1777", noexec=True)
     for path in SYSTEM:
         if os.path.lexists(path):
             _bind(root, path)
@@ -194,7 +197,7 @@ def _new_root(p: Policy, root: str) -> None:
         _bind(root, path)
     # not recursive: the new root itself is mounted inside the sockets folder
     _bind(root, p["sockets"], writable=True, recursive=False)
-    _tmpfs(root + p["scratch"], p["scratch_mb"], "0777")
+    _tmpfs(root + p["scratch"], p["scratch_mb"], "0777", noexec=True)
     os.makedirs(root + "/proc", exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _tmpfs(root + "/dev", 1)
@@ -206,7 +209,7 @@ def _new_root(p: Policy, root: str) -> None:
         if os.path.exists(dev):
             _mkdirs_for(root + dev, os.path.isdir(dev))
             mount(dev, root + dev, None, MS_BIND | MS_REC)
-    _tmpfs(root + "/dev/shm", p["scratch_mb"], "1777")
+    _tmpfs(root + "/dev/shm", p["scratch_mb"], "1777", noexec=True)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
         os.symlink(target, root + "/dev/" + name)
