@@ -63,6 +63,16 @@ def ask(conn: socket.socket, request: dict, fds: list[int]):
     return json.loads(reader.readline() or b"{}"), reader
 
 
+def read_token(socket_path: str) -> str:
+    """The token of the fork server at `socket_path`, beside it and readable by this user
+    only (forkserver/requests.py); "" where it cannot be read."""
+    try:
+        with open(os.path.join(os.path.dirname(socket_path), "token")) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: forkclient.py SOCKET -- KERNEL_ARGV...", file=sys.stderr)
@@ -71,7 +81,8 @@ def main(argv: list[str]) -> int:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(path)
-        request = {"argv": kernel_argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        request = {"argv": kernel_argv, "cwd": os.getcwd(), "env": dict(os.environ),
+                   "token": read_token(path)}  # fmt: skip
         reply, reader = ask(conn, request, [0, 1, 2])
     except (OSError, ValueError):
         reply = {}

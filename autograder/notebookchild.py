@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .forkclient import ask, signal_group
+from .forkclient import ask, read_token, signal_group
 
 
 @dataclass
@@ -53,7 +53,7 @@ def start_child(server: Path, cwd: Path, env: dict[str, str], timeout: float = 1
     try:
         conn.settimeout(timeout)
         conn.connect(str(server))
-        request = {"kind": "shell", "cwd": str(cwd), "env": env}
+        request = {"kind": "shell", "cwd": str(cwd), "env": env, "token": read_token(str(server))}
         with open(os.devnull, "rb") as null_in, open(os.devnull, "wb") as null_out:
             fds = [null_in.fileno(), null_out.fileno(), null_out.fileno(), theirs.fileno()]
             reply, reader = ask(conn, request, fds)

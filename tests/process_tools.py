@@ -16,3 +16,14 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def sandbox_for(workdir: Path) -> dict:
+    """The sandbox the grader gives a notebook run in `workdir` (its kernel's sockets in
+    a folder beside it): a fork server forks no child without one."""
+    from autograder.notebook_process import sandbox_policy
+    from autograder.options import Options
+
+    sockets = workdir.parent / f"{workdir.name}-sockets"
+    sockets.mkdir(mode=0o700, exist_ok=True)
+    return sandbox_policy(Options(), workdir, sockets)

@@ -17,6 +17,7 @@ import pytest
 from grading_tools import full_marks, points
 from mistake_cases import MISTAKES
 from notebook_tools import SOLUTION, STUB, edited
+from process_tools import sandbox_for
 
 from autograder import engine, forkserver
 from autograder.cli import main
@@ -91,7 +92,7 @@ def run_notebook_as_student(nb: nbformat.NotebookNode, server: Path, workdir: Pa
     """The notebook's code cells as the student runs them: all of them, on after an error."""
     workdir.mkdir()
     done = run_notebook(nb, parameters={}, workdir=workdir, cell_timeout=120,
-                        skip_tag="none", server=server)  # fmt: skip
+                        skip_tag="none", server=server, sandbox=sandbox_for(workdir))  # fmt: skip
     assert done.stopped is None, done.stopped
     return [c for c in done.notebook.cells if c.cell_type == "code"]
 

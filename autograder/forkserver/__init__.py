@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..forkclient import process_alive
-from .requests import KERNEL_MODULE
+from .requests import KERNEL_MODULE, write_token
 
 __all__ = ["ForkServer", "start", "wait_until_ready"]
 
@@ -113,6 +113,7 @@ def start(
         os.chmod(folder, 0o700)  # only this user may ask it for kernels
     with contextlib.suppress(FileNotFoundError):
         (folder / SOCKET).unlink()
+    write_token(folder)  # what its own grader's requests carry (requests.py)
     if env is None:  # what its children may see: nothing secret is ever in its memory
         from ..sandbox import allowed_environment
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import cellrunner
-from ..forkclient import signal_group
+from ..forkclient import read_token, signal_group
 from .child import become_kernel
 from .preload import preload
 from .requests import read_request
@@ -42,6 +42,7 @@ def serve(path: str, kernels: bool = True) -> None:
     if not kernels:  # a kernel makes IPython's shell itself (a singleton: one kind only)
         with contextlib.suppress(Exception):  # without it, each child builds its own
             cellrunner.prepare()
+    token = read_token(path)  # written by the grader that started this server
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
     listener.listen(64)
@@ -76,7 +77,7 @@ def serve(path: str, kernels: bool = True) -> None:
 
     def fork(conn: socket.socket) -> None:
         try:
-            request, fds = read_request(conn)
+            request, fds = read_request(conn, token)
         except (OSError, ValueError) as exc:
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")

@@ -55,15 +55,19 @@ if TYPE_CHECKING:
     from .rules import Policy
 
 
+ISOLATING = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+NOBODY = 65534  # who a root grader's notebook is on the host
+
+
 def work() -> bool:
-    """Whether an unprivileged user + mount namespace can mount here: tried in a child."""
+    """Whether this process can make the namespaces and mount in them: tried in a child."""
     if not sys.platform.startswith("linux") or platform.machine() not in SYSCALLS:
         return False
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            map_ids(*unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID))
+            _unshare()
             mount("none", "/", None, MS_REC | MS_PRIVATE)
             mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
             code = 0
@@ -74,25 +78,30 @@ def work() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def inside_id(outside: int) -> int:
-    """The id the kernel has inside its user namespace: its own, except that root outside
-    is nobody special inside (uid 1000), so that an `exec` inside gains no capabilities."""
-    return outside if outside != 0 else 1000
+def _unshare() -> None:
+    """New namespaces for this process. A grader run as root makes them with its own
+    privilege and no user namespace (its notebook then becomes nobody: `_become_nobody`):
+    a user namespace made by root maps the notebook to host root, who owns most of what it
+    can see. Anyone else makes a user namespace where the notebook keeps its own uid."""
+    if os.geteuid() == 0:
+        unshare(ISOLATING)
+    else:
+        map_ids(*unshare(CLONE_NEWUSER | ISOLATING))
 
 
 def map_ids(uid: int, gid: int) -> None:
-    write("/proc/self/uid_map", f"{inside_id(uid)} {uid} 1\n")
+    write("/proc/self/uid_map", f"{uid} {uid} 1\n")
     with contextlib.suppress(FileNotFoundError):
         write("/proc/self/setgroups", "deny")
-    write("/proc/self/gid_map", f"{inside_id(gid)} {gid} 1\n")
+    write("/proc/self/gid_map", f"{gid} {gid} 1\n")
 
 
 def enter(p: Policy) -> None:
     """Put this process in namespaces of its own and under the new root. Forks: the
     parent stays outside, waits for the child and exits with its status (never returns);
     the child returns as PID 1 of the new PID namespace."""
-    map_ids(*unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
-                     | CLONE_NEWIPC | CLONE_NEWUTS))  # fmt: skip
+    as_root = os.geteuid() == 0
+    _unshare()
     pid = os.fork()
     if pid:
         os._exit(_wait_for(pid))
@@ -105,6 +114,24 @@ def enter(p: Policy) -> None:
     # namespace's own pid_max does (Linux 6.14+; older kernels keep the rlimit).
     with contextlib.suppress(OSError):
         write("/proc/sys/kernel/pid_max", str(max(p["processes"] + 1, 301)))
+    if as_root:
+        _become_nobody(p["sockets"])
+
+
+def _become_nobody(sockets: str) -> None:
+    """Drop a root grader's notebook to nobody, with no supplementary group and no
+    capability: the namespaces' mounts were made with root's privilege, and nobody cannot
+    undo them. Its sockets folder (a kernel's connection file and sockets) becomes
+    nobody's, since the kernel writes there."""
+    for folder, _, files in os.walk(sockets):
+        if os.path.basename(folder) == "root" and folder != sockets:
+            continue
+        for path in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chown(path, NOBODY, NOBODY)
+    drop_capabilities(bounding_only=True)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)  # from root: every capability is gone with it
 
 
 def _wait_for(pid: int) -> int:
@@ -221,12 +248,15 @@ def _new_root(p: Policy, root: str) -> None:
     mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def drop_capabilities() -> None:
-    """No capability left in the namespace (it could remount the read-only binds)."""
+def drop_capabilities(bounding_only: bool = False) -> None:
+    """No capability left (in a namespace, it could remount the read-only binds; as root,
+    it is root's power): none now, and none that an `exec` could give back."""
     lib = libc()
     for cap in range(64):
         if lib.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1:
             break
+    if bounding_only:
+        return
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     data = (ctypes.c_uint32 * 6)()
     check(lib.syscall(syscall_number("capset"), header, data), "capset")

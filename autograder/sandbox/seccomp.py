@@ -12,7 +12,7 @@ where Landlock does not look). `clone3` answers ENOSYS, so that the C library fa
 `clone`, whose flags the filter can read.
 
 Where the notebook shares the grader's network and process namespaces (no namespaces
-layer), also: no socket but a UNIX one (UDP reached the host's listeners), no `connect`
+layer), also: no UDP, raw or packet socket (UDP reached the host's listeners), no `connect`
 (a named UNIX socket of the grader's is reachable by name, and Landlock does not cover
 `connect`), and, unless Landlock (ABI 6+) scopes signals, `kill` only of the notebook's
 own process and process group (the grader runs as the same user).
@@ -60,12 +60,12 @@ CLONE, CLONE3 = (56, 220), (435, 435)
 KILL, TGKILL, TKILL = (62, 129), (234, 131), (200, 130)
 RT_SIGQUEUEINFO, RT_TGSIGQUEUEINFO = (129, 138), (297, 240)
 PIDFD_OPEN, PIDFD_SEND_SIGNAL = (434, 434), (424, 424)
-SOCKET, SOCKETPAIR, CONNECT = (41, 198), (53, 199), (42, 203)
-AF_UNIX = 1
+SOCKET, CONNECT = (41, 198), (42, 203)
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, SOCK_STREAM = 1, 2, 10, 16, 1
 NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 
 # classic BPF
-LD_W_ABS, JEQ_K, JGE_K, JSET_K, RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+LD_W_ABS, JEQ_K, JGE_K, JSET_K, RET_K, ALU_AND_K = 0x20, 0x15, 0x35, 0x45, 0x06, 0x54
 RET_ALLOW, RET_KILL_PROCESS, RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 NR, ARCH, ARG0, ARG1 = 0, 4, 16, 24  # offsets in struct seccomp_data (low word of an arg)
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -102,14 +102,32 @@ def program(*, shared_host: bool, scoped_signals: bool, own_pid: int) -> list[tu
              (RET_K, 0, 0, RET_ALLOW)]  # fmt: skip
     if shared_host:
         code += [(JEQ_K, 0, 1, CONNECT[col]), (RET_K, 0, 0, RET_ERRNO | errno.EACCES)]
-        for call in (SOCKET, SOCKETPAIR):  # socket(domain, ...): only AF_UNIX
-            code += [(JEQ_K, 0, 4, call[col]), (LD_W_ABS, 0, 0, ARG0),
-                     (JEQ_K, 1, 0, AF_UNIX), (RET_K, 0, 0, RET_ERRNO | errno.EAFNOSUPPORT),
-                     (RET_K, 0, 0, RET_ALLOW)]  # fmt: skip
+        code += _sockets(col)
         if not scoped_signals:
             code += _own_signals(col, own_pid)
     code.append((RET_K, 0, 0, RET_ALLOW))
     return code
+
+
+def _sockets(col: int) -> list[tuple]:
+    """socket(domain, type, ...): UNIX and netlink (interfaces' names, which ZeroMQ asks
+    for), and TCP, which Landlock governs and `connect` is refused for anyway; no UDP, raw
+    or packet sockets, whose `sendto` reaches the host's listeners."""
+    no = RET_ERRNO | errno.EAFNOSUPPORT
+    return [
+        (JEQ_K, 0, 11, SOCKET[col]),
+        (LD_W_ABS, 0, 0, ARG0),
+        (JEQ_K, 8, 0, AF_UNIX),
+        (JEQ_K, 7, 0, AF_NETLINK),
+        (JEQ_K, 2, 0, AF_INET),
+        (JEQ_K, 1, 0, AF_INET6),
+        (RET_K, 0, 0, no),
+        (LD_W_ABS, 0, 0, ARG1),
+        (ALU_AND_K, 0, 0, 0xF),  # the type, without SOCK_CLOEXEC and SOCK_NONBLOCK
+        (JEQ_K, 1, 0, SOCK_STREAM),
+        (RET_K, 0, 0, RET_ERRNO | errno.EACCES),
+        (RET_K, 0, 0, RET_ALLOW),
+    ]
 
 
 def _own_signals(col: int, pid: int) -> list[tuple]:
