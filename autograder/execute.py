@@ -21,6 +21,7 @@ from .executed import (
     cell_errors,
     cell_place,
     past_its_limit,
+    stopped_by_keeper,
 )
 from .kernelstart import (
     KERNEL_ARGUMENTS,
@@ -31,6 +32,7 @@ from .kernelstart import (
     stop_kernel,
 )
 from .papermillrun import execute, last_notebook, register_recording, remember, timeouts
+from .sandbox.keeper import stop_note
 
 __all__ = [
     "KERNEL_ARGUMENTS",
@@ -157,6 +159,9 @@ def run_notebook(
             watchdog.cancel()
         if fired.is_set():
             stopped = f"the notebook ran past its total limit of {total_timeout:g} s"
+        kept = stop_note(sandbox["sockets"]) if sandbox else None
+        if kept:  # the keeper killed the notebook's processes: say why, not "it died"
+            stopped, died = stopped_by_keeper(kept), False
         # papermill leaves a kernel it did not create running: shut it down here.
         if km is not None:
             stop_kernel(km)

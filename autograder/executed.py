@@ -12,6 +12,12 @@ from .notebook import cell_place
 
 # What the kernel prints once a cell's output passes the cap (kernel._capped).
 OUTPUT_CAP_MARK = "[autograder: output beyond "
+# What usually makes a notebook of this course run out of memory.
+OUT_OF_MEMORY_HINT = (
+    "a broadcast such as (N, n_in, n_out) before a sum asks for far more memory than the "
+    "matrix product it stands for (`inp.t() @ out.g`); look for a tensor much larger than "
+    "the inputs"
+)
 
 
 @dataclass(frozen=True)
@@ -98,3 +104,10 @@ def past_its_limit(nb: NotebookNode | None, cell_limit: float, tagged_limit: flo
         "bare `except:` or `except BaseException:` also catches that), so the rest of the "
         "notebook did not run"
     )
+
+
+def stopped_by_keeper(why: str) -> str:
+    """The message for a notebook the sandbox's keeper stopped (sandbox/keeper.py)."""
+    if "MB" in why:
+        return f"the notebook ran out of memory and was stopped ({why}): {OUT_OF_MEMORY_HINT}"
+    return f"the notebook was stopped: {why}; a notebook of this course needs a handful"

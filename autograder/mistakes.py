@@ -30,6 +30,7 @@ from .detectors import (
     transposed,
     who,
 )
+from .executed import OUT_OF_MEMORY_HINT
 from .maths import LIN, MATMUL, NETWORK
 from .observation import Mistake, Observation, observe
 
@@ -84,11 +85,7 @@ CATALOGUE: tuple[Mistake, ...] = (
     Mistake(
         "out-of-memory",
         lambda o: o.error_matches(r"can't allocate memory|out of memory|MemoryError"),
-        lambda o: (
-            f"{who(o)} ran out of memory: a broadcast such as (N, n_in, n_out) before a sum "
-            "asks for far more memory than the matrix product it stands for "
-            "(`inp.t() @ out.g`); look for a tensor much larger than the inputs"
-        ),
+        lambda o: f"{who(o)} ran out of memory: {OUT_OF_MEMORY_HINT}",
     ),
     Mistake(
         "reads-globals",

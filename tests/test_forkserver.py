@@ -96,13 +96,16 @@ def test_forked_kernels_are_fresh_separate_processes(
         km = _kernel(server, folder)
         try:
             reply = _run(km, PROBE)
+            keeper = reply["stdout"].split()[1]  # the kernel's parent: the sandbox's keeper
+            keeper_stat = Path(f"/proc/{keeper}/stat").read_text()
         finally:
             km.shutdown_kernel(now=True)
         assert reply["status"] == "ok", reply
-        pid, ppid, cwd, rand, torch_loaded, grader_loaded, var = reply["stdout"].split()
+        pid, _parent, cwd, rand, torch_loaded, grader_loaded, var = reply["stdout"].split()
         # forked by the server (torch already imported there), in the folder and with the
         # environment Jupyter asked for, without the server's own modules
-        assert int(ppid) == server.process.pid
+        # (through the sandbox's keeper, which the server forked)
+        assert int(keeper_stat.rsplit(")", 1)[1].split()[1]) == server.process.pid
         assert Path(cwd) == folder
         assert torch_loaded == "True" and grader_loaded == "False"
         assert var == "from-the-grader"

@@ -1,14 +1,16 @@
 """Putting a process in the sandbox: each layer the machine allows, in order, before a
-line of the student's code runs."""
+line of the student's code runs. Nothing here imports lazily: a fork server's child has
+forgotten the grader's modules before it enters the sandbox, and must not load them again."""
 
 from __future__ import annotations
 
 import os
+import signal
 
-from . import landlock, limits, namespaces, seccomp
+from . import keeper, landlock, limits, namespaces, seccomp
 from .probing import describe, probe
 from .rules import ENV, Policy
-from .system import DEVICES, ETC, SYSTEM
+from .system import DEVICES, ETC, PR_SET_PDEATHSIG, SYSTEM, libc
 
 # What a notebook that shares the host's /proc may read there: its own process (its
 # children lose even that), and the machine's figures libraries ask for; not the other
@@ -40,6 +42,7 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
             read += ["/proc", "/sys"]  # its own PID namespace's
             layers.append("namespaces")
         else:
+            _keep_from_outside(p)
             os.makedirs(os.path.join(p["scratch"], ".tmp"), exist_ok=True)
             os.environ["TMPDIR"] = os.path.join(p["scratch"], ".tmp")
             read += ["/sys", *(path for path in SHARED_PROC if os.path.exists(path))]
@@ -57,6 +60,8 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
                 os.environ["PYTHONWARNINGS"] = "ignore:Couldn't bind IOPub Pipe"
         limits.apply(p, found["namespaces"])
         layers.append("rlimits")
+        if not found["namespaces"] and not found["landlock"] and os.geteuid() == 0:
+            _root_without_walls(p, read)  # uid 0 may write the kernel's settings
         if found["namespaces"] or os.geteuid() == 0:
             namespaces.drop_capabilities()
         if seccomp.supported():
@@ -69,6 +74,42 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
     os.environ.pop(ENV, None)
     os.environ["AUTOGRADE_SANDBOX_LAYERS"] = ",".join(layers)
     return layers
+
+
+def _root_without_walls(p: Policy, read: list[str]) -> None:
+    """A grader run as root on a machine with neither namespaces nor Landlock: nothing
+    keeps uid 0 from the host's files, and uid 0 may write the kernel's settings (core
+    dumps' handler) without any capability. The notebook becomes nobody, or does not run."""
+    nobody = namespaces.NOBODY
+    needed = [path for path in read if os.path.exists(path)]
+    sockets = [os.path.join(p["sockets"], n) for n in os.listdir(p["sockets"])]
+    for path in (p["scratch"], os.path.join(p["scratch"], ".tmp"), p["sockets"], *sockets):
+        os.chown(path, nobody, nobody)  # its folders, and a kernel's connection file
+    for folder in {os.path.dirname(p["scratch"]), os.path.dirname(p["sockets"])}:
+        os.chmod(folder, os.stat(folder).st_mode | 0o001)  # the grading's folder: a way through
+    os.setgroups([])
+    os.setresgid(nobody, nobody, nobody)
+    os.setresuid(nobody, nobody, nobody)
+    unreadable = [path for path in needed if not os.access(path, os.R_OK)]
+    if unreadable:
+        raise SandboxError(
+            "the grader runs as root where neither user namespaces nor Landlock are "
+            f"available, so notebooks run as nobody, who cannot read {unreadable[0]}: "
+            "install Python where every user can read it, or grade as an ordinary user"
+        )
+
+
+def _keep_from_outside(p: Policy) -> None:
+    """Where there are no namespaces: fork, and leave the parent outside the sandbox as
+    the keeper of the tree (keeper.py), its subreaper, so that no orphan leaves it. Returns
+    in the child, which dies with the keeper."""
+    proc = keeper.open_proc()
+    keeper.become_subreaper()
+    pid = os.fork()
+    if pid:
+        os._exit(keeper.keep(pid, p, proc))
+    os.close(proc)
+    libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _own_home(parent: str, cwd: str) -> None:

@@ -18,6 +18,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from . import keeper
 from .system import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -101,10 +102,13 @@ def enter(p: Policy) -> None:
     parent stays outside, waits for the child and exits with its status (never returns);
     the child returns as PID 1 of the new PID namespace."""
     as_root = os.geteuid() == 0
+    proc = keeper.open_proc()
     _unshare()
     pid = os.fork()
     if pid:
-        os._exit(_wait_for(pid))
+        tmpfs = ["/tmp", "/dev/shm", p["scratch"]]
+        os._exit(keeper.keep(pid, p, proc, tmpfs))
+    os.close(proc)
     check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     root = p["sockets"] + "/root"
     os.makedirs(root, exist_ok=True)
@@ -132,21 +136,6 @@ def _become_nobody(sockets: str) -> None:
     os.setgroups([])
     os.setresgid(NOBODY, NOBODY, NOBODY)
     os.setresuid(NOBODY, NOBODY, NOBODY)  # from root: every capability is gone with it
-
-
-def _wait_for(pid: int) -> int:
-    """In the process that stays outside: stand in for the kernel (PID 1 inside) and exit
-    with its status. An interrupt reaches the kernel through the process group; any other
-    signal that ends this process ends the kernel (and its namespace) with it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            return os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            return 1
-        except InterruptedError:
-            continue
 
 
 def _loopback_up() -> None:

@@ -14,8 +14,8 @@ where Landlock does not look). `clone3` answers ENOSYS, so that the C library fa
 Where the notebook shares the grader's network and process namespaces (no namespaces
 layer), also: no UDP, raw or packet socket (UDP reached the host's listeners), no `connect`
 (a named UNIX socket of the grader's is reachable by name, and Landlock does not cover
-`connect`), and, unless Landlock (ABI 6+) scopes signals, `kill` only of the notebook's
-own process and process group (the grader runs as the same user).
+`connect`), and, unless Landlock (ABI 6+) scopes signals, signals only to the notebook's
+own process (the grader runs as the same user).
 
 Hand-written classic BPF rather than libseccomp: the sandbox must start in milliseconds
 from `python -I -S` (no site-packages, so no binding to libseccomp), and the program is a
@@ -131,13 +131,13 @@ def _sockets(col: int) -> list[tuple]:
 
 
 def _own_signals(col: int, pid: int) -> list[tuple]:
-    """kill(pid, sig) and rt_sigqueueinfo(pid, ...) only for 0 (its own group), the
-    notebook's process or its group; tgkill and rt_tgsigqueueinfo(tgid, ...) only in the
-    notebook's process (raise() and threads). Everything else: EPERM."""
+    """kill, rt_sigqueueinfo, tgkill and rt_tgsigqueueinfo only of the notebook's own
+    process (raise(), threads): not of its group, which holds the keeper (keeper.py), and
+    not of any other process of the grader's user. Everything else: EPERM."""
     deny = RET_ERRNO | errno.EPERM
-    own, group = pid & 0xFFFFFFFF, (-pid) & 0xFFFFFFFF
+    own = pid & 0xFFFFFFFF
     code: list[tuple] = []
-    for call, allowed in ((KILL, (0, own, group)), (RT_SIGQUEUEINFO, (0, own, group)),
+    for call, allowed in ((KILL, (own,)), (RT_SIGQUEUEINFO, (own,)),
                           (TGKILL, (own,)), (RT_TGSIGQUEUEINFO, (own,))):  # fmt: skip
         tests = [(JEQ_K, len(allowed) - i, 0, value) for i, value in enumerate(allowed)]
         code += [(JEQ_K, 0, len(tests) + 3, call[col]), (LD_W_ABS, 0, 0, ARG0), *tests,

@@ -1,0 +1,270 @@
+"""The red team's attacks, on every kind of machine the grader runs on, simulated here by
+the layers each one offers: namespaces + Landlock 7 (this machine), Landlock only (ABI 7,
+and ABI 4 as on Ubuntu 24.04's kernel), namespaces only, and neither. Each attack is
+judged by its outcome outside the sandbox (the grader's process not signalled or read,
+the victim file unchanged, the listener never reached, the fork server never asked),
+and each mode asserts what holds there: MODES_HOLD is the README's table."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from notebook_tools import ROOT
+from test_sandbox import run_inside
+
+from autograder import forkserver, sandbox
+from autograder.forkclient import ask, read_token
+
+FOUND = sandbox.probe()
+ABI = FOUND["landlock"]
+MODES = {
+    "namespaces+landlock": {"namespaces": True, "landlock": ABI},
+    "landlock-only": {"namespaces": False, "landlock": ABI},
+    "landlock4-only": {"namespaces": False, "landlock": min(ABI, 4)},
+    "namespaces-only": {"namespaces": True, "landlock": 0},
+    "neither": {"namespaces": False, "landlock": 0},
+}
+ATTACKS = ("read-solutions", "write-outside", "grader-cmdline", "grader-environ",
+           "signal-grader", "libc-signal-grader", "ptrace-grader", "tcp", "udp",
+           "fork-server", "io_uring", "keyctl", "new-user-namespace", "memfd",
+           "run-written-file", "core_pattern")  # fmt: skip
+# What each mode holds (every attack above refused or without effect): all of them, except
+# the file attacks where nothing guards files (neither layer), which the grader refuses
+# to run as root (see test_neither_as_root...) and warns about otherwise.
+FILES = ("read-solutions", "write-outside", "run-written-file", "grader-cmdline",
+         "grader-environ")  # fmt: skip
+MODES_HOLD = {mode: set(ATTACKS) - (set(FILES) if mode == "neither" else set()) for mode in MODES}
+
+
+def _available(found: dict) -> bool:
+    return (not found["namespaces"] or FOUND["namespaces"]) and (
+        not found["landlock"] or FOUND["landlock"]
+    )
+
+
+@pytest.fixture(scope="module")
+def server():
+    started = forkserver.start(kernels=False)
+    assert started is not None
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def listeners():
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(4)
+    tcp.setblocking(False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    yield tcp, udp
+    tcp.close()
+    udp.close()
+
+
+def _reached(tcp: socket.socket, udp: socket.socket) -> tuple[bool, bool]:
+    got = [False, False]
+    try:
+        tcp.accept()[0].close()
+        got[0] = True
+    except BlockingIOError:
+        pass
+    try:
+        udp.recv(64)
+        got[1] = True
+    except BlockingIOError:
+        pass
+    return got[0], got[1]
+
+
+BODY = """
+import ctypes, shutil, socket, subprocess, signal
+libc = ctypes.CDLL(None, use_errno=True)
+def check(result):  # a C call's result: refused when -1
+    if result == -1:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return result
+def ask_server():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(SERVER)
+    body = json.dumps({"kind": "shell", "cwd": "/", "env": {}}).encode()
+    s.sendall(len(body).to_bytes(8, "big") + body)
+    return s.recv(200).decode()
+def run_written():
+    shutil.copy("/bin/true", "mine")
+    os.chmod("mine", 0o755)
+    return subprocess.run(["./mine"], check=True)
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    return s.sendto(b"x", ("127.0.0.1", UDP))
+attempt("read-solutions", lambda: open(SOLUTIONS).read(10))
+attempt("write-outside", lambda: open(VICTIM, "a").write("forged"))
+attempt("grader-cmdline", lambda: open(f"/proc/{GRADER}/cmdline").read())
+attempt("grader-environ", lambda: open(f"/proc/{GRADER}/environ").read())
+attempt("signal-grader", lambda: os.kill(GRADER, 0))
+attempt("libc-signal-grader", lambda: check(libc.kill(GRADER, 0)))
+attempt("ptrace-grader", lambda: check(libc.ptrace(16, GRADER, 0, 0)))
+attempt("tcp", lambda: socket.create_connection(("127.0.0.1", TCP), timeout=2))
+attempt("udp", udp)
+attempt("fork-server", ask_server)
+attempt("io_uring", lambda: check(libc.syscall(425, 4, ctypes.create_string_buffer(120))))
+attempt("keyctl", lambda: check(libc.syscall(250, 0, -3, 0, 0, 0)))
+attempt("new-user-namespace", lambda: check(libc.unshare(0x10000000)))
+attempt("memfd", lambda: os.memfd_create("x"))
+attempt("run-written-file", run_written)
+attempt("core_pattern", lambda: open("/proc/sys/kernel/core_pattern", "w"))
+attempt("uid", os.getuid)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODES.keys())
+def test_each_attack_in_each_mode(mode, tmp_path: Path, server, listeners) -> None:
+    found = MODES[mode]
+    if not _available(found):
+        pytest.skip(f"this machine cannot simulate {mode}")
+    victim = tmp_path / "instructor" / "grades.csv"
+    victim.parent.mkdir()
+    victim.write_text("alice,15\n")
+    tcp, udp = listeners
+    given = {"SOLUTIONS": str(ROOT / "solutions/backprop/backprop.ipynb"), "VICTIM": str(victim),
+             "GRADER": os.getpid(), "TCP": tcp.getsockname()[1], "UDP": udp.getsockname()[1],
+             "SERVER": str(server.socket_path)}  # fmt: skip
+    head = "".join(f"{k} = {v!r}\n" for k, v in given.items())
+    as_root_without_walls = mode == "neither" and os.geteuid() == 0
+    if as_root_without_walls and any(
+        not os.access(p, os.R_OK, effective_ids=False) or _private_to_root(p)
+        for p in sandbox.kernel_reads()
+    ):
+        # nobody cannot read this machine's Python: the notebook must not run at all
+        with pytest.raises(AssertionError, match="cannot read"):
+            run_inside(tmp_path, head + BODY, found=found)
+        return
+    r = run_inside(tmp_path, head + BODY, found=found)
+    held = {a for a in ATTACKS if r[a][0] == "refused"}
+    reached_tcp, reached_udp = _reached(tcp, udp)
+    if not reached_tcp and r["tcp"][0] == "done":
+        held.add("tcp")  # connected to its own namespace's loopback, not to the listener
+    if not reached_udp and r["udp"][0] == "done":
+        held.add("udp")
+    if r["fork-server"][0] == "done" and "refused" not in r["fork-server"][1]:
+        pass  # an answer that is not a refusal: the attack worked
+    elif r["fork-server"][0] == "done":
+        held.add("fork-server")
+    assert held >= MODES_HOLD[mode], sorted(MODES_HOLD[mode] - held)
+    assert victim.read_text() == "alice,15\n" or "write-outside" not in MODES_HOLD[mode]
+    if os.geteuid() == 0:
+        assert r["uid"][1] != "0" or not found["namespaces"], "root's notebook is nobody"
+
+
+def _private_to_root(path: str) -> bool:
+    """Whether some folder above `path` keeps everyone but its owner out (as /root does)."""
+    parts = Path(path).parts
+    for i in range(2, len(parts) + 1):
+        st = os.stat(os.path.join(*parts[:i]))
+        if st.st_uid == 0 and not st.st_mode & 0o001:
+            return True
+    return False
+
+
+def test_the_fork_server_refuses_a_stranger_and_a_sandboxed_peer(server, tmp_path: Path) -> None:
+    """Even where `connect` is allowed: without the token, without a sandbox policy, or
+    from a process under a seccomp filter (every sandboxed process is), no child."""
+    policy = sandbox.environment(sandbox.policy(scratch=str(tmp_path), sockets=str(tmp_path),
+                                                read=[], memory_mb=None))  # fmt: skip
+
+    def request(token: str, env: dict) -> dict:
+        with socket.socket(socket.AF_UNIX) as conn, open(os.devnull, "rb") as null:
+            conn.connect(str(server.socket_path))
+            fds = [null.fileno()] * 3 + [null.fileno()]
+            reply, _ = ask(conn, {"kind": "shell", "cwd": str(tmp_path), "env": env,
+                                  "token": token}, fds)  # fmt: skip
+            return reply
+
+    assert "token" in request("guess", policy)["error"]
+    assert "outside the sandbox" in request(read_token(server.socket_path), {})["error"]
+    # a process with one seccomp filter more than the server (an allow-all filter)
+    script = f"""
+import ctypes, json, os, socket, struct, sys
+sys.path[:0] = {[str(ROOT), str(ROOT / "tests")]!r}
+from autograder.forkclient import ask, read_token
+libc = ctypes.CDLL(None, use_errno=True)
+prog = struct.pack("HBBI", 6, 0, 0, 0x7FFF0000)
+buf = ctypes.create_string_buffer(prog)
+class F(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+libc.prctl(38, 1, 0, 0, 0)
+assert libc.prctl(22, 2, ctypes.byref(F(1, ctypes.cast(buf, ctypes.c_void_p))), 0, 0) == 0
+conn = socket.socket(socket.AF_UNIX); conn.connect({str(server.socket_path)!r})
+null = os.open(os.devnull, os.O_RDWR)
+reply, _ = ask(conn, {{"kind": "shell", "cwd": "/", "env": {json.dumps(policy)},
+                     "token": read_token({str(server.socket_path)!r})}}, [null] * 4)
+print(json.dumps(reply))
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert "inside a sandbox" in json.loads(out.stdout.strip().splitlines()[-1])["error"], (
+        out.stdout + out.stderr
+    )
+    assert server.alive()
+
+
+def test_seccomp_filter_is_what_the_docstring_says() -> None:
+    """The filter, instruction by instruction, refuses each listed call on this
+    architecture and lets an ordinary one through (checked by interpreting it)."""
+    from autograder.sandbox import seccomp
+
+    if not seccomp.supported():
+        pytest.skip("no seccomp filter for this architecture")
+    col = 0 if os.uname().machine == "x86_64" else 1
+    prog = seccomp.program(shared_host=True, scoped_signals=False, own_pid=4242)
+
+    def verdict(nr: int, *args: int) -> int:
+        arch = seccomp.AUDIT_ARCH[os.uname().machine]
+        data = struct.pack("<iI Q 6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+        a, pc = 0, 0
+        while True:
+            code, jt, jf, k = prog[pc]
+            if code == seccomp.LD_W_ABS:
+                a = struct.unpack_from("<I", data, k)[0]
+            elif code == seccomp.ALU_AND_K:
+                a &= k
+            elif code == seccomp.RET_K:
+                return k
+            else:
+                taken = {seccomp.JEQ_K: a == k, seccomp.JGE_K: a >= k,
+                         seccomp.JSET_K: bool(a & k)}[code]  # fmt: skip
+                pc += jt if taken else jf
+            pc += 1
+
+    eperm = seccomp.RET_ERRNO | 1
+    for name, numbers in seccomp.REFUSED.items():
+        assert verdict(numbers[col]) == eperm, name
+    assert verdict(seccomp.CLONE3[col]) == seccomp.RET_ERRNO | 38  # ENOSYS: glibc falls back
+    assert verdict(seccomp.CLONE[col], 0x10000000) == eperm  # CLONE_NEWUSER
+    assert verdict(seccomp.CLONE[col], 0x01200011) == seccomp.RET_ALLOW  # fork's flags
+    assert verdict(seccomp.KILL[col], 4242, 9) == seccomp.RET_ALLOW  # itself
+    assert verdict(seccomp.KILL[col], 1, 9) == eperm
+    assert verdict(seccomp.KILL[col], 0, 9) == eperm  # its group holds the keeper
+    assert verdict(seccomp.KILL[col], 2**32 - 1, 9) == eperm  # -1: every process
+    assert verdict(seccomp.CONNECT[col]) == seccomp.RET_ERRNO | 13
+    assert verdict(seccomp.SOCKET[col], 1, 1) == seccomp.RET_ALLOW  # AF_UNIX
+    assert verdict(seccomp.SOCKET[col], 2, 1 | 0x80000) == seccomp.RET_ALLOW  # TCP, cloexec
+    assert verdict(seccomp.SOCKET[col], 2, 2) == seccomp.RET_ERRNO | 13  # UDP
+    assert verdict(seccomp.SOCKET[col], 17, 3) == seccomp.RET_ERRNO | 97  # AF_PACKET
+    assert verdict(0) == seccomp.RET_ALLOW  # read
+    if col == 0:
+        assert verdict(0x40000000) == eperm  # x32's numbers
+    inside = seccomp.program(shared_host=False, scoped_signals=True, own_pid=1)
+    prog[:] = inside
+    assert verdict(seccomp.KILL[col], 1, 9) == seccomp.RET_ALLOW  # a PID namespace scopes it
+    assert verdict(seccomp.CONNECT[col]) == seccomp.RET_ALLOW  # its own loopback only
