@@ -268,3 +268,49 @@ def test_seccomp_filter_is_what_the_docstring_says() -> None:
     prog[:] = inside
     assert verdict(seccomp.KILL[col], 1, 9) == seccomp.RET_ALLOW  # a PID namespace scopes it
     assert verdict(seccomp.CONNECT[col]) == seccomp.RET_ALLOW  # its own loopback only
+
+
+TREE_BOMB = """
+import json, mmap, os, sys, time
+from autograder import sandbox
+sandbox.enter(json.loads(os.environ["POLICY"]))
+shared = mmap.mmap(-1, 700 << 20)  # shared memory: RLIMIT_DATA does not count it
+for _ in range(700):
+    shared.write(b"x" * (1 << 20))
+for _ in range(4):  # and children, each under its own rlimit
+    if os.fork() == 0:
+        os.setsid()  # leaving the group does not leave the tree
+        block = bytearray(300 << 20)
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+print("still running")
+"""
+
+
+@pytest.mark.parametrize("mode", ["namespaces+landlock", "landlock-only"])
+def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from process_tools import processes_with
+
+    from autograder.sandbox.keeper import stop_note
+
+    found = MODES[mode]
+    if not _available(found):
+        pytest.skip(f"this machine cannot simulate {mode}")
+    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
+    scratch, sockets = folders / "notebook", folders / "kernel"
+    scratch.mkdir()
+    sockets.mkdir(mode=0o700)
+    policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets), read=sandbox.kernel_reads(),
+                            memory_mb=512, found=found)  # fmt: skip
+    marker = f"tree-bomb-{os.getpid()}-{mode}"
+    proc = subprocess.run([sys.executable, "-c", TREE_BOMB, marker], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "POLICY": json.dumps(policy)})  # fmt: skip
+    assert "still running" not in proc.stdout
+    assert proc.returncode == 137, proc.stderr
+    assert "past the limit of 512 MB" in (stop_note(sockets) or ""), proc.stderr
+    assert processes_with(marker) == []  # the whole tree, the setsid ones too
