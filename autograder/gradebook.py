@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import statistics
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from .exercises import EXERCISES
 from .markdown import markdown_text
-from .records import Record, as_record, unscored_results
+from .records import SUBMISSIONS, Record, as_record, submission_dir, unscored_results
 
 __all__ = [
     "STATUSES",
@@ -92,6 +93,18 @@ def read_grades_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _report_link(record: Record) -> str:
+    """A link from summary.md (in the class's folder) to the record's feedback report."""
+    if not (record.feedback and record.key):
+        return ""
+    try:
+        submission_dir(Path(), record.key)  # a key no grading would make: no link
+    except ValueError:
+        return ""
+    target = urllib.parse.quote(f"{SUBMISSIONS}/{record.key}/{record.feedback}")
+    return f"[report]({target})"
+
+
 def _cell(text: object) -> str:
     return markdown_text(text, table=True)
 
@@ -114,10 +127,10 @@ def summary_markdown(records: Records) -> str:
         scores = [int(r["score"]) for r in rows if r["assignment"] == assignment]
         full = next(r["max"] for r in rows if r["assignment"] == assignment)
         lines += [
-            f"## {assignment}",
+            f"## {markdown_text(assignment)}",
             "",
-            f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{full}, "
-            f"median {statistics.median(scores):g}/{full}; full marks: "
+            f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{_cell(full)}, "
+            f"median {statistics.median(scores):g}/{_cell(full)}; full marks: "
             f"{sum(s == int(full) for s in scores)}",
             "",
         ]
@@ -168,7 +181,7 @@ def summary_markdown(records: Records) -> str:
         ]
         for r in attention:
             lines.append(
-                f"| {_cell(r['student'])} | {r['status']} | {_cell(r['message'])} | "
+                f"| {_cell(r['student'])} | {_cell(r['status'])} | {_cell(r['message'])} | "
                 f"{_cell(r['notebook'])} |"
             )
         lines.append("")
@@ -179,10 +192,11 @@ def summary_markdown(records: Records) -> str:
         "|---|---|---:|---|---|",
     ]
     for r, rec in zip(rows, _in_order(records), strict=True):
-        score = f"{r['score']}/{r['max']}" if r["max"] else r["score"]
-        link = f"[report]({rec.key}/{rec.feedback})" if rec.feedback and rec.key else ""
+        score = _cell(f"{r['score']}/{r['max']}" if r["max"] else r["score"])
+        link = _report_link(rec)
         lines.append(
-            f"| {_cell(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} "
+            f"| {_cell(r['student'])} | {_cell(r['assignment'] or '?')} | {score} | "
+            f"{_cell(r['status'])} "
             f"| {link} |"
         )
     return "\n".join(lines) + "\n"
