@@ -127,7 +127,7 @@ def summary_markdown(records: Records) -> str:
         scores = [int(r["score"]) for r in rows if r["assignment"] == assignment]
         full = next(r["max"] for r in rows if r["assignment"] == assignment)
         lines += [
-            f"## {markdown_text(assignment)}",
+            f"## {markdown_text(assignment, one_line=True)}",
             "",
             f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{_cell(full)}, "
             f"median {statistics.median(scores):g}/{_cell(full)}; full marks: "
