@@ -1,7 +1,11 @@
 """A class's grades from the per-submission records (`results.json` files): `grades.csv`
 for the gradebook and `summary.md` for the people who teach. Pure functions of records;
 the records are the source of truth, so a re-run that skips graded work loses nothing.
-Each takes `Record`s, or their JSON as read from results.json files."""
+Each takes `Record`s, or their JSON as read from results.json files.
+
+Names, paths and messages come from students: in summary.md they are escaped Markdown
+(markdown.py), and in grades.csv a text cell a spreadsheet would run as a formula is
+neutralised (csvcells.py) and read back as written by `read_grades_csv`."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .csvcells import neutralised, restored
 from .exercises import EXERCISES
 from .markdown import markdown_text
 from .records import SUBMISSIONS, Record, as_record, submission_dir, unscored_results
@@ -35,6 +40,8 @@ STATUSES = ("graded", "review", "ungradeable", "error")
 _FIRST = ("student", "assignment", "score", "max")
 # the seed the notebook was graded with: the instructor's to know, never shown to students
 _LAST = ("status", "message", "notebook", "sha256", "seed")
+# the columns that hold text (the rest hold numbers, which stay numbers)
+_TEXT = ("student", "assignment", "status", "message", "notebook", "sha256")
 
 
 Records = Iterable[Record | dict[str, Any]]
@@ -79,18 +86,24 @@ def grades_rows(records: Records) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def write_grades_csv(records: Records, path: Path) -> None:
+    """`grades_rows` as CSV, each text cell that a spreadsheet would read as a formula
+    neutralised (csvcells.py)."""
     header, rows = grades_rows(records)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: neutralised(v) if k in _TEXT else v for k, v in r.items()}
+                         for r in rows)  # fmt: skip
     tmp.replace(path)
 
 
 def read_grades_csv(path: Path) -> list[dict[str, str]]:
+    """grades.csv's rows as `grades_rows` made them: the text cells as they were before
+    `write_grades_csv` neutralised them."""
     with Path(path).open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [{k: restored(v) if k in _TEXT else v for k, v in r.items()}
+                for r in csv.DictReader(f)]  # fmt: skip
 
 
 def _report_link(record: Record) -> str:
