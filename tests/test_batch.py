@@ -19,7 +19,7 @@ from grading_tools import validate_gradescope
 from notebook_tools import SOLUTION, STUB
 
 from autograder import pipeline
-from autograder.batch import grade_submissions
+from autograder.batch import grade_submissions, merge
 from autograder.cli import main
 from autograder.exercises import exercises_for
 from autograder.gradebook import grades_rows, read_grades_csv
@@ -262,6 +262,16 @@ def test_shards_are_stable_and_cover_the_class_once() -> None:
     assert [k for k in keys[:50] if in_shard(k, 2, 3)] == [k for k in parts[1] if k in keys[:50]]
     with pytest.raises(ValueError):
         in_shard("x", 4, 3)
+
+
+def test_merge_refuses_a_part_in_the_old_layout(tmp_path: Path) -> None:
+    """Results straight under the part's folder (before submissions/): graded by an older
+    grader, so refused with what to do, not merged into an empty class."""
+    old = tmp_path / "part-1" / "alice" / "backprop" / "results.json"
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
+    with pytest.raises(ValueError, match="older grader"):
+        merge([tmp_path / "part-1"], tmp_path / "merged")
 
 
 @pytest.mark.slow
