@@ -1,15 +1,16 @@
 """`autograde grade`: grade every submission under some paths, several at once.
 
 Each submission is graded by `pipeline.grade` in a worker process and leaves
-`<out>/<student>/<assignment>/results.json` (written atomically) whatever happened: a
-score, "could not be graded" with the reason, or a grader error. `grades.csv` and
-`summary.md` are then built from all the records. Because the records are on disk, a
-re-run (or a run after a crash or Ctrl-C) skips what is already graded with the same
-notebook bytes, grader version, seed and device, and grades only the rest, trusting only
-records that carry the output folder's own signature (see records.py), so a record
-planted or edited by anything else is graded again. A kernel that dies is given one more
-try in a fresh sandbox, and so is a worker process killed under its submission; a second
-failure is recorded for a person to look at.
+`<out>/submissions/<student>/<assignment>/results.json` (written atomically) whatever
+happened: a score, "could not be graded" with the reason, or a grader error. `grades.csv`
+and `summary.md` are then built from all the records, in `<out>` itself: the students'
+folders are a level down, so a student called `grades.csv` is no class file's rival.
+Because the records are on disk, a re-run (or a run after a crash or Ctrl-C) skips what is
+already graded with the same notebook bytes, grader version, seed and device, and grades
+only the rest, trusting only records that carry the output folder's own signature (see
+records.py), so a record planted or edited by anything else is graded again. A kernel
+that dies is given one more try in a fresh sandbox, and so is a worker process killed
+under its submission; a second failure is recorded for a person to look at.
 
 Nothing here prints: the caller gets a `BatchSummary`, and a `progress` callback hears
 of every submission as it is recorded (cli.py draws the bar and the summary).
@@ -39,6 +40,7 @@ from .records import (
     record_from,
     reusable,
     save,
+    submission_dir,
     twin_record,
     unscored,
     write_text_atomic,
@@ -181,7 +183,8 @@ def grade_one(
     if previous is not None:  # also checked by the caller; the file may have changed since
         return previous, True
     try:
-        record = _graded(sub, options, digest, feedback, server, out / sub.key)
+        folder = submission_dir(out, sub.key)
+        record = _graded(sub, options, digest, feedback, server, folder)
     except NotebookError as exc:
         record = _unscored(sub, options, "ungradeable", str(exc), digest)
     except GradingError as exc:

@@ -11,6 +11,9 @@ checks the pull request out into HEAD and installs nothing from it. This command
 - writes a Markdown summary (for `$GITHUB_STEP_SUMMARY`), `::error` annotations on the
   notebooks (most points first: GitHub shows ten per step) and one results.json per
   notebook for the artifact.
+The notebooks' paths are the pull request's to choose: in the summary they are escaped
+Markdown (markdown.py), in the annotations escaped as the runner reads them, and in the
+artifact's folders safe names (submissions.safe_name), which an artifact accepts.
 The YAML in `.github/workflows/` only wires this command.
 """
 
@@ -22,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .markdown import markdown_code, markdown_text
 from .notebook import NotebookError
 from .options import seed_words
 from .pipeline import GradeResult, GradingError, Options, grade
 from .records import feedback_text, record_from, unscored
 from .report import check_line, markdown_report
+from .submissions import safe_name
 
 __all__ = ["CiGrading", "annotation", "changed_files", "ci_grade", "grader_mismatch"]
 
@@ -176,18 +181,33 @@ def _summary(results, flagged: tuple[str, ...], seed: int, device: str) -> str:
             "> This pull request also changes files outside `assignments/`. They were "
             "**not** used: the notebooks were graded with the base branch's grader.",
             ">",
-            *(f"> - `{p}`" for p in flagged),
+            *(f"> - {markdown_code(p)}" for p in flagged),
             "",
         ]
     if not results:
         lines.append("No notebook under `assignments/` changed: nothing to grade.")
     for rel, result in results:
         if isinstance(result, str):
-            lines += [f"### {rel}: not graded", "", result, ""]
+            # the reason names the file, and the file's name is the pull request's to choose
+            why = markdown_text(result, one_line=True)
+            lines += [f"### {markdown_text(rel, one_line=True)}: not graded", "", why, ""]
         else:
-            lines += [f"`{rel}`", "", markdown_report(result)]
+            lines += [markdown_code(rel), "", markdown_report(result)]
     lines.append(f"<sub>Graded with {seed_words(seed)} on {device}.</sub>")
     return "\n".join(lines) + "\n"
+
+
+def _result_dir(out: Path, rel: str, taken: set[Path]) -> Path:
+    """A folder of its own under `out` for the notebook `rel`: its path without `.ipynb`,
+    each part a safe name (an artifact refuses `:`, `|`, line breaks and more), numbered
+    where two paths make one."""
+    parts = [safe_name(part) for part in rel.removesuffix(".ipynb").split("/")]
+    dest, n = out.joinpath(*parts), 1
+    while dest in taken:
+        n += 1
+        dest = out.joinpath(*parts[:-1], f"{parts[-1]}__{n}")
+    taken.add(dest)
+    return dest
 
 
 def ci_grade(
@@ -212,6 +232,7 @@ def ci_grade(
     notebooks = [p for p in changed if p.startswith(GRADED_PREFIX) and p.endswith(".ipynb")]
     flagged = tuple(p for p in changed if p.startswith(PROTECTED))
     results: list[tuple[str, GradeResult | str]] = []
+    taken: set[Path] = set()
     for rel in notebooks:
         path = head / rel
         if not path.exists():
@@ -225,7 +246,7 @@ def ci_grade(
             record = unscored(result, status=status, grader_version=__version__)
         results.append((rel, result))
         if out is not None:
-            dest = out / rel.removesuffix(".ipynb") / "results.json"
+            dest = _result_dir(out, rel, taken) / "results.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
             if not isinstance(result, str):  # the student's report, in the artifact

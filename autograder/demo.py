@@ -26,7 +26,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from .cleanroom import released_notebook
-from .records import CheckRecord, Record
+from .records import RESULTS, CheckRecord, Record, submission_dir
 
 __all__ = [
     "ASSIGNMENT",
@@ -203,12 +203,13 @@ def print_class(graded: Path, console=None) -> None:
         score = f"{record.score:g}/{record.max_score}"
         table.add_row(student, score, "\n".join(lost_points(record)) or "nothing")
     console.print(table)
-    console.print(f"Feedback reports: {graded}/STUDENT/{ASSIGNMENT}/feedback.html (and .md)")
+    reports = submission_dir(graded, f"STUDENT/{ASSIGNMENT}") / "feedback.html"
+    console.print(f"Feedback reports: {reports} (and .md)")
     console.print(f"The class: {graded / 'grades.csv'} and {graded / 'summary.md'}")
 
 
 def _results(graded: Path, student: str) -> Path:
-    return graded / student / ASSIGNMENT / "results.json"
+    return submission_dir(graded, f"{student}/{ASSIGNMENT}") / RESULTS
 
 
 def run_demo(folder: Path | None = None) -> int:

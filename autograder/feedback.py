@@ -155,8 +155,8 @@ def feedback_markdown(
     paths = {p.key: f"{files}/{p.key}.png" for p in pics}
     by_check = {id(p.check): p for p in pics if p.check is not None}
     lines = [
-        f"# Feedback on {result.notebook.name} ({result.assignment}): "
-        f"{score.total}/{score.max_total}",
+        f"# Feedback on {markdown_text(result.notebook.name, one_line=True)} "
+        f"({markdown_text(result.assignment, one_line=True)}): {score.total}/{score.max_total}",
         "",
         f"Graded with {seed_words(result.seed)} on {result.device}, "
         f"grader {result.grader_version}.",
@@ -173,13 +173,14 @@ def feedback_markdown(
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
-        lines += ["", f"### {c.exercise_title}: {c.name}", ""]
+        lines += ["", f"### {markdown_text(f'{c.exercise_title}: {c.name}', one_line=True)}", ""]
         lines += [f"- **{label}**: {markdown_text(text)}" for label, text in detail_lines(c)]
         if id(c) in by_check:
             p = by_check[id(c)]
-            lines += ["", f"![{p.alt}]({paths[p.key]})", "", f"*{picture_legend(c)}*"]
+            alt, legend = markdown_text(p.alt, one_line=True), markdown_text(picture_legend(c))
+            lines += ["", f"![{alt}]({paths[p.key]})", "", f"*{legend}*"]
         elif same := same_mistake(result, c):
-            lines += ["", f"*{same}*"]
+            lines += ["", f"*{markdown_text(same)}*"]
     advice = advice_entries(score.checks)
     if advice:
         lines += ["", "## Advice (0 points: worth doing, not graded)", ""]
@@ -193,7 +194,7 @@ def feedback_markdown(
         lines += ["", "## How fast is your matmul?", ""]
         sentence = speed_sentence(rows)
         if sentence:
-            lines += [sentence, ""]
+            lines += [markdown_text(sentence), ""]
         if "matmul-speed" in paths:
             lines += [f"![the matmul speed ladder]({paths['matmul-speed']})", ""]
         lines += ["| matmul | time per call | vs torch.matmul |", "|---|---:|---:|"]

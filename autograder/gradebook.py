@@ -1,20 +1,26 @@
 """A class's grades from the per-submission records (`results.json` files): `grades.csv`
 for the gradebook and `summary.md` for the people who teach. Pure functions of records;
 the records are the source of truth, so a re-run that skips graded work loses nothing.
-Each takes `Record`s, or their JSON as read from results.json files."""
+Each takes `Record`s, or their JSON as read from results.json files.
+
+Names, paths and messages come from students: in summary.md they are escaped Markdown
+(markdown.py), and in grades.csv a text cell a spreadsheet would run as a formula is
+neutralised (csvcells.py) and read back as written by `read_grades_csv`."""
 
 from __future__ import annotations
 
 import csv
 import statistics
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .csvcells import neutralised, restored
 from .exercises import EXERCISES
 from .markdown import markdown_text
-from .records import Record, as_record, unscored_results
+from .records import SUBMISSIONS, Record, as_record, submission_dir, unscored_results
 
 __all__ = [
     "STATUSES",
@@ -34,6 +40,8 @@ STATUSES = ("graded", "review", "ungradeable", "error")
 _FIRST = ("student", "assignment", "score", "max")
 # the seed the notebook was graded with: the instructor's to know, never shown to students
 _LAST = ("status", "message", "notebook", "sha256", "seed")
+# the columns that hold text (the rest hold numbers, which stay numbers)
+_TEXT = ("student", "assignment", "status", "message", "notebook", "sha256")
 
 
 Records = Iterable[Record | dict[str, Any]]
@@ -78,18 +86,36 @@ def grades_rows(records: Records) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def write_grades_csv(records: Records, path: Path) -> None:
+    """`grades_rows` as CSV, each text cell that a spreadsheet would read as a formula
+    neutralised (csvcells.py)."""
     header, rows = grades_rows(records)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: neutralised(v) if k in _TEXT else v for k, v in r.items()}
+                         for r in rows)  # fmt: skip
     tmp.replace(path)
 
 
 def read_grades_csv(path: Path) -> list[dict[str, str]]:
+    """grades.csv's rows as `grades_rows` made them: the text cells as they were before
+    `write_grades_csv` neutralised them."""
     with Path(path).open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [{k: restored(v) if k in _TEXT else v for k, v in r.items()}
+                for r in csv.DictReader(f)]  # fmt: skip
+
+
+def _report_link(record: Record) -> str:
+    """A link from summary.md (in the class's folder) to the record's feedback report."""
+    if not (record.feedback and record.key):
+        return ""
+    try:
+        submission_dir(Path(), record.key)  # a key no grading would make: no link
+    except ValueError:
+        return ""
+    target = urllib.parse.quote(f"{SUBMISSIONS}/{record.key}/{record.feedback}")
+    return f"[report]({target})"
 
 
 def _cell(text: object) -> str:
@@ -114,10 +140,10 @@ def summary_markdown(records: Records) -> str:
         scores = [int(r["score"]) for r in rows if r["assignment"] == assignment]
         full = next(r["max"] for r in rows if r["assignment"] == assignment)
         lines += [
-            f"## {assignment}",
+            f"## {markdown_text(assignment, one_line=True)}",
             "",
-            f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{full}, "
-            f"median {statistics.median(scores):g}/{full}; full marks: "
+            f"- submissions: {len(scores)}; mean {statistics.fmean(scores):.1f}/{_cell(full)}, "
+            f"median {statistics.median(scores):g}/{_cell(full)}; full marks: "
             f"{sum(s == int(full) for s in scores)}",
             "",
         ]
@@ -168,7 +194,7 @@ def summary_markdown(records: Records) -> str:
         ]
         for r in attention:
             lines.append(
-                f"| {_cell(r['student'])} | {r['status']} | {_cell(r['message'])} | "
+                f"| {_cell(r['student'])} | {_cell(r['status'])} | {_cell(r['message'])} | "
                 f"{_cell(r['notebook'])} |"
             )
         lines.append("")
@@ -179,10 +205,11 @@ def summary_markdown(records: Records) -> str:
         "|---|---|---:|---|---|",
     ]
     for r, rec in zip(rows, _in_order(records), strict=True):
-        score = f"{r['score']}/{r['max']}" if r["max"] else r["score"]
-        link = f"[report]({rec.key}/{rec.feedback})" if rec.feedback and rec.key else ""
+        score = _cell(f"{r['score']}/{r['max']}" if r["max"] else r["score"])
+        link = _report_link(rec)
         lines.append(
-            f"| {_cell(r['student'])} | {r['assignment'] or '?'} | {score} | {r['status']} "
+            f"| {_cell(r['student'])} | {_cell(r['assignment'] or '?')} | {score} | "
+            f"{_cell(r['status'])} "
             f"| {link} |"
         )
     return "\n".join(lines) + "\n"

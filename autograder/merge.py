@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .records import RESULTS, Record, copy_feedback, save
+from .records import RESULTS, SUBMISSIONS, Record, copy_feedback, save, submission_dir
 
 __all__ = ["in_shard", "merge_records"]
 
@@ -26,12 +26,19 @@ def merge_records(dirs: list[Path], out: Path) -> tuple[Record, ...]:
     gathered under `out` and signed with its key; the records, sorted by key. ValueError
     when two shards graded one submission differently."""
     records: dict[str, Record] = {}
-    for d in dirs:
-        for path in sorted(Path(d).glob(f"*/*/{RESULTS}")):
+    for d in map(Path, dirs):
+        found = sorted((d / SUBMISSIONS).glob(f"*/*/{RESULTS}"))
+        if not found and any(d.glob(f"*/*/{RESULTS}")):
+            raise ValueError(
+                f"{d} holds results.json files in the layout of an older grader (no "
+                f"{SUBMISSIONS}/ folder): grade that part again with this one"
+            )
+        for path in found:
             record = Record.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            key = record.key or path.parent.relative_to(d).as_posix()
+            # where it lay, not what it says (and `save` refuses a key that is no safe path)
+            key = path.parent.relative_to(d / SUBMISSIONS).as_posix()
             if key in records and records[key] != record:
                 raise ValueError(f"{key} was graded in two shards with different results")
-            copy_feedback(path.parent, out / key)  # the reports travel with the records
+            copy_feedback(path.parent, submission_dir(out, key))  # reports go along
             records[key] = save(out, key, record)  # signed with this folder's key
     return tuple(records[k] for k in sorted(records))

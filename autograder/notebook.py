@@ -35,7 +35,14 @@ __all__ = [
     "replace_function",
 ]
 
+# Limits on what a notebook may be before anything parses it further. The course's own
+# notebooks are 30 KB, 30 cells and 5 levels of JSON deep; a student's, with outputs and
+# their own cells, stays far inside these. Past them a file costs the grader more than it
+# can be worth (nbformat validates 100,000 cells in half a minute) or breaks it (copying,
+# validating and writing nested JSON recurse once per level, and Python stops at 1,000).
 MAX_NOTEBOOK_BYTES = 50 * 2**20
+MAX_CELLS = 2_000
+MAX_JSON_DEPTH = 64
 
 
 class NotebookError(Exception):
@@ -65,8 +72,11 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
             f"{path} is not valid notebook JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg}): was it edited outside Jupyter?"
         ) from None
+    except RecursionError:  # json's parser recurses once per level of nesting
+        raise NotebookError(_too_deep(path)) from None
     if not isinstance(raw, dict) or ("cells" not in raw and "worksheets" not in raw):
         raise NotebookError(f"{path} is JSON but not a Jupyter notebook (no cells)")
+    _check_size(raw, path)
     major = raw.get("nbformat")
     if not isinstance(major, int) or major < 3:
         raise NotebookError(f"{path} has notebook format {major!r}; expected 4 (Jupyter)")
@@ -77,6 +87,52 @@ def load_notebook(path: Path) -> tuple[NotebookNode, str]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotebookError(f"{path} is not a valid notebook: {first}") from None
     return nb, hashlib.sha256(data).hexdigest()
+
+
+def _too_deep(path: Path) -> str:
+    return (
+        f"{path} nests its JSON more than {MAX_JSON_DEPTH} levels deep, where a notebook "
+        "nests about 5: clear the outputs in Jupyter (Kernel > Restart & Clear Output), "
+        "save it there (File > Save) and submit that file"
+    )
+
+
+def _cell_count(raw: dict) -> int:
+    """The cells of parsed notebook JSON, in format 4 or in format 3's worksheets."""
+    cells = raw.get("cells")
+    if isinstance(cells, list):
+        return len(cells)
+    sheets = raw.get("worksheets")
+    if not isinstance(sheets, list):
+        return 0
+    return sum(len(w["cells"]) for w in sheets if isinstance(w, dict)
+               and isinstance(w.get("cells"), list))  # fmt: skip
+
+
+def _json_depth_over(value: object, limit: int) -> bool:
+    """Does `value` nest dicts and lists more than `limit` levels deep? Level by level,
+    with no recursion: it is the recursion the limit is there to spare."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)
+                 if isinstance(c, dict | list)]  # fmt: skip
+        if not level:
+            return False
+    return True
+
+
+def _check_size(raw: dict, path: Path) -> None:
+    """NotebookError, with what to do, for a notebook past MAX_CELLS or MAX_JSON_DEPTH:
+    checked on the bare JSON, before nbformat spends time on it."""
+    cells = _cell_count(raw)
+    if cells > MAX_CELLS:
+        raise NotebookError(
+            f"{path} has {cells:,} cells, more than the {MAX_CELLS:,} a notebook may have to "
+            "be graded (the assignment has about 30): delete the cells you added for "
+            "scratch work, or merge them, and submit again"
+        )
+    if _json_depth_over(raw, MAX_JSON_DEPTH):
+        raise NotebookError(_too_deep(path))
 
 
 def nbgrader_meta(cell: NotebookNode) -> dict:
@@ -170,8 +226,9 @@ def _read_own_file(path: Path) -> bytes:
             raise NotebookError(f"{path} is empty: save the notebook in Jupyter and submit again")
         if info.st_size > MAX_NOTEBOOK_BYTES:
             raise NotebookError(
-                f"{path} is {info.st_size / 2**20:.0f} MiB: clear the outputs (Kernel > "
-                "Restart & Clear Output) and submit again"
+                f"{path} is {info.st_size / 2**20:.0f} MiB, more than the "
+                f"{MAX_NOTEBOOK_BYTES // 2**20} MiB a notebook may be to be graded: clear the "
+                "outputs (Kernel > Restart & Clear Output) and submit again"
             )
         return f.read(MAX_NOTEBOOK_BYTES + 1)
 

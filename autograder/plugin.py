@@ -10,11 +10,13 @@ installed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .pipeline import SHARED_FLAGS
 
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_report_header"]
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_sessionstart"]
 
 
 class _Points:
@@ -58,6 +60,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points a grading check is worth")
     if config.getoption("notebook", None):
         config.pluginmanager.register(_Points(), "autograde-points")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A notebook that cannot be graded (not a notebook, too large, too deep, too many
+    cells) ends the session before collection with the reason and what to do, as `check`
+    says it: collecting would show where pytest was, not what is wrong with the file."""
+    notebook = session.config.getoption("notebook", None)
+    if not notebook:
+        return
+    from .notebook import NotebookError, read_notebook
+
+    try:
+        read_notebook(Path(notebook))
+    except NotebookError as exc:
+        pytest.exit(f"cannot grade {notebook}: {exc}", returncode=2)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -5,7 +5,10 @@ On disk a record is Gradescope's results.json (one "test" per check) with the gr
 own facts under `extra_data`; `Record.to_dict` writes that shape and `Record.from_dict`
 reads it back, so no reader parses an exercise out of a test's `number` or a mistake out
 of its `tags`. The class's records are also signed (an HMAC with a key kept beside them,
-which no kernel can see) and written atomically: see `save` and `reusable`.
+which no kernel can see) and written atomically: see `save` and `reusable`. Each
+submission's files are in a folder of its own under the output folder's `submissions/`
+(`submission_dir`), apart from the class's files, so no student's name can be the name of
+one of them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass, replace
@@ -41,6 +45,7 @@ __all__ = [
     "record_from",
     "reusable",
     "save",
+    "submission_dir",
     "twin_record",
     "unscored",
     "unscored_results",
@@ -50,6 +55,10 @@ __all__ = [
 RESULTS = "results.json"
 FEEDBACK = ("feedback.html", "feedback.md", "feedback_files")  # per graded submission
 KEY_FILE = ".autograde-key"
+SUBMISSIONS = "submissions"  # under a class's output folder: one folder per submission
+# A part of a submission's key (submissions.py makes them from names): characters every
+# file system takes, not "." or "..", short enough for any file system's names.
+_KEY_PART = re.compile(r"[A-Za-z0-9_.@+-]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,16 @@ def _signature(data: dict[str, Any], key: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+def submission_dir(out: Path, key: str) -> Path:
+    """The folder of submission `key` (`student/assignment`) under the class's output
+    folder `out`: its results.json and feedback report. ValueError for a key that is not
+    a safe relative path: a key comes from a name a student chose, or from a record."""
+    parts = key.split("/")
+    if not all(_KEY_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+        raise ValueError(f"{key!r} is not a submission's key (safe folder names, '/' between)")
+    return out / SUBMISSIONS / key
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -299,9 +318,11 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def save(out: Path, key: str, record: Record) -> Record:
-    """Sign `record` with `out`'s key, write it as `out/key/results.json`, return it signed."""
+    """Sign `record` with `out`'s key, write it as its submission's results.json (see
+    `submission_dir`), return it signed."""
+    folder = submission_dir(out, key)
     signed = replace(record, signature=_signature(record.to_dict(), record_key(out)))
-    write_text_atomic(out / key / RESULTS, json.dumps(signed.to_dict(), indent=2))
+    write_text_atomic(folder / RESULTS, json.dumps(signed.to_dict(), indent=2))
     return signed
 
 
@@ -309,7 +330,7 @@ def reusable(out: Path, key: str, digest: str, options: Options) -> Record | Non
     """The earlier record of submission `key` if this grader wrote it (its signature) and
     it graded these exact bytes the same way."""
     try:
-        data = json.loads((out / key / RESULTS).read_text(encoding="utf-8"))
+        data = json.loads((submission_dir(out, key) / RESULTS).read_text(encoding="utf-8"))
         meta = data["extra_data"]
         signed = hmac.compare_digest(
             str(meta.get("signature", "")), _signature(data, record_key(out))
@@ -352,5 +373,5 @@ def twin_record(record: Record, first: Submission, twin: Submission, out: Path) 
         submitted=Submitted(twin.student, twin.key, str(twin.notebook)),
         identical_to=first.student,
     )
-    copy_feedback(out / first.key, out / twin.key)
+    copy_feedback(submission_dir(out, first.key), submission_dir(out, twin.key))
     return save(out, twin.key, copy)

@@ -105,7 +105,8 @@ def gradescope_results(result: GradeResult, *, visibility: str = "visible") -> d
 def markdown_report(result: GradeResult) -> str:
     score = result.score
     lines = [
-        f"### {result.notebook.name} ({result.assignment}): {score.total}/{score.max_total}",
+        f"### {markdown_text(result.notebook.name, one_line=True)} "
+        f"({markdown_text(result.assignment, one_line=True)}): {score.total}/{score.max_total}",
         "",
         "| exercise | check | points | status | message |",
         "|---|---|---:|---|---|",

@@ -9,10 +9,15 @@ Layouts understood, the ones courses really hand over:
 
 A student folder with no notebook in it is still a submission, one that cannot be graded:
 it gets a row in grades.csv saying so, rather than silently vanishing from the gradebook.
+
+A student's name is whatever their folder or file is called. It is kept as it is for the
+gradebook; their results go in a folder named from it by `safe_name`, which any name
+(`grades.csv`, `../x`, `CON`, a line break, 300 characters) gets, distinct in the batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from .exercises import ASSIGNMENTS
 
-__all__ = ["Submission", "find_submissions", "notebooks_in"]
+__all__ = ["Submission", "find_submissions", "notebooks_in", "safe_name"]
 
 # Jupyter's autosaves and macOS/zip debris hold copies, not submissions.
 _IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", ".git", "feedback", "autograded"}
@@ -45,10 +50,21 @@ class Submission:
         return None
 
 
-def _slug(text: str) -> str:
-    """A folder name that is safe on every file system and still readable."""
-    slug = re.sub(r"[^A-Za-z0-9_.@+-]+", "_", text).strip("._")
-    return slug or "_"
+# Names Windows keeps for devices, with any extension: a folder cannot have them there.
+_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
+MAX_NAME = 80  # characters of a folder name made from a student's name
+
+
+def safe_name(text: str) -> str:
+    """A folder name made from `text` that is safe on every file system and still
+    readable: letters, digits and `_.@+-` only, never hidden, `.` or `..`, never a device
+    name, at most MAX_NAME characters (a long name keeps its start and a hash of the rest,
+    so two long names stay apart)."""
+    slug = re.sub(r"[^A-Za-z0-9_.@+-]+", "_", text).strip("._") or "_"
+    if len(slug) > MAX_NAME:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        slug = f"{slug[: MAX_NAME - 14].rstrip('._')}__{digest}"
+    return f"_{slug}" if _RESERVED.fullmatch(slug) else slug
 
 
 def notebooks_in(folder: Path) -> list[Path]:
@@ -127,18 +143,20 @@ def _from_path(path: Path) -> list[Submission]:
 
 def _with_keys(subs: list[Submission]) -> list[Submission]:
     """Give each submission a distinct results folder: <student>/<assignment or stem>,
-    with the notebook's path folded in where a student handed in two of the same name."""
-    keys: dict[str, int] = {}
+    with the notebook's path folded in where a student handed in two of the same name,
+    then a number where names still meet (two names can make one safe name)."""
+    used: set[str] = set()
     out = []
     for s in subs:
         leaf = s.assignment or (s.notebook.stem if s.notebook else "no-notebook")
-        key = f"{_slug(s.student)}/{_slug(leaf)}"
-        if key in keys and s.notebook is not None:
-            key = f"{key}__{_slug(s.notebook.stem)}"
-        n = keys.get(key, 0)
-        keys[key] = n + 1
-        if n:
-            key = f"{key}__{n + 1}"
+        key = f"{safe_name(s.student)}/{safe_name(leaf)}"
+        if key in used and s.notebook is not None:
+            key = f"{key}__{safe_name(s.notebook.stem)}"
+        first, n = key, 1
+        while key in used:
+            n += 1
+            key = f"{first}__{n}"
+        used.add(key)
         out.append(Submission(s.student, s.notebook, s.assignment, key, s.refused))
     return out
 

@@ -19,7 +19,7 @@ from grading_tools import validate_gradescope
 from notebook_tools import SOLUTION, STUB
 
 from autograder import pipeline
-from autograder.batch import grade_submissions
+from autograder.batch import grade_submissions, merge
 from autograder.cli import main
 from autograder.exercises import exercises_for
 from autograder.gradebook import grades_rows, read_grades_csv
@@ -40,8 +40,8 @@ def put(path: Path, source: Path | bytes) -> Path:
 def records(out: Path) -> dict[str, dict]:
     """key (student/leaf) -> results.json, read from disk."""
     return {
-        str(p.parent.relative_to(out)): json.loads(p.read_text())
-        for p in sorted(out.glob("*/*/results.json"))
+        str(p.parent.relative_to(out / "submissions")): json.loads(p.read_text())
+        for p in sorted(out.glob("submissions/*/*/results.json"))
     }
 
 
@@ -174,11 +174,11 @@ def test_rerun_skips_unchanged_and_regrades_changed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
     assert first.skipped == 0 and first.exit_code == 0
-    stamp = (out / "alice/backprop/results.json").stat().st_mtime_ns
+    stamp = (out / "submissions/alice/backprop/results.json").stat().st_mtime_ns
 
     again = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
     assert again.skipped == 2 and again.records == first.records
-    assert (out / "alice/backprop/results.json").stat().st_mtime_ns == stamp
+    assert (out / "submissions/alice/backprop/results.json").stat().st_mtime_ns == stamp
 
     shutil.copy(SOLUTION["backprop"], bob)  # bob resubmits a full answer
     third = grade_submissions([tmp_path / "class"], out, workers=1, progress=False)
@@ -203,7 +203,7 @@ def test_a_rerun_trusts_only_records_the_grader_signed(tmp_path: Path) -> None:
     assert [r["score"] for r in first.records] == [0, 15]
     key = out / ".autograde-key"
     assert key.stat().st_mode & 0o077 == 0  # the signing key is the grader's alone
-    forged = out / "alice/backprop/results.json"
+    forged = out / "submissions/alice/backprop/results.json"
     record = json.loads(forged.read_text())
     record["score"] = 15
     forged.write_text(json.dumps(record))
@@ -226,11 +226,11 @@ def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
     # its own session, so the kill takes its kernels too, like a closed terminal would
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list(out.glob("*/*/results.json")) and time.monotonic() < deadline:
+    while not list(out.glob("submissions/*/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = list(out.glob("*/*/results.json"))
+    finished = list(out.glob("submissions/*/*/results.json"))
     assert 1 <= len(finished) < 3, "the run was meant to be killed half-way"
     assert not (out / "grades.csv").exists()
     for p in finished:  # written atomically: never half a file
@@ -264,6 +264,16 @@ def test_shards_are_stable_and_cover_the_class_once() -> None:
         in_shard("x", 4, 3)
 
 
+def test_merge_refuses_a_part_in_the_old_layout(tmp_path: Path) -> None:
+    """Results straight under the part's folder (before submissions/): graded by an older
+    grader, so refused with what to do, not merged into an empty class."""
+    old = tmp_path / "part-1" / "alice" / "backprop" / "results.json"
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
+    with pytest.raises(ValueError, match="older grader"):
+        merge([tmp_path / "part-1"], tmp_path / "merged")
+
+
 @pytest.mark.slow
 def test_three_shards_merged_equal_one_unsharded_run(tmp_path: Path) -> None:
     sources = [SOLUTION["backprop"], STUB["backprop"], b"{not json"]
@@ -283,7 +293,7 @@ def test_three_shards_merged_equal_one_unsharded_run(tmp_path: Path) -> None:
     # the students' reports are gathered too, where the merged summary links them
     reports = sorted(p.relative_to(tmp_path / "merged").as_posix()
                      for p in (tmp_path / "merged").rglob("feedback.html"))  # fmt: skip
-    assert reports == [f"s{i}/backprop/feedback.html" for i in range(9) if i % 3 != 2]
+    assert reports == [f"submissions/s{i}/backprop/feedback.html" for i in range(9) if i % 3 != 2]
     summary = (tmp_path / "merged" / "summary.md").read_text()
     assert all(f"[report]({r})" in summary for r in reports)
 

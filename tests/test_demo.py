@@ -61,9 +61,8 @@ def test_demo_grades_the_class(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert run_demo(tmp_path) == 0
     printed = capsys.readouterr().out
     graded = tmp_path / "graded"
-    records = {
-        s: json.loads((graded / s / ASSIGNMENT / "results.json").read_text()) for s in STUDENTS
-    }
+    folders = {s: graded / "submissions" / s / ASSIGNMENT for s in STUDENTS}
+    records = {s: json.loads((folders[s] / "results.json").read_text()) for s in STUDENTS}
     correct, mistake, untouched = (records[s] for s in STUDENTS)
 
     full = correct["extra_data"]["max_score"]
@@ -87,6 +86,6 @@ def test_demo_grades_the_class(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 
     for student, score in zip(STUDENTS, (full, full - 7, 0), strict=True):
         assert student in printed and f"{score}/{full}" in printed
-        assert (graded / student / ASSIGNMENT / "feedback.html").is_file()
+        assert (folders[student] / "feedback.html").is_file()
     assert "needs the factor 2" in printed and "not implemented" in printed
     assert str(graded / "grades.csv") in printed

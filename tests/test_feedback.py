@@ -142,7 +142,7 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
     shutil.copytree(SOLUTION["backprop"].parent, tmp_path / "class" / "cat")
     grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     for student in ("ann", "ben", "cat"):
-        folder = tmp_path / "out" / student / "backprop"
+        folder = tmp_path / "out" / "submissions" / student / "backprop"
         page = (folder / "feedback.html").read_text(encoding="utf-8")
         assert (folder / "feedback.md").is_file()
         drawn = 'alt="heat map of b.g' in page
@@ -150,7 +150,8 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
         assert (folder / "feedback_files").is_dir() == drawn
     # the TA's summary links every report, and the links resolve
     links = re.findall(r"\[report\]\(([^)]+)\)", (tmp_path / "out" / "summary.md").read_text())
-    assert sorted(links) == [f"{s}/backprop/feedback.html" for s in ("ann", "ben", "cat")]
+    reports = [f"submissions/{s}/backprop/feedback.html" for s in ("ann", "ben", "cat")]
+    assert sorted(links) == reports
     assert all((tmp_path / "out" / link).is_file() for link in links)
     none = grade_submissions(
         [tmp_path / "class"], tmp_path / "none", workers=1, progress=False, feedback=False

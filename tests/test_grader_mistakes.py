@@ -71,7 +71,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
     out = {}
     for rec in summary.records:
         tests = {f"{t['number']}: {t['name'].split(': ', 1)[1]}": t for t in rec["tests"]}
-        folder = root / "out" / rec["extra_data"]["key"]
+        folder = root / "out" / "submissions" / rec["extra_data"]["key"]
         report = folder / "feedback.html"
         feedback = {"html": report.read_text(encoding="utf-8") if report.exists() else ""}
         out[rec["extra_data"]["student"]] = {"": rec, FEEDBACK: feedback, **tests}

@@ -281,7 +281,8 @@ for path in paths:
 LEAVES_A_WRITER = f"""
 import subprocess
 subprocess.Popen(["sh", "-c", "for i in $(seq 300); do echo forged > {CLASS_OUT}/grades.csv; "
-                  "echo forged > {CLASS_OUT}/honest-00/backprop/results.json; sleep 0.1; done; "
+                  "echo forged > {CLASS_OUT}/submissions/honest-00/backprop/results.json; "
+                  "sleep 0.1; done; "
                   ": {MARKER}"], start_new_session=True)
 """
 AUTOGRAD_THROUGH_THE_ENGINE = fn("lin_grad", """
@@ -484,7 +485,8 @@ def test_the_batch_is_intact_after_the_attackers(graded) -> None:
     time.sleep(0.5)  # a writer left behind would have struck by now
     rows = read_grades_csv(CLASS_OUT / "grades.csv")
     assert {r["student"] for r in rows} == set(graded)
-    assert "forged" not in (CLASS_OUT / "honest-00" / "backprop" / "results.json").read_text()
+    honest = CLASS_OUT / "submissions" / "honest-00" / "backprop" / "results.json"
+    assert "forged" not in honest.read_text()
 
 
 def test_our_checksum_is_nbgrader_s() -> None:
@@ -573,15 +575,15 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    while len(list(out.glob("*/*/results.json"))) < 20 and time.monotonic() < deadline:
+    while len(list(out.glob("submissions/*/*/results.json"))) < 20 and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = len(list(out.glob("*/*/results.json")))
+    finished = len(list(out.glob("submissions/*/*/results.json")))
     assert 20 <= finished < 200, "the run was meant to be killed half-way"
     # a record for a person to look at (a kernel that died, a flag) is graded again
     final = sum(json.loads(p.read_text())["extra_data"]["status"] in ("graded", "ungradeable")
-                for p in out.glob("*/*/results.json"))  # fmt: skip
+                for p in out.glob("submissions/*/*/results.json"))  # fmt: skip
 
     summary = grade_submissions([tmp_path / "class"], out, options=LIMITS, workers=2,
                                 progress=False)  # fmt: skip

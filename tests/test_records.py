@@ -70,7 +70,7 @@ def test_gradebook_reads_records_or_their_json() -> None:
     assert row["lin_grad"] == "2" and row["student"] == "ann" and row["score"] == "2"
     summary = summary_markdown([GRADED])
     assert "transposed-weight-grad (1)" in summary
-    assert "[report](ann/backprop/feedback.html)" in summary
+    assert "[report](submissions/ann/backprop/feedback.html)" in summary
 
 
 def test_only_signed_records_of_the_same_grading_are_reused(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_only_signed_records_of_the_same_grading_are_reused(tmp_path: Path) -> N
     assert reusable(tmp_path, "ann/backprop", "ab", options) == saved
     assert reusable(tmp_path, "ann/backprop", "other bytes", options) is None
     assert reusable(tmp_path, "ann/backprop", "ab", Options(seed=4)) is None
-    path = tmp_path / "ann/backprop/results.json"
+    path = tmp_path / "submissions/ann/backprop/results.json"
     forged = json.loads(path.read_text())
     forged["score"] = 5
     path.write_text(json.dumps(forged))

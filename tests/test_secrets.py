@@ -123,7 +123,7 @@ def test_the_grading_seed_stays_with_the_instructor(tmp_path: Path) -> None:
                            str(tmp_path / "out"), "--seed", GRADING_SEED],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    student = tmp_path / "out" / "eve" / "backprop"
+    student = tmp_path / "out" / "submissions" / "eve" / "backprop"
     results = (student / "results.json").read_text()
     assert f"my seed is {DEFAULT_SEED}" in results  # what the notebook was given
     record = json.loads(results)
