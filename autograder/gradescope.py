@@ -218,12 +218,26 @@ def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
             "error",
             config,
         ).to_dict()
+    _state_isolation(record)
     results = root / "results" / "results.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     partial = results.with_name("results.json.partial")
     partial.write_text(json.dumps(record, indent=2), encoding="utf-8")
     os.replace(partial, results)
     return record
+
+
+def _state_isolation(record: dict[str, Any]) -> None:
+    """The policy Gradescope grades under: grade, and say on every result how isolated the
+    student's code was (Gradescope runs its container as root, often where user namespaces
+    are refused: the sandbox is then Landlock, seccomp and the keeper, or less)."""
+    from . import sandbox
+
+    warning = sandbox.describe()
+    extra = record.setdefault("extra_data", {})
+    extra["isolation"] = warning or "isolated: namespaces, Landlock, seccomp, limits"
+    if warning:
+        record["output"] = f"{record.get('output', '')}\n\nFor the course staff: {warning}."
 
 
 def _describe() -> str:

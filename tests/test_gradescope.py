@@ -81,9 +81,12 @@ def grader_python(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return python
 
 
-def run_gradescope(bundle: Path, python: Path, root: Path, upload: dict[str, bytes]) -> dict:
+def run_gradescope(
+    bundle: Path, python: Path, root: Path, upload: dict[str, bytes], **env: str
+) -> dict:
     """Gradescope's steps for one submission: unzip the bundle into source/, put the upload
-    in submission/, run source/run_autograder; return results/results.json."""
+    in submission/, run source/run_autograder (with `env` added to the environment);
+    return results/results.json."""
     (root / "source").mkdir(parents=True)
     with zipfile.ZipFile(bundle) as z:
         z.extractall(root / "source")
@@ -93,7 +96,7 @@ def run_gradescope(bundle: Path, python: Path, root: Path, upload: dict[str, byt
     for name, data in upload.items():
         (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "submission" / name).write_bytes(data)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
+    env = {**os.environ, **env, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
     done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
                           text=True, timeout=600, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -243,3 +246,21 @@ def test_a_correct_notebook_gets_full_marks_and_a_copy_costs_nothing(
     assert "graded with the instructor's seed" in results["output"]
     assert str(SEED) not in json.dumps({k: v for k, v in results.items() if k != "extra_data"})
     assert results["extra_data"]["seed"] == SEED and results["extra_data"]["status"] == "graded"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Gradescope's container runs the grader as root")
+def test_in_gradescope_s_container_it_grades_and_says_how_isolated(
+    bundle: Path, grader_python: Path, tmp_path: Path
+) -> None:
+    """The policy, in a simulated Gradescope container (root, user namespaces refused):
+    grade, with Landlock, seccomp and the keeper, and say so on every result."""
+    upload = {"backprop.ipynb": notebook_bytes(ROOT / "solutions/backprop/backprop.ipynb")}
+    results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload,
+                             AUTOGRADE_SANDBOX_SIMULATE="namespaces=0")  # fmt: skip
+    validate_gradescope(results)
+    assert results["score"] == results["extra_data"]["max_score"] == 15, results["output"]
+    assert "partly isolated" in results["extra_data"]["isolation"]
+    assert "For the course staff: student code is only partly isolated" in results["output"]
+    plain = run_gradescope(bundle, grader_python, tmp_path / "plain", upload)
+    assert plain["extra_data"]["isolation"].startswith("isolated")
+    assert "For the course staff" not in plain["output"]

@@ -308,8 +308,9 @@ def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
     policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets), read=sandbox.kernel_reads(),
                             memory_mb=512, found=found)  # fmt: skip
     marker = f"tree-bomb-{os.getpid()}-{mode}"
+    env = {**os.environ, "POLICY": json.dumps(policy)}
     proc = subprocess.run([sys.executable, "-c", TREE_BOMB, marker], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "POLICY": json.dumps(policy)})  # fmt: skip
+                          text=True, timeout=60, env=env)  # fmt: skip
     assert "still running" not in proc.stdout
     assert proc.returncode == 137, proc.stderr
     assert "past the limit of 512 MB" in (stop_note(sockets) or ""), proc.stderr
