@@ -49,8 +49,9 @@ __all__ = [
 INPROCESS, KERNEL = "inprocess", "kernel"
 ENGINES = ("auto", INPROCESS, KERNEL)
 PAPERMILL_NAME = "autograde-inprocess"
-# A cell's outputs come back as one message: past this the notebook is stopped (the kernel
-# code caps printing at far less; this is for code that removed that cap).
+# A cell's outputs come back as one message; past this many bytes, for one cell or the whole
+# notebook, the notebook is stopped (the kernel code caps printing at far less; this is for
+# code that removed that cap).
 MESSAGE_LIMIT = 64 << 20
 
 
@@ -79,13 +80,13 @@ def resolve(name: str) -> str:
     return KERNEL
 
 
-def _receive(child: Child, deadline: float) -> dict[str, Any] | None:
+def _receive(child: Child, deadline: float, limit: int = MESSAGE_LIMIT) -> dict[str, Any] | None:
     """The child's next message, or None if the deadline passed first. EOFError when the
-    child has gone; ValueError for a message over the limit."""
+    child has gone; ValueError for a message over `limit` bytes (nothing of it is read)."""
     left = deadline - time.monotonic()
     child.channel.settimeout(None if left == float("inf") else max(left, 0.001))
     try:
-        return read_message(child.channel, MESSAGE_LIMIT)
+        return read_message(child.channel, limit)
     except TimeoutError:
         return None
 
@@ -132,6 +133,7 @@ def run_cells(
     if children is not None:
         children.append(child)
     started_any = False
+    received = 0  # bytes of outputs kept so far
 
     def died() -> Exception:
         status = child.exit_status(wait=5.0)
@@ -163,7 +165,11 @@ def run_cells(
                     timings["child set-up"] = time.perf_counter() - t
                 started_any = True
                 deadline = time.monotonic() + limit if limit else float("inf")
-                message = _receive(child, deadline)
+                # the whole notebook's outputs, not only each cell's, are capped here, in
+                # the grader: code in the notebook can lift any cap kept in its own process
+                message = _receive(child, deadline, max(MESSAGE_LIMIT - received, 4096))
+                if message is not None:
+                    received += len(json.dumps(message.get("outputs") or []))
             except (EOFError, OSError) as exc:
                 raise died() from exc
             except json.JSONDecodeError as exc:

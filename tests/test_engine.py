@@ -184,6 +184,12 @@ def test_output_past_the_limits_is_not_kept(
     monkeypatch.setattr(engine, "MESSAGE_LIMIT", 100_000)
     execution = run(notebook('print("y" * 200_000)', 'print("after")'), tmp_path, server=server)
     assert execution.stopped is not None and "could not be kept" in execution.stopped
+    # Each cell under that limit, the notebook over it (the red team's 30 cells of 60 MB
+    # took the grader to 2.19 GB): stopped at the cell that passes it, in the grader.
+    cells = ['print("z" * 60_000)'] * 3 + ['print("after")']
+    execution = run(notebook(*cells), tmp_path, server=server)
+    assert execution.stopped is not None and "could not be kept" in execution.stopped
+    assert code(execution)[0].outputs and not code(execution)[3].outputs
 
 
 def test_a_child_of_the_fork_server_inherits_nothing_of_it(server: Path, tmp_path: Path) -> None:
