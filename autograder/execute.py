@@ -33,6 +33,7 @@ from .kernelstart import (
 )
 from .papermillrun import execute, last_notebook, register_recording, remember, timeouts
 from .sandbox.keeper import stop_note
+from .sandbox.layers import REFUSED
 
 __all__ = [
     "KERNEL_ARGUMENTS",
@@ -45,6 +46,26 @@ __all__ = [
     "start_kernel",
     "stop_kernel",
 ]
+
+
+def _output_budget():
+    """For a Jupyter kernel: nbclient's hook after each cell, which stops the run once the
+    whole notebook's outputs pass engine.MESSAGE_LIMIT (the in-process engine counts them
+    as it reads them; a cap kept in the notebook's own process can be lifted there)."""
+    import json
+
+    kept = [0]
+
+    def after_cell(cell: NotebookNode, cell_index: int) -> None:
+        kept[0] += len(json.dumps(cell.get("outputs") or []))
+        if kept[0] > engine.MESSAGE_LIMIT:
+            cell.outputs = []
+            raise OutputLimit(
+                f"the notebook's outputs passed {engine.MESSAGE_LIMIT >> 20} MB at cell "
+                f"{cell_index} and could not be kept: the notebook was stopped there; print less"
+            )
+
+    return after_cell
 
 
 def run_notebook(
@@ -116,7 +137,7 @@ def run_notebook(
             except Exception as exc:  # no such kernel, or it could not be launched
                 why = f"the notebook could not be run: the kernel did not start ({exc})"
                 return Execution(None, time.perf_counter() - started, (), why)
-        how = {"engine_name": recording, "km": km}
+        how = {"engine_name": recording, "km": km, "on_cell_complete": _output_budget()}
 
         def kill() -> bool:
             return kill_kernel(km)
@@ -162,6 +183,9 @@ def run_notebook(
         kept = stop_note(sandbox["sockets"]) if sandbox else None
         if kept:  # the keeper killed the notebook's processes: say why, not "it died"
             stopped, died = stopped_by_keeper(kept), False
+        refused = stop_note(sandbox["sockets"], REFUSED) if sandbox else None
+        if refused:
+            stopped, died = f"the notebook could not be run: {refused}", False
         # papermill leaves a kernel it did not create running: shut it down here.
         if km is not None:
             stop_kernel(km)

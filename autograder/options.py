@@ -94,9 +94,13 @@ class Options:
 
 def check_sandbox(options: Options) -> str | None:
     """None when student code is isolated on this machine (the sandbox package), else the warning
-    to show on every run; GradingError instead when the options require the sandbox."""
+    to show on every run; GradingError instead when the options require the sandbox, or
+    where no notebook can run at all."""
     from . import sandbox
 
+    refusal = sandbox.cannot_run(read=sandbox.kernel_reads(options.data_path))
+    if refusal:
+        raise GradingError(refusal)
     warning = sandbox.describe()
     if warning and options.require_sandbox:
         raise GradingError(f"--require-sandbox: {warning}")

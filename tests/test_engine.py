@@ -190,6 +190,10 @@ def test_output_past_the_limits_is_not_kept(
     execution = run(notebook(*cells), tmp_path, server=server)
     assert execution.stopped is not None and "could not be kept" in execution.stopped
     assert code(execution)[0].outputs and not code(execution)[3].outputs
+    # the same in a Jupyter kernel, where nbclient gathers the outputs
+    execution = run(notebook(*cells), tmp_path / "kernel", server=None)
+    assert execution.stopped is not None and "could not be kept" in execution.stopped
+    assert code(execution)[0].outputs and not code(execution)[3].outputs
 
 
 def test_a_child_of_the_fork_server_inherits_nothing_of_it(server: Path, tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ attempt("memfd", lambda: os.memfd_create("x"))
 attempt("run-written-file", run_written)
 attempt("core_pattern", lambda: open("/proc/sys/kernel/core_pattern", "w"))
 attempt("uid", os.getuid)
+attempt("caps", lambda: [ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0])
 """
 
 
@@ -159,8 +160,9 @@ def test_each_attack_in_each_mode(mode, tmp_path: Path, server, listeners) -> No
         held.add("fork-server")
     assert held >= MODES_HOLD[mode], sorted(MODES_HOLD[mode] - held)
     assert victim.read_text() == "alice,15\n" or "write-outside" not in MODES_HOLD[mode]
-    if os.geteuid() == 0:
-        assert r["uid"][1] != "0" or not found["namespaces"], "root's notebook is nobody"
+    assert "0000000000000000" in r["caps"][1], r["caps"]  # no capability, even as root
+    if os.geteuid() == 0 and found["namespaces"]:
+        assert r["uid"][1] == "65534", "root's notebook is nobody on the host"
 
 
 def _private_to_root(path: str) -> bool:
@@ -212,6 +214,7 @@ print(json.dumps(reply))
 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60)  # fmt: skip
+    assert out.stdout.strip(), out.stderr
     assert "inside a sandbox" in json.loads(out.stdout.strip().splitlines()[-1])["error"], (
         out.stdout + out.stderr
     )
@@ -315,3 +318,91 @@ def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
     assert proc.returncode == 137, proc.stderr
     assert "past the limit of 512 MB" in (stop_note(sockets) or ""), proc.stderr
     assert processes_with(marker) == []  # the whole tree, the setsid ones too
+
+
+def test_a_root_grader_without_walls_says_so_before_grading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root with neither layer: notebooks must run as nobody; where nobody cannot read the
+    Python environment, every command refuses up front, saying what to do."""
+    import shutil
+    import tempfile
+
+    from autograder.options import GradingError, Options, check_sandbox
+
+    base = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
+    private, public = base / "private" / "python", base / "public" / "python"
+    for folder, mode in ((base, 0o755), (private.parent, 0o700), (public.parent, 0o755)):
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, mode)
+    private.mkdir()
+    public.mkdir(mode=0o755)
+    os.chmod(public, 0o755)
+    neither = {"namespaces": False, "landlock": 0}
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox.layers, "SYSTEM", ())  # this machine's own /usr aside
+    try:
+        assert "cannot read" in sandbox.cannot_run(neither, read=[str(private)])
+        assert sandbox.cannot_run(neither, read=[str(public)]) is None
+        assert sandbox.cannot_run({"namespaces": False, "landlock": ABI or 1},
+                                  read=[str(private)]) is None  # fmt: skip
+        monkeypatch.setattr(sandbox.probing, "_PROBED", neither)
+        monkeypatch.setattr(sandbox, "kernel_reads", lambda data_path=None: [str(private)])
+        with pytest.raises(GradingError, match="nobody, who cannot read"):
+            check_sandbox(Options())
+    finally:
+        shutil.rmtree(base)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+AS_NOBODY = """
+import json, os, sys
+sys.path.insert(0, REPO)
+from autograder.sandbox import enter
+layers = enter(json.loads(os.environ["POLICY"]))
+open("mine.txt", "w").write("x")
+caps = [ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0].split()[1]
+print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+                  "caps": caps, "layers": layers}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="what a grader run as root does")
+@pytest.mark.parametrize("mode", ["landlock-only", "neither"])
+def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
+    mode: str, tmp_path: Path
+) -> None:
+    """Without namespaces, as root, with a Python every user can read (the system's): the
+    notebook runs as nobody, with no group and no capability."""
+    import subprocess
+    import tempfile
+
+    from autograder.sandbox.system import others_can_read
+
+    found = MODES[mode]
+    if not _available(found) or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip(f"no {SYSTEM_PYTHON}, or this machine cannot simulate {mode}")
+    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
+        pytest.skip("the system's Python or this checkout is not readable by every user")
+    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
+    (folders / "notebook").mkdir()
+    (folders / "kernel").mkdir(mode=0o700)
+    scratch, sockets = str(folders / "notebook"), str(folders / "kernel")
+    policy = sandbox.policy(scratch=scratch, sockets=sockets, read=[str(ROOT / "autograder")],
+                            memory_mb=1024, found=found)  # fmt: skip
+    try:
+        out = subprocess.run(
+            [SYSTEM_PYTHON, "-I", "-S", "-c", f"REPO = {str(ROOT)!r}\n" + AS_NOBODY],
+            env={"POLICY": json.dumps(policy), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
+        assert int(seen["caps"], 16) == 0
+        assert "seccomp" in seen["layers"]
+        assert (folders / "notebook" / "mine.txt").stat().st_uid == 65534
+    finally:
+        import shutil
+
+        shutil.rmtree(folders, ignore_errors=True)

@@ -72,9 +72,9 @@ def read_request(conn: socket.socket, token: str) -> tuple[dict[str, Any], list[
     """The request on `conn` and the descriptors that came with it; ValueError for
     anything but a well-formed request of one of the two kinds, from the server's own
     grader (`token`), for a child that enters the sandbox."""
-    check_peer(conn)
     data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 4)
-    try:
+    try:  # read first, so that a refused peer gets its answer rather than a broken pipe
+        check_peer(conn)
         return _parse(conn, data, token, fds), fds
     except (OSError, ValueError):
         for fd in fds:  # a refused request's descriptors are not the server's to keep

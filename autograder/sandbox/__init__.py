@@ -21,7 +21,7 @@ which is single-threaded as `unshare(CLONE_NEWUSER)` requires.
 """
 
 from .launcher import LAUNCHER, main
-from .layers import SandboxError, enter
+from .layers import REFUSED, SandboxError, cannot_run, enter
 from .probing import describe, probe
 from .rules import (
     ENV,
@@ -38,9 +38,11 @@ from .rules import (
 __all__ = [
     "ENV",
     "LAUNCHER",
+    "REFUSED",
     "Policy",
     "SandboxError",
     "allowed_environment",
+    "cannot_run",
     "describe",
     "enter",
     "environment",

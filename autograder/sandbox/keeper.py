@@ -29,10 +29,11 @@ EVERY = 0.2  # seconds between counts
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def stop_note(sockets: str | Path) -> str | None:
-    """Why the keeper stopped the notebook whose sockets folder is `sockets`, if it did."""
+def stop_note(sockets: str | Path, name: str = NOTE) -> str | None:
+    """Why the keeper stopped the notebook whose sockets folder is `sockets`, if it did (or,
+    with `name` layers.REFUSED, why its sandbox could not be set up)."""
     try:
-        return (Path(sockets) / NOTE).read_text(encoding="utf-8")
+        return (Path(sockets) / name).read_text(encoding="utf-8")
     except (OSError, ValueError):
         return None
 

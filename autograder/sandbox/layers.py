@@ -4,19 +4,23 @@ forgotten the grader's modules before it enters the sandbox, and must not load t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
 from . import keeper, landlock, limits, namespaces, seccomp
 from .probing import describe, probe
 from .rules import ENV, Policy
-from .system import DEVICES, ETC, PR_SET_PDEATHSIG, SYSTEM, libc
+from .system import DEVICES, ETC, NOBODY, PR_SET_PDEATHSIG, SYSTEM, libc, others_can_read
 
 # What a notebook that shares the host's /proc may read there: its own process (its
 # children lose even that), and the machine's figures libraries ask for; not the other
 # processes' entries, which show the grader's command lines and its sockets' names.
 SHARED_PROC = ("/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg",
                "/proc/uptime", "/proc/version", "/proc/filesystems", "/proc/sys")  # fmt: skip
+
+
+REFUSED = "sandbox-refused"  # in the sockets folder: why the sandbox could not be set up
 
 
 class SandboxError(RuntimeError):
@@ -60,8 +64,8 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
                 os.environ["PYTHONWARNINGS"] = "ignore:Couldn't bind IOPub Pipe"
         limits.apply(p, found["namespaces"])
         layers.append("rlimits")
-        if not found["namespaces"] and not found["landlock"] and os.geteuid() == 0:
-            _root_without_walls(p, read)  # uid 0 may write the kernel's settings
+        if not found["namespaces"] and os.geteuid() == 0:
+            _root_as_nobody(p, read, required=not found["landlock"])
         if found["namespaces"] or os.geteuid() == 0:
             namespaces.drop_capabilities()
         if seccomp.supported():
@@ -69,34 +73,62 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
                             scoped_signals=found["landlock"] >= 6)  # fmt: skip
             layers.append("seccomp")
     except OSError as exc:
+        _refused(p, f"the sandbox could not be set up: {exc}")
         raise SandboxError(f"the sandbox could not be set up: {exc}") from exc
+    except SandboxError as exc:
+        _refused(p, str(exc))
+        raise
     _own_home(p["scratch"] if not found["namespaces"] else "/tmp", p["scratch"])
     os.environ.pop(ENV, None)
     os.environ["AUTOGRADE_SANDBOX_LAYERS"] = ",".join(layers)
     return layers
 
 
-def _root_without_walls(p: Policy, read: list[str]) -> None:
-    """A grader run as root on a machine with neither namespaces nor Landlock: nothing
-    keeps uid 0 from the host's files, and uid 0 may write the kernel's settings (core
-    dumps' handler) without any capability. The notebook becomes nobody, or does not run."""
-    nobody = namespaces.NOBODY
-    needed = [path for path in read if os.path.exists(path)]
+def _root_as_nobody(p: Policy, read: list[str], required: bool) -> bool:
+    """A grader run as root, without namespaces: the notebook becomes nobody, where nobody
+    can read what it needs. Otherwise, where Landlock guards the files (`required` False),
+    it stays uid 0 with no capability; where nothing does, it does not run: uid 0 may
+    write the kernel's settings (the core dumps' handler) without any capability."""
+    unreadable = [path for path in read if os.path.exists(path) and not others_can_read(path)]
+    if unreadable:
+        if required:
+            raise SandboxError(root_refusal(unreadable[0]))
+        return False
     sockets = [os.path.join(p["sockets"], n) for n in os.listdir(p["sockets"])]
     for path in (p["scratch"], os.path.join(p["scratch"], ".tmp"), p["sockets"], *sockets):
-        os.chown(path, nobody, nobody)  # its folders, and a kernel's connection file
+        os.chown(path, NOBODY, NOBODY)  # its folders, and a kernel's connection file
     for folder in {os.path.dirname(p["scratch"]), os.path.dirname(p["sockets"])}:
         os.chmod(folder, os.stat(folder).st_mode | 0o001)  # the grading's folder: a way through
     os.setgroups([])
-    os.setresgid(nobody, nobody, nobody)
-    os.setresuid(nobody, nobody, nobody)
-    unreadable = [path for path in needed if not os.access(path, os.R_OK)]
-    if unreadable:
-        raise SandboxError(
-            "the grader runs as root where neither user namespaces nor Landlock are "
-            f"available, so notebooks run as nobody, who cannot read {unreadable[0]}: "
-            "install Python where every user can read it, or grade as an ordinary user"
-        )
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+    return True
+
+
+def cannot_run(found: dict | None = None, read: list[str] = ()) -> str | None:
+    """Why no notebook can run on this machine at all (a root grader without walls, whose
+    Python nobody can read), before any is tried; None when they can."""
+    found = found or probe()
+    if os.geteuid() != 0 or found["namespaces"] or found["landlock"]:
+        return None
+    needed = [*read, *SYSTEM]
+    unreadable = [path for path in needed if os.path.exists(path) and not others_can_read(path)]
+    return root_refusal(unreadable[0]) if unreadable else None
+
+
+def root_refusal(unreadable: str) -> str:
+    return (
+        "the grader runs as root where neither user namespaces nor Landlock are available, "
+        f"so notebooks must run as nobody, who cannot read {unreadable}: install Python "
+        "where every user can read it, or grade as an ordinary user"
+    )
+
+
+def _refused(p: Policy, why: str) -> None:
+    """Leave why the sandbox could not be set up where the grader reads it (its stderr may
+    go nowhere)."""
+    with contextlib.suppress(OSError), open(os.path.join(p["sockets"], REFUSED), "w") as f:
+        f.write(why)
 
 
 def _keep_from_outside(p: Policy) -> None:
