@@ -173,7 +173,7 @@ def feedback_markdown(
     if failed:
         lines += ["", "## What to fix"]
     for c in failed:
-        lines += ["", f"### {markdown_text(f'{c.exercise_title}: {c.name}', one_line=True)}", ""]
+        lines += ["", f"### {c.exercise_title}: {c.name}", ""]  # the grader's own words
         lines += [f"- **{label}**: {markdown_text(text)}" for label, text in detail_lines(c)]
         if id(c) in by_check:
             p = by_check[id(c)]

@@ -1,13 +1,18 @@
 """What the operating-system sandbox costs, measured side by side in one run.
 
-    python benchmarks/sandbox_cost.py [--repeat N] [NOTEBOOK]
+    python benchmarks/sandbox_cost.py [--repeat N] [--baseline REV] [NOTEBOOK]
 
-1. Setting the sandbox up: a Python process that enters it (namespaces, new root,
-   Landlock, limits) and exits, against the same process without it.
-2. Grading: `pipeline.grade` of the same notebook (default: the backprop solution) with
-   the sandbox and with the machine taken to have none (the probe's answer replaced in
-   this process), with kernels forked from a fork server and with plain kernels.
-Prints medians and the per-submission difference; asserts nothing.
+1. Setting it up: a Python process that enters the sandbox of each machine kind (simulated
+   here: namespaces + Landlock, Landlock only, namespaces only) and exits, against the same
+   process without it.
+2. The seccomp filter: a million `getppid` calls in a process under it and in one without.
+3. The keeper: one count of a notebook's tree (its processes' memory), in milliseconds,
+   and what share of one core it costs at one count every `keeper.EVERY` seconds.
+4. Grading: `pipeline.grade` of the same notebook (default: the backprop solution) with
+   this checkout and with the checkout at `--baseline` (default: 3e04f56, before the
+   seccomp layer, the keeper and the fork server's token), alternating, each in a process
+   of its own with its own fork server: the cost of the new layers per submission.
+Prints medians; asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,76 +28,155 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NONE = {"namespaces": False, "landlock": 0}
+KINDS = {
+    "namespaces + Landlock": "",
+    "Landlock only": "namespaces=0",
+    "namespaces only": "landlock=0",
+}
+ENTER = """
+import json, os, sys, time
+t = time.perf_counter()
+if os.environ["P"] != "-":
+    from autograder import sandbox
+    sandbox.enter(json.loads(os.environ["P"]))
+print(time.perf_counter() - t)
+"""
+SYSCALLS = """
+import ctypes, json, os, time
+if os.environ["P"] != "-":
+    from autograder import sandbox
+    sandbox.enter(json.loads(os.environ["P"]))
+libc = ctypes.CDLL(None)
+getppid = libc.getppid
+t = time.perf_counter()
+for _ in range(1_000_000):
+    getppid()
+print(time.perf_counter() - t)
+"""
+GRADE = """
+import json, sys, time
+from pathlib import Path
+from autograder.pipeline import Options, grade
+notebook, repeat = Path(sys.argv[1]), int(sys.argv[2])
+grade(notebook, Options())  # the fork server's start, not counted
+times = []
+for _ in range(repeat):
+    t = time.perf_counter()
+    result = grade(notebook, Options())
+    times.append(time.perf_counter() - t)
+    assert result.score.total == result.score.max_total, "a correct notebook"
+print(json.dumps(times))
+"""
 
 
-def enter_seconds(found: dict, repeat: int) -> float:
+def _policy(found: dict, folder: Path) -> dict:
     from autograder import sandbox
 
-    times = []
+    (folder / "nb").mkdir()
+    (folder / "k").mkdir(mode=0o700)
+    return sandbox.policy(scratch=str(folder / "nb"), sockets=str(folder / "k"),
+                          read=sandbox.kernel_reads(), memory_mb=1024, found=found)  # fmt: skip
+
+
+def _inside(code: str, found: dict | None, repeat: int) -> float:
+    """Median of what `code` prints, run in a process in the sandbox `found` (None: none)."""
+    from autograder import sandbox
+
+    values = []
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "nb").mkdir()
-            (Path(tmp) / "k").mkdir()
-            reads = sandbox.kernel_reads()
-            policy = sandbox.policy(scratch=f"{tmp}/nb", sockets=f"{tmp}/k", read=reads,
-                                    memory_mb=1024, found=found)  # fmt: skip
-            code = "import json, os; from autograder import sandbox; "
-            code += "sandbox.enter(json.loads(os.environ['P'])) if os.environ['P'] != '-' else 0"
-            env = {**os.environ, "P": json.dumps(policy) if found != NONE else "-"}
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, check=True)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        with tempfile.TemporaryDirectory(dir=sandbox.host_folder()) as tmp:
+            p = json.dumps(_policy(found, Path(tmp))) if found else "-"
+            out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "P": p},
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            values.append(float(out.stdout.split()[-1]))
+    return statistics.median(values)
 
 
-def grade_seconds(notebook: Path, found: dict, fork: bool, repeat: int) -> dict[str, float]:
-    """Median seconds of `grade` without and with the sandbox, the two alternating (one
-    fork server for both), so that a busy moment of the machine costs both alike."""
-    from autograder import forkserver, sandbox
-    from autograder.pipeline import Options, grade
+def _found(simulate: str) -> dict:
+    from autograder import sandbox
 
-    server = forkserver.start() if fork else None
-    times: dict[str, list[float]] = {"without": [], "with": []}
+    found = dict(sandbox.probe())
+    if "namespaces=0" in simulate:
+        found["namespaces"] = False
+    if "landlock=0" in simulate:
+        found["landlock"] = 0
+    return found
+
+
+def keeper_count_ms(repeat: int) -> float:
+    """One count of this process's tree, as the keeper makes it every EVERY seconds."""
+    from autograder.sandbox import keeper
+
+    proc = keeper.open_proc()
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+                for _ in range(4)]  # fmt: skip
     try:
-        spec = server.kernel_spec_manager() if server else None
-        for _ in range(repeat):
-            for name, probed in (("without", NONE), ("with", found)):
-                sandbox.probing._PROBED = probed
-                t = time.perf_counter()
-                result = grade(notebook, Options(), kernel_spec_manager=spec)
-                times[name].append(time.perf_counter() - t)
-                assert result.score.total == result.score.max_total, "a correct notebook"
+        times = []
+        for _ in range(repeat * 20):
+            t = time.perf_counter()
+            tree = keeper.descendants(proc, os.getpid())
+            sum(keeper.memory_kb(proc, pid) for pid in tree)
+            times.append(time.perf_counter() - t)
+        return 1000 * statistics.median(times)
     finally:
-        if server:
-            server.close()
-        sandbox.probing._PROBED = None
-    return {k: statistics.median(v) for k, v in times.items()}
+        for child in children:
+            child.kill()
+            child.wait()
+        os.close(proc)
+
+
+def grading(checkout: Path, notebook: Path, repeat: int) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run([sys.executable, "-c", GRADE, str(notebook), str(repeat)], env=env,
+                         capture_output=True, text=True, cwd=checkout)  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", nargs="?", default=ROOT / "solutions/backprop/backprop.ipynb")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--baseline", default="3e04f56")
     args = parser.parse_args()
     from autograder import sandbox
+    from autograder.sandbox import keeper
 
-    found = sandbox.probe()
-    print(f"this machine: {found}  ({sandbox.describe(found) or 'student code isolated'})")
-    if sandbox.describe(found):
-        print("nothing to compare: this machine cannot sandbox")
-        return
-    bare, boxed = enter_seconds(NONE, args.repeat), enter_seconds(found, args.repeat)
-    print(f"\n1. a process that enters the sandbox and exits (median of {args.repeat})")
-    print(f"   without {bare * 1000:7.1f} ms   with {boxed * 1000:7.1f} ms   "
-          f"set-up {1000 * (boxed - bare):+6.1f} ms")  # fmt: skip
-    print(f"\n2. grading {Path(args.notebook).name} (median of {args.repeat})")
-    for fork in (True, False):
-        median = grade_seconds(Path(args.notebook), found, fork, args.repeat)
-        off, on = median["without"], median["with"]
-        kind = "fork-server kernels" if fork else "plain kernels      "
-        print(f"   {kind}  without {off:5.2f} s   with {on:5.2f} s   "
-              f"cost {on - off:+5.2f} s per submission ({on / off:.2f}x)")  # fmt: skip
+    print(f"this machine: {sandbox.probe()}  ({sandbox.describe() or 'student code isolated'})")
+    bare = _inside(ENTER, None, args.repeat)
+    print(f"\n1. entering the sandbox, in a process (median of {args.repeat})")
+    for kind, simulate in KINDS.items():
+        boxed = _inside(ENTER, _found(simulate), args.repeat)
+        print(f"   {kind:24s} {1000 * boxed:6.1f} ms   (a bare process: {1000 * bare:.2f} ms)")
+    print("\n2. a million getppid() calls")
+    plain = _inside(SYSCALLS, None, 3)
+    for kind, simulate in KINDS.items():
+        filtered = _inside(SYSCALLS, _found(simulate), 3)
+        print(f"   {kind:24s} {filtered:5.3f} s   without the sandbox {plain:5.3f} s   "
+              f"({1e9 * (filtered - plain) / 1e6:+.0f} ns a call)")  # fmt: skip
+    count = keeper_count_ms(args.repeat)
+    print(
+        f"\n3. the keeper: one count of a tree of 4 processes {count:.2f} ms, every "
+        f"{keeper.EVERY} s: {count / 1000 / keeper.EVERY:.2%} of a core"
+    )
+    notebook = Path(args.notebook).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
+                        args.baseline], check=True, capture_output=True)  # fmt: skip
+        try:
+            runs: dict[str, list[float]] = {"baseline": [], "this": []}
+            for _ in range(2):  # alternating, so that a busy moment costs both alike
+                runs["baseline"] += grading(base, notebook, args.repeat)
+                runs["this"] += grading(ROOT, notebook, args.repeat)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                           check=False, capture_output=True)  # fmt: skip
+    old, new = statistics.median(runs["baseline"]), statistics.median(runs["this"])
+    print(f"\n4. grading {notebook.name} in-process (median of {2 * args.repeat})")
+    print(f"   at {args.baseline}: {old:5.3f} s   this checkout: {new:5.3f} s   "
+          f"cost {new - old:+.3f} s per submission ({new / old:.2f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":
