@@ -17,9 +17,11 @@ __all__ = ["NotebookProcess", "sandbox_policy", "start_processes"]
 
 
 def sandbox_policy(options: Options, workdir: Path, sockets: Path) -> dict[str, Any]:
-    """The sandbox of one grading's kernel (see the sandbox package)."""
+    """The sandbox of one grading's kernel (see the sandbox package). Makes its `sockets`
+    folder, where the kernel's sockets and the sandbox's notes to the grader go."""
     from . import sandbox
 
+    sockets.mkdir(mode=0o700, exist_ok=True)
     return sandbox.policy(
         scratch=str(workdir),
         sockets=str(sockets),
