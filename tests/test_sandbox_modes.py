@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 from pathlib import Path
@@ -39,6 +40,21 @@ ATTACKS = ("read-solutions", "write-outside", "grader-cmdline", "grader-environ"
 FILES = ("read-solutions", "write-outside", "run-written-file", "grader-cmdline",
          "grader-environ")  # fmt: skip
 MODES_HOLD = {mode: set(ATTACKS) - (set(FILES) if mode == "neither" else set()) for mode in MODES}
+
+
+def grading_folders(found: dict, read: list[str] | None = None, **limits) -> tuple[Path, dict]:
+    """A grading's folders (the notebook's, its sockets') where the pipeline puts them, and
+    the sandbox policy for them on the machine kind `found`. The caller removes them."""
+    import tempfile
+
+    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
+    (folders / "nb").mkdir()
+    (folders / "k").mkdir(mode=0o700)
+    limits.setdefault("memory_mb", 1024)
+    policy = sandbox.policy(scratch=str(folders / "nb"), sockets=str(folders / "k"),
+                            read=sandbox.kernel_reads() if read is None else read,
+                            found=found, **limits)  # fmt: skip
+    return folders, policy
 
 
 def _available(found: dict) -> bool:
@@ -295,7 +311,6 @@ print("still running")
 def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
     import subprocess
     import sys
-    import tempfile
 
     from process_tools import processes_with
 
@@ -304,20 +319,19 @@ def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
     found = MODES[mode]
     if not _available(found):
         pytest.skip(f"this machine cannot simulate {mode}")
-    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
-    scratch, sockets = folders / "notebook", folders / "kernel"
-    scratch.mkdir()
-    sockets.mkdir(mode=0o700)
-    policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets), read=sandbox.kernel_reads(),
-                            memory_mb=512, found=found)  # fmt: skip
+    folders, policy = grading_folders(found, memory_mb=512)
+    sockets = folders / "k"
     marker = f"tree-bomb-{os.getpid()}-{mode}"
     env = {**os.environ, "POLICY": json.dumps(policy)}
-    proc = subprocess.run([sys.executable, "-c", TREE_BOMB, marker], capture_output=True,
-                          text=True, timeout=60, env=env)  # fmt: skip
-    assert "still running" not in proc.stdout
-    assert proc.returncode == 137, proc.stderr
-    assert "past the limit of 512 MB" in (stop_note(sockets) or ""), proc.stderr
-    assert processes_with(marker) == []  # the whole tree, the setsid ones too
+    try:
+        proc = subprocess.run([sys.executable, "-c", TREE_BOMB, marker], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+        assert "still running" not in proc.stdout
+        assert proc.returncode == 137, proc.stderr
+        assert "past the limit of 512 MB" in (stop_note(sockets) or ""), proc.stderr
+        assert processes_with(marker) == []  # the whole tree, the setsid ones too
+    finally:
+        shutil.rmtree(folders, ignore_errors=True)
 
 
 def test_a_root_grader_without_walls_says_so_before_grading(
@@ -375,7 +389,6 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
     """Without namespaces, as root, with a Python every user can read (the system's): the
     notebook runs as nobody, with no group and no capability."""
     import subprocess
-    import tempfile
 
     from autograder.sandbox.system import others_can_read
 
@@ -384,12 +397,7 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
         pytest.skip(f"no {SYSTEM_PYTHON}, or this machine cannot simulate {mode}")
     if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
         pytest.skip("the system's Python or this checkout is not readable by every user")
-    folders = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
-    (folders / "notebook").mkdir()
-    (folders / "kernel").mkdir(mode=0o700)
-    scratch, sockets = str(folders / "notebook"), str(folders / "kernel")
-    policy = sandbox.policy(scratch=scratch, sockets=sockets, read=[str(ROOT / "autograder")],
-                            memory_mb=1024, found=found)  # fmt: skip
+    folders, policy = grading_folders(found, read=[str(ROOT / "autograder")])
     try:
         out = subprocess.run(
             [SYSTEM_PYTHON, "-I", "-S", "-c", f"REPO = {str(ROOT)!r}\n" + AS_NOBODY],
@@ -401,8 +409,52 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
         assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
         assert int(seen["caps"], 16) == 0
         assert "seccomp" in seen["layers"]
-        assert (folders / "notebook" / "mine.txt").stat().st_uid == 65534
+        assert (folders / "nb" / "mine.txt").stat().st_uid == 65534
     finally:
         import shutil
 
         shutil.rmtree(folders, ignore_errors=True)
+
+
+REFUSED_FOR_REAL = """
+import ctypes, errno, json, os, sys
+from autograder import sandbox
+from autograder.sandbox import seccomp
+layers = sandbox.enter(json.loads(os.environ["POLICY"]))
+libc = ctypes.CDLL(None, use_errno=True)
+col = 0 if os.uname().machine == "x86_64" else 1
+seen = {}
+for name, numbers in seccomp.REFUSED.items():
+    ctypes.set_errno(0)
+    result = libc.syscall(numbers[col], 0, 0, 0, 0, 0)  # null arguments: harmless if let through
+    seen[name] = [result, ctypes.get_errno()]
+print("SEEN" + json.dumps({"layers": layers, "seen": seen}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["namespaces+landlock", "landlock-only"])
+def test_every_refused_call_is_refused_by_the_kernel(mode: str) -> None:
+    """Not only the filter as data: in a process that entered the sandbox, each refused
+    system call (with null arguments, harmless had it gone through) fails with EPERM."""
+    import errno
+    import shutil
+    import subprocess
+    import sys
+
+    from autograder.sandbox import seccomp
+
+    found = MODES[mode]
+    if not _available(found) or not seccomp.supported():
+        pytest.skip(f"this machine cannot simulate {mode}")
+    folders, policy = grading_folders(found)
+    try:
+        out = subprocess.run([sys.executable, "-c", REFUSED_FOR_REAL], capture_output=True,
+                             text=True, timeout=60,
+                             env={**os.environ, "POLICY": json.dumps(policy)})  # fmt: skip
+        [line] = [ln for ln in out.stdout.splitlines() if ln.startswith("SEEN")]
+        got = json.loads(line.removeprefix("SEEN"))
+    finally:
+        shutil.rmtree(folders, ignore_errors=True)
+    assert "seccomp" in got["layers"]
+    wrong = {n: r for n, r in got["seen"].items() if r != [-1, errno.EPERM]}
+    assert wrong == {}, wrong
