@@ -458,3 +458,50 @@ def test_every_refused_call_is_refused_by_the_kernel(mode: str) -> None:
     assert "seccomp" in got["layers"]
     wrong = {n: r for n, r in got["seen"].items() if r != [-1, errno.EPERM]}
     assert wrong == {}, wrong
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becomes an ordinary user to play one")
+def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: Path) -> None:
+    """A grader run by an ordinary user on a machine with neither namespaces nor Landlock
+    (played here by nobody, with the system's Python): the files are open, as the README's
+    table and every command's warning say; the grader's processes cannot be signalled or
+    traced (seccomp); the network and the kernel's attack surface are closed."""
+    import subprocess
+
+    from test_sandbox import ATTEMPT
+
+    from autograder.sandbox.system import NOBODY, others_can_read
+
+    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
+        pytest.skip("the system's Python or this checkout is not readable by every user")
+    found = {"namespaces": False, "landlock": 0}
+    folders, policy = grading_folders(found, read=[])
+    grader = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                               "--clear-groups", "sleep", "60"])  # fmt: skip
+    try:
+        for path in (folders, folders / "nb", folders / "k"):
+            os.chown(path, NOBODY, NOBODY)
+        victim = folders / "grades.csv"
+        victim.write_text("alice,15\n")
+        os.chown(victim, NOBODY, NOBODY)
+        given = {"SOLUTIONS": str(victim), "VICTIM": str(victim), "GRADER": grader.pid,
+                 "TCP": 9, "UDP": 9, "SERVER": str(folders / "none.sock")}  # fmt: skip
+        head = "".join(f"{k} = {v!r}\n" for k, v in given.items())
+        script = ATTEMPT + head + BODY + '\nprint("RESULTS" + json.dumps(results))\n'
+        out = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             SYSTEM_PYTHON, "-c", script],
+            env={"POLICY": json.dumps(policy), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60, cwd=folders / "nb",
+        )  # fmt: skip
+        [line] = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULTS")] or [out.stderr]
+        r = json.loads(line.removeprefix("RESULTS"))
+    finally:
+        grader.kill()
+        grader.wait()
+        shutil.rmtree(folders, ignore_errors=True)
+    held = {a for a in ATTACKS if r[a][0] == "refused"}
+    assert {"write-outside", "grader-cmdline", "grader-environ"} <= set(ATTACKS) - held, r
+    assert held >= {"signal-grader", "libc-signal-grader", "ptrace-grader", "io_uring", "keyctl",
+                    "new-user-namespace", "memfd", "udp"}, r  # fmt: skip
+    assert r["layers"] == ["rlimits", "seccomp"]
