@@ -56,7 +56,7 @@ def _output_budget():
 
     kept = [0]
 
-    def after_cell(cell: NotebookNode, cell_index: int) -> None:
+    def after_cell(cell: NotebookNode, cell_index: int, **_: Any) -> None:
         kept[0] += len(json.dumps(cell.get("outputs") or []))
         if kept[0] > engine.MESSAGE_LIMIT:
             cell.outputs = []
@@ -137,7 +137,7 @@ def run_notebook(
             except Exception as exc:  # no such kernel, or it could not be launched
                 why = f"the notebook could not be run: the kernel did not start ({exc})"
                 return Execution(None, time.perf_counter() - started, (), why)
-        how = {"engine_name": recording, "km": km, "on_cell_complete": _output_budget()}
+        how = {"engine_name": recording, "km": km, "on_cell_executed": _output_budget()}
 
         def kill() -> bool:
             return kill_kernel(km)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import tempfile
 
 from . import keeper, landlock, limits, namespaces, seccomp
 from .probing import describe, probe
@@ -49,6 +50,7 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
             _keep_from_outside(p)
             os.makedirs(os.path.join(p["scratch"], ".tmp"), exist_ok=True)
             os.environ["TMPDIR"] = os.path.join(p["scratch"], ".tmp")
+            tempfile.tempdir = None  # a value cached before the fork would still be /tmp
             read += ["/sys", *(path for path in SHARED_PROC if os.path.exists(path))]
         if found["landlock"]:
             write = [p["scratch"], *(["/tmp", "/dev/shm"] if found["namespaces"] else [])]
