@@ -505,3 +505,51 @@ def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: 
     assert held >= {"signal-grader", "libc-signal-grader", "ptrace-grader", "io_uring", "keyctl",
                     "new-user-namespace", "memfd", "udp"}, r  # fmt: skip
     assert r["layers"] == ["rlimits", "seccomp"]
+
+
+ROOTLESS = """
+import json, os, sys
+from autograder import sandbox
+try:
+    layers = sandbox.enter(json.loads(os.environ["POLICY"]))
+except sandbox.SandboxError as e:
+    print("RESULT" + json.dumps({"refused": str(e)}))
+    sys.exit(0)
+caps = [ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0].split()[1]
+try:
+    open("/proc/sys/kernel/core_pattern", "w")
+    core = "opened"
+except OSError as e:
+    core = "refused"
+print("RESULT" + json.dumps({"uid": os.getuid(), "caps": caps, "layers": layers, "core": core}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["namespaces+landlock", "namespaces-only"])
+def test_root_of_a_rootless_container_without_nobody(mode: str) -> None:
+    """A grader that is root in a user namespace mapping root alone (`unshare -U -r`, a
+    rootless container): nobody does not exist there. Guarded by Landlock, the notebook
+    stays uid 0 with no capability and cannot touch /proc/sys; without Landlock it is
+    refused, saying why."""
+    import subprocess
+    import sys
+
+    found = MODES[mode]
+    if not _available(found) or shutil.which("unshare") is None:
+        pytest.skip(f"this machine cannot simulate {mode}")
+    folders, policy = grading_folders(found)
+    try:
+        out = subprocess.run(["unshare", "-U", "-r", sys.executable, "-c", ROOTLESS],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "POLICY": json.dumps(policy)})  # fmt: skip
+    finally:
+        shutil.rmtree(folders, ignore_errors=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+    if not lines and "unshare failed" in out.stderr:
+        pytest.skip("no user namespaces for this test's own wrapper")
+    got = json.loads(lines[-1].removeprefix("RESULT"))
+    if found["landlock"]:
+        assert (got["uid"], int(got["caps"], 16), got["core"]) == (0, 0, "refused"), got
+        assert got["layers"] == ["namespaces", "landlock", "rlimits", "seccomp"]
+    else:
+        assert "no nobody (65534) and without Landlock" in got["refused"], got

@@ -12,7 +12,16 @@ import tempfile
 from . import keeper, landlock, limits, namespaces, seccomp
 from .probing import describe, probe
 from .rules import ENV, Policy
-from .system import DEVICES, ETC, NOBODY, PR_SET_PDEATHSIG, SYSTEM, libc, others_can_read
+from .system import (
+    DEVICES,
+    ETC,
+    NOBODY,
+    PR_SET_PDEATHSIG,
+    SYSTEM,
+    libc,
+    nobody_exists,
+    others_can_read,
+)
 
 # What a notebook that shares the host's /proc may read there: its own process (its
 # children lose even that), and the machine's figures libraries ask for; not the other
@@ -43,7 +52,7 @@ def enter(p: Policy, found: dict | None = None) -> list[str]:
     devices = ["/dev/" + d for d in DEVICES] + list(p.get("devices", []))
     try:
         if found["namespaces"]:
-            namespaces.enter(p)
+            namespaces.enter(p, guarded=bool(found["landlock"]))
             read += ["/proc", "/sys"]  # its own PID namespace's
             layers.append("namespaces")
         else:
@@ -92,6 +101,8 @@ def _root_as_nobody(p: Policy, read: list[str], required: bool) -> bool:
     it stays uid 0 with no capability; where nothing does, it does not run: uid 0 may
     write the kernel's settings (the core dumps' handler) without any capability."""
     unreadable = [path for path in read if os.path.exists(path) and not others_can_read(path)]
+    if not nobody_exists():
+        unreadable = unreadable or ["anything (this user namespace has no nobody)"]
     if unreadable:
         if required:
             raise SandboxError(root_refusal(unreadable[0]))

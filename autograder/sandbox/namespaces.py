@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import platform
 import signal
@@ -48,6 +49,7 @@ from .system import (
     check,
     libc,
     mount,
+    nobody_exists,
     syscall_number,
     unshare,
     write,
@@ -97,10 +99,11 @@ def map_ids(uid: int, gid: int) -> None:
     write("/proc/self/gid_map", f"{gid} {gid} 1\n")
 
 
-def enter(p: Policy) -> None:
+def enter(p: Policy, guarded: bool) -> None:
     """Put this process in namespaces of its own and under the new root. Forks: the
     parent stays outside, waits for the child and exits with its status (never returns);
-    the child returns as PID 1 of the new PID namespace."""
+    the child returns as PID 1 of the new PID namespace. `guarded`: Landlock will keep the
+    notebook from writing outside its folders (and /proc/sys)."""
     as_root = os.geteuid() == 0
     proc = keeper.open_proc()
     _unshare()
@@ -119,14 +122,22 @@ def enter(p: Policy) -> None:
     with contextlib.suppress(OSError):
         write("/proc/sys/kernel/pid_max", str(max(p["processes"] + 1, 301)))
     if as_root:
-        _become_nobody(p["sockets"])
+        _become_nobody(p["sockets"], guarded)
 
 
-def _become_nobody(sockets: str) -> None:
+def _become_nobody(sockets: str, guarded: bool) -> None:
     """Drop a root grader's notebook to nobody, with no supplementary group and no
     capability: the namespaces' mounts were made with root's privilege, and nobody cannot
     undo them. Its sockets folder (a kernel's connection file and sockets) becomes
-    nobody's, since the kernel writes there."""
+    nobody's, since the kernel writes there. Where this user namespace has no nobody (a
+    rootless container's root), it stays uid 0 without a capability if Landlock guards it,
+    and is refused otherwise (uid 0 may write /proc/sys without any capability)."""
+    if not nobody_exists():
+        if guarded:
+            return
+        raise OSError(errno.EPERM, "the grader runs as root in a user namespace with no "
+                      "nobody (65534) and without Landlock: notebooks cannot run as anyone "
+                      "but root here; grade as an ordinary user, or map 65534")  # fmt: skip
     for folder, _, files in os.walk(sockets):
         if os.path.basename(folder) == "root" and folder != sockets:
             continue

@@ -105,3 +105,14 @@ def others_can_read(path: str) -> bool:
         return False
     wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
     return mode & wanted == wanted
+
+
+def nobody_exists() -> bool:
+    """Whether uid `NOBODY` exists in this process's user namespace (a rootless container
+    may map its root alone)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            ranges = [tuple(map(int, line.split())) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return False
+    return any(inside <= NOBODY < inside + count for inside, _outside, count in ranges)
