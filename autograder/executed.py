@@ -8,7 +8,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from .notebook import cell_place
+from .notebook import COURSE_TEST_KEY, cell_place
 
 # What the kernel prints once a cell's output passes the cap (kernel._capped).
 OUTPUT_CAP_MARK = "[autograder: output beyond "
@@ -70,6 +70,8 @@ def cell_errors(nb: NotebookNode, skip_tag: str) -> tuple[CellError, ...]:
         tags = cell.get("metadata", {}).get("tags", [])
         if skip_tag in tags or "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
             continue
+        if COURSE_TEST_KEY in cell.get("metadata", {}):
+            continue  # the course's tests: judged by course_tests.py, never shown as they ran
         place = cell.get("metadata", {}).get("autograde_place", {})
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") == "error":

@@ -26,7 +26,7 @@ from . import kernel
 from .exercises import Case, Check, Exercise
 from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
 from .maths import Inputs, make_inputs
-from .notebook import is_test_cell, mark_places
+from .notebook import COURSE_TEST_KEY, is_test_cell, mark_places
 
 __all__ = [
     "AUTOGRADER_TAG",
@@ -196,7 +196,8 @@ def inject(
     )
     out = nbformat.from_dict(nb)  # a deep copy
     mark_places(out)  # cells the clean room placed keep their places
-    cells = [c for c in out.cells if not is_test_cell(c)]
+    # the notebook's own test cells run only where they are the course's (the clean room's)
+    cells = [c for c in out.cells if not is_test_cell(c) or COURSE_TEST_KEY in c.metadata]
     out.cells = [_code_cell(start), *cells, _code_cell(finish)]
     return out
 

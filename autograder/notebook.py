@@ -158,6 +158,9 @@ def is_test_cell(cell: NotebookNode) -> bool:
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
+# In a clean-room test cell's metadata: the cell is the course's own test (course_tests.py),
+# run and judged by the grader, never reported as the student's.
+COURSE_TEST_KEY = "autograde_course_test"
 PLACE_KEY = "autograde_place"  # cell metadata: where the student sees this cell
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .answer_scan import scan_answers, scan_review
 from .cleanroom import clean_room, room_review
+from .course_tests import failed_course_tests, use_course_tests
 from .execute import Execution, run_notebook
 from .exercises import Exercise, exercises_for
 from .kernel.wire import AUTOGRADER_TAG
@@ -130,6 +131,7 @@ def grade(
     # The points come from the clean room (the course's notebook with only the student's
     # answer cells); the notebook as it is runs too only where it would run differently.
     room = clean_room(nb, assignment)
+    use_course_tests(room.notebook, assignment)  # the instructor's, hidden tests included
     runs = [room.notebook] + ([nb] if room.needs_full_run and not room.unmatched else [])
     timings: dict[str, float] = {}
     from .sandbox import host_folder
@@ -168,7 +170,9 @@ def grade(
 
         result_score = score(exercises, clean.plan, clean.harvest, not_graded=clean.why,
                              notes=notes,
-                             broken_cells=broken_exercise_cells(clean.execution))  # fmt: skip
+                             broken_cells=broken_exercise_cells(clean.execution),
+                             course_failures=failed_course_tests(clean.execution.notebook,
+                                                                 exercises))  # fmt: skip
         review = room_review(room, exercises, result_score.by_exercise(),
                              _full_points(exercises, full))  # fmt: skip
         review += scan_review(scanned)

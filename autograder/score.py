@@ -115,12 +115,16 @@ def score(
     not_graded: str | None = None,
     notes: tuple[str, ...] = (),
     broken_cells: dict[str, str] | None = None,
+    course_failures: dict[str, str] | None = None,
 ) -> Score:
     """Points for every check. `harvest` is None when the kernel produced no results;
     `not_graded` then says why, and every check scores zero with that message.
     `broken_cells` says why an exercise's own cell failed: a function it should define
-    that is missing is put down to that, not to a wrong name."""
+    that is missing is put down to that, not to a wrong name. `course_failures`: the
+    exercises whose own test cell (the instructor's, hidden tests included) failed, and
+    the kind of error (course_tests.py)."""
     broken_cells = broken_cells or {}
+    course_failures = course_failures or {}
     # a function another check finds undefined, and why: its exercise's cell failed
     never_defined = {
         plan.calls[key].target: why
@@ -131,6 +135,7 @@ def score(
     }
     results = []
     for ex in exercises:
+        first = len(results)
         for check in ex.checks:
             keys = plan.checks[(ex.cell, check.name)]
             failures = []
@@ -175,7 +180,24 @@ def score(
                     verdict,
                 )
             )
+        if ex.cell in course_failures:
+            results[first:] = _failed_by_course_tests(ex, results[first:], course_failures[ex.cell])
     return Score(exercises[0].assignment, _attributed(exercises, results), notes)
+
+
+def _failed_by_course_tests(
+    ex: Exercise, results: list[CheckResult], error: str
+) -> list[CheckResult]:
+    """An exercise whose every check passed but whose own test cell failed scores what
+    nbgrader gives it: nothing (where a check failed already, its own message says more)."""
+    if not all(r.passed for r in results if not r.advisory):
+        return results
+    message = (f"the course's own tests for {ex.title} fail on your code (an {error}), "
+               "though the grader's checks pass")  # fmt: skip
+    hint = ("run the exercise's test cell in your notebook and read its message; the "
+            "course may also test what the instructions ask beyond it")  # fmt: skip
+    return [r if r.advisory else replace(r, score=0, passed=False, message=message, hint=hint)
+            for r in results]  # fmt: skip
 
 
 def _attributed(exercises: tuple[Exercise, ...], results: list[CheckResult]) -> tuple:
