@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .annotations import annotation, exercise_line
 from .markdown import markdown_code, markdown_text
 from .notebook import NotebookError
 from .options import seed_words
@@ -33,7 +34,7 @@ from .records import feedback_text, record_from, unscored
 from .report import check_line, markdown_report
 from .submissions import safe_name
 
-__all__ = ["CiGrading", "annotation", "changed_files", "ci_grade", "grader_mismatch"]
+__all__ = ["CiGrading", "changed_files", "ci_grade", "grader_mismatch"]
 
 GRADED_PREFIX = "assignments/"
 # Changes a student's pull request has no business making: not used, and flagged.
@@ -98,52 +99,6 @@ def grader_mismatch(base: Path) -> list[str]:
     return mismatched
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotation(level: str, file: str, line: int, title: str, message: str) -> str:
-    """One GitHub workflow command, escaped as the runner expects."""
-    return (
-        f"::{level} file={_escape_property(file)},line={line},"
-        f"title={_escape_property(title)}::{_escape_data(message)}"
-    )
-
-
-def _cell_line(path: Path, cell: str) -> int:
-    """The line of the notebook file where the exercise's code is: in the cell with that
-    grade_id, the first source line that defines something (`def`, `class`), else its
-    first source line, so an annotation points at the student's code rather than at the
-    cell's metadata above it; 1 when it cannot be found."""
-    needle = f'"grade_id": "{cell}"'
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 1
-    start = next((i for i, line in enumerate(lines) if needle in line), None)
-    if start is None:
-        return 1
-    source = next((i for i in range(start, len(lines)) if '"source":' in lines[i]), None)
-    if source is None:
-        return start + 1
-    if not lines[source].rstrip().endswith("["):  # "source": "one string"
-        return source + 1
-    body = []
-    for i in range(source + 1, len(lines)):
-        if lines[i].strip() in ("]", "],"):
-            break
-        body.append(i)
-    for i in body:
-        code = lines[i].strip().lstrip('"')
-        if code.startswith(("def ", "class ")):
-            return i + 1
-    return body[0] + 1 if body else source + 1
-
-
 def _annotations(results, head: Path, flagged: tuple[str, ...]) -> list[str]:
     failures = []
     for rel, result in results:
@@ -153,7 +108,7 @@ def _annotations(results, head: Path, flagged: tuple[str, ...]) -> list[str]:
         for c in result.score.failed:
             message = feedback_text(c)
             title = f"{check_line(c)} ({c.score}/{c.max_score})"
-            line = _cell_line(head / rel, c.exercise)
+            line = exercise_line(head / rel, c.exercise)
             failures.append((c.max_score, annotation("error", rel, line, title, message)))
     failures.sort(key=lambda f: -f[0])  # stable: notebook order within equal points
     lines = [a for _, a in failures]

@@ -94,10 +94,11 @@ so code that is right in general passes both, and code fitted to these inputs do
 ## Feedback when you push
 
 `.github/workflows/check.yml` runs `autograde check` on every notebook under
-`assignments/` when you push a change to one: the run's log shows each table and its
-artifact `feedback` holds the reports. A red run means a check failed. It is feedback
-only: nothing in this repository (which is yours, and can hold no secret) decides a
-grade.
+`assignments/` when you push a change to one: the run's log shows each table, each failed
+check is an annotation on the line of your code it is about, its artifact `feedback`
+holds the reports, and the points reach your GitHub Classroom dashboard. A red run means
+a check failed. It is feedback only: nothing in this repository (which is yours, and can
+hold no secret) decides a grade; your instructor grades what you hand in.
 """
 
 _REQUIREMENTS = """\
@@ -117,10 +118,10 @@ feedback*.md
 
 _WORKFLOW = """\
 # Feedback on your notebooks when you push: `autograde check` on each of them, the same
-# checks your instructor grades with on inputs of its own. Nothing here is a grade: this
-# repository is yours (it can hold no secret), and the notebooks you hand in are graded
-# by your instructor.
-name: Check my notebooks
+# checks your instructor grades with on inputs of its own. The points it finds reach your
+# GitHub Classroom dashboard, as feedback: this repository is yours (it can hold no secret:
+# no grading seed, no hidden test), and the grade of record is your instructor's.
+name: Autograding Tests
 
 on:
   push:
@@ -130,6 +131,8 @@ on:
   workflow_dispatch:
 
 permissions:
+  checks: write
+  actions: read
   contents: read
 
 concurrency:
@@ -137,7 +140,10 @@ concurrency:
   cancel-in-progress: true
 
 jobs:
-  check:
+  run-autograding-tests:
+    # Classroom's reporter finds the points in the check run of this name
+    name: Autograding Tests
+    if: github.actor != 'github-classroom[bot]'
     runs-on: ubuntu-latest
     timeout-minutes: 30
     steps:
@@ -154,16 +160,32 @@ jobs:
           python -m pip install -q --index-url {torch_index} "torch=={torch}"
           python -m pip install -q -c constraints.txt -r requirements.txt
       - name: Check every notebook
+        id: autograde
         run: |
           status=0
+          pairs=()
           mkdir -p feedback
           for nb in assignments/*/*.ipynb; do
             name=$(basename "$nb" .ipynb)
             echo "::group::$nb"
-            autograde check "$nb" --require-sandbox --report "feedback/$name.html" || status=1
+            autograde check "$nb" --require-sandbox --report "feedback/$name.html" \\
+              --json "feedback/$name.json" || status=1
             echo "::endgroup::"
+            pairs+=("$nb=feedback/$name.json")
           done
+          # annotations on your code, and the points for the Classroom reporter
+          python -m autograder.classroom "${{pairs[@]}}"
           exit "$status"
+      - name: Report the points to GitHub Classroom
+        if: always() && steps.autograde.outputs.results != ''
+        # GitHub Classroom's own action, by its tag as Classroom's generated workflows use
+        # it (no commit of it could be checked when this was written): pin it to the
+        # commit of v1 when you publish the template repository.
+        uses: classroom-resources/autograding-grading-reporter@v1 # zizmor: ignore[unpinned-uses]
+        env:
+          AUTOGRADE_RESULTS: ${{{{ steps.autograde.outputs.results }}}}
+        with:
+          runners: autograde
       - name: Keep the reports
         if: always()
         uses: actions/upload-artifact@b4b15b8c7c6ac21ea08fcf65892d2ee8f75cf882 # v4.4.3

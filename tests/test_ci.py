@@ -17,7 +17,8 @@ import pytest
 import yaml
 from notebook_tools import ROOT
 
-from autograder.ci import _cell_line, annotation, changed_files
+from autograder.annotations import annotation, exercise_line
+from autograder.ci import changed_files
 from autograder.cli import main
 from autograder.notebook import read_notebook, replace_function
 
@@ -386,6 +387,6 @@ def test_annotations_point_at_the_exercise_s_code(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     lines = path.read_text().splitlines()
-    assert '"def mse_grad(inp, targ):' in lines[_cell_line(path, "mse_grad") - 1]
-    assert '"x = 1"' in lines[_cell_line(path, "one_liner") - 1]
-    assert _cell_line(path, "no_such_cell") == 1
+    assert '"def mse_grad(inp, targ):' in lines[exercise_line(path, "mse_grad") - 1]
+    assert '"x = 1"' in lines[exercise_line(path, "one_liner") - 1]
+    assert exercise_line(path, "no_such_cell") == 1

@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt  # rich's own Markdown parser
 from notebook_tools import SOLUTION
 from rich.console import Console
 
-from autograder.ci import annotation
+from autograder.annotations import annotation
 from autograder.feedback import feedback_html, feedback_markdown
 from autograder.gradebook import summary_markdown, unscored_results
 from autograder.markdown import markdown_text

@@ -183,8 +183,15 @@ def test_the_search_finds_answers_where_they_are(secrets: set[str], tmp_path: Pa
 def test_the_workflow_gives_feedback_and_holds_no_secret(release: Path) -> None:
     text = (release / ".github/workflows/check.yml").read_text()
     flow = yaml.safe_load(text)
-    assert flow["permissions"] == {"contents": "read"}
-    run = "\n".join(s.get("run", "") for s in flow["jobs"]["check"]["steps"])
+    # checks: write for Classroom's reporter, which writes the points on the check run
+    assert flow["permissions"] == {"checks": "write", "actions": "read", "contents": "read"}
+    job = flow["jobs"]["run-autograding-tests"]
+    assert job["name"] == "Autograding Tests"  # the check run the reporter looks for
+    run = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "python -m autograder.classroom" in run and "--json" in run
+    [reporter] = [s for s in job["steps"] if "autograding-grading-reporter" in s.get("uses", "")]
+    assert reporter["with"]["runners"] == "autograde"
+    assert reporter["env"]["AUTOGRADE_RESULTS"] == "${{ steps.autograde.outputs.results }}"
     assert "autograde check" in run and "--require-sandbox" in run
     assert "secrets." not in text and "AUTOGRADE_SEED" not in text and "--seed" not in run
     assert not (release / ".github/workflows/grade-pr.yml").exists()

@@ -19,11 +19,15 @@ from .child import become_kernel
 from .preload import preload
 from .requests import read_request
 
+_STOP: list[int] = []  # set by SIGTERM: the loop ends and cleans up at its next turn
+
 
 def _die_with_parent() -> None:
     """Linux: SIGTERM to this process when the process that started it exits (the closing
-    of stdin says the same; this is for when stdin was passed on)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` cleans up
+    of stdin says the same; this is for when stdin was passed on). The handler only says
+    so: an exception raised from it could land anywhere, even in the clean-up itself, and
+    leave the server's folder behind."""
+    signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -97,7 +101,7 @@ def serve(path: str, kernels: bool = True) -> None:
             signal_group(pid, signal.SIGKILL)
 
     try:
-        while True:
+        while not _STOP:  # the wake-up pipe ends the select when SIGTERM arrives
             for key, _ in selector.select():
                 if key.data == "parent":
                     if not sys.stdin.buffer.read1(4096):
@@ -117,9 +121,6 @@ def serve(path: str, kernels: bool = True) -> None:
                         selector.unregister(key.fileobj)
                         signal_group(pid, signal.SIGKILL)
     finally:
-        # The grader's death closes stdin and sends SIGTERM at once: whichever arrives
-        # second must not interrupt the clean-up the first one started.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for pid in list(kernels):
             signal_group(pid, signal.SIGKILL)
         shutil.rmtree(Path(path).parent, ignore_errors=True)
