@@ -44,6 +44,7 @@ __all__ = [
     "Submitted",
     "copy_feedback",
     "feedback_text",
+    "read_records",
     "record_from",
     "reusable",
     "save",
@@ -398,6 +399,15 @@ def reusable(out: Path, key: str, digest: str, options: Options) -> Record | Non
         and record.status in ("graded", "ungradeable")
     )
     return record if same else None
+
+
+def read_records(out: Path) -> tuple[Record, ...]:
+    """Every record under the class's output folder `out`, by key. ValueError when there
+    is none (not a folder `autograde grade` or `merge` wrote)."""
+    found = sorted((Path(out) / SUBMISSIONS).glob(f"*/*/{RESULTS}"))
+    if not found:
+        raise ValueError(f"{out}: no {SUBMISSIONS}/*/*/{RESULTS}: not a graded class's folder")
+    return tuple(Record.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in found)
 
 
 def copy_feedback(src: Path, dest: Path) -> None:
