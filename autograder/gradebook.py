@@ -164,6 +164,8 @@ def _adjusted(record: Record, overrides: list[Override], course: Course) -> Reco
         score = o.points
     if not changes and late is None:
         return record
+    if not changes:  # on time: the lateness is news, the grade is the grader's
+        return replace(record, late=late)
     return replace(record, score=_number(score), autograded_score=record.score,
                    adjustments=tuple(changes), late=late)  # fmt: skip
 
