@@ -8,7 +8,11 @@ folders are a level down, so a student called `grades.csv` is no class file's ri
 Because the records are on disk, a re-run (or a run after a crash or Ctrl-C) skips what is
 already graded with the same notebook bytes, grader version, seed and device, and grades
 only the rest, trusting only records that carry the output folder's own signature (see
-records.py), so a record planted or edited by anything else is graded again. A kernel
+records.py), so a record planted or edited by anything else is graded again. Each
+record also says when its submission was handed in (submittime.py). The course's own
+files (a `gradebook.Course`: roster, overrides, due date and late policy) are applied to
+the records, old and new alike, on every run: a record whose grade they change is saved
+again with the autograded score kept beside it, and its feedback pages say so. A kernel
 that dies is given one more try in a fresh sandbox, and so is a worker process killed
 under its submission; a second failure is recorded for a person to look at.
 
@@ -29,10 +33,11 @@ from typing import Any, Literal
 from . import __version__
 from .engine import INPROCESS
 from .exercises import ASSIGNMENTS, exercises_for
-from .gradebook import summary_markdown, write_grades_csv
+from .gradebook import MISSING, Course, class_records, summary_markdown, write_grades_csv
 from .merge import in_shard, merge_records
 from .notebook import NotebookError, notebook_digest
 from .options import GradingError, Options, which_engine
+from .overrides import check_students
 from .records import (
     FEEDBACK,
     Record,
@@ -46,6 +51,7 @@ from .records import (
     write_text_atomic,
 )
 from .submissions import Submission, find_submissions
+from .submittime import handed_in
 from .workers import KernelServer, kernel_server, run_pool, runner, threads_for
 
 __all__ = ["BatchSummary", "Step", "grade_one", "grade_submissions", "in_shard", "merge"]
@@ -217,10 +223,52 @@ def _crashed(
     return save(out, sub.key, _unscored(sub, options, status, message, _digest(sub)))
 
 
-def _write_class_files(out: Path, records: tuple[Record, ...]) -> None:
+def _stamped(out: Path, sub: Submission, record: Record) -> Record:
+    """`record` with when `sub` was handed in, saved again if that is news to it."""
+    when = handed_in(sub)
+    at, source = (when.at.isoformat(), when.source) if when else (None, None)
+    if (record.submitted_at, record.time_source) == (at, source):
+        return record
+    return save(out, sub.key, replace(record, submitted_at=at, time_source=source))
+
+
+def _same(a: Record, b: Record) -> bool:
+    return replace(a, signature=None) == replace(b, signature=None)
+
+
+def _refresh_feedback(folder: Path, record: Record) -> None:
+    """The gradebook block of the record's feedback pages, as the course's files make it."""
+    from .feedback_gradebook import with_gradebook_block
+
+    for name, as_html in (("feedback.html", True), ("feedback.md", False)):
+        path = folder / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        text = path.read_text(encoding="utf-8")
+        new = with_gradebook_block(text, record, as_html=as_html)
+        if new != text:
+            write_text_atomic(path, new)
+
+
+def _write_class_files(
+    out: Path, records: tuple[Record, ...], course: Course | None, *, partial: bool = False
+) -> tuple[Record, ...]:
+    """grades.csv and summary.md from `records` and the course's files; every record
+    those files change saved again (and its feedback pages told). The records, changed,
+    in the order given (without the roster's missing students)."""
     out.mkdir(parents=True, exist_ok=True)
-    write_grades_csv(records, out / "grades.csv")
-    write_text_atomic(out / "summary.md", summary_markdown(records))
+    final = class_records(records, course, partial=partial)
+    saved = []
+    for before, after in zip(records, final, strict=False):  # the missing come last
+        if after.key and not _same(before, after):
+            after = save(out, after.key, after)
+        if after.key and after.feedback:
+            _refresh_feedback(submission_dir(out, after.key), after)
+        saved.append(after)
+    everyone = (*saved, *(r for r in final[len(records) :] if r.status == MISSING))
+    write_grades_csv(everyone, out / "grades.csv", course)
+    write_text_atomic(out / "summary.md", summary_markdown(everyone, course))
+    return tuple(saved)
 
 
 def grade_submissions(
@@ -232,13 +280,22 @@ def grade_submissions(
     progress: Callable[[Step], None] | Literal[False] | None = None,
     shard: tuple[int, int] | None = None,
     feedback: bool = True,
+    course: Course | None = None,
 ) -> BatchSummary:
     """Grade everything under `paths` into `out`; see the module's docstring. With
     `shard=(k, n)`, only the k-th of n stable parts of the class (see `in_shard`).
-    `progress` (None or False: nobody) hears of each submission as it is recorded."""
+    `progress` (None or False: nobody) hears of each submission as it is recorded.
+    `course`: the roster, overrides and late policy; an override naming a student who
+    is neither on the roster nor among the submissions is a CourseFileError before
+    anything is graded."""
     options = options or Options()
     report = progress or (lambda step: None)
     subs = find_submissions(paths)
+    if course is not None and course.overrides:
+        known = {s.student for s in subs}  # the whole class, whichever part is graded here
+        if course.roster is not None:
+            known |= {s.student for s in course.roster.students}
+        check_students(course.overrides, known)
     if shard is not None:
         subs = [s for s in subs if in_shard(s.key, *shard)]
     if not subs:
@@ -296,16 +353,21 @@ def grade_submissions(
                 if run_pool(task, [sub], 1, done, crashed, lease.restart):
                     why = "its worker process died twice"
                     done(sub, crashed(sub, why=why, status="review"), False)
-    ordered = tuple(records[s.key] for s in subs if s.key in records)
+    ordered = tuple(_stamped(out, s, records[s.key]) for s in subs if s.key in records)
     # Written here, after every kernel of the batch is gone (each died with its sandbox).
-    _write_class_files(out, ordered)
+    ordered = _write_class_files(out, ordered, course, partial=shard is not None)
     return BatchSummary(out, ordered, skipped, time.perf_counter() - started)
 
 
-def merge(dirs: list[Path], out: Path) -> BatchSummary:
+def merge(dirs: list[Path], out: Path, course: Course | None = None) -> BatchSummary:
     """One class from the outputs of several `grade --shard` runs: every results.json (and
     feedback report) is gathered under `out`, and grades.csv and summary.md are written
-    from all of them."""
+    from all of them and the course's files (the whole class: the roster's missing
+    students are found here). CourseFileError for an override of an unknown student."""
     records = merge_records(dirs, out)
-    _write_class_files(out, records)
-    return BatchSummary(out, records, 0)
+    if course is not None and course.overrides:
+        known = {r.student for r in records}
+        if course.roster is not None:
+            known |= {s.student for s in course.roster.students}
+        check_students(course.overrides, known)
+    return BatchSummary(out, _write_class_files(out, records, course), 0)

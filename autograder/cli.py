@@ -137,34 +137,82 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if not result.score.failed else EXIT_FAILED
 
 
+def _course_flags(p: argparse.ArgumentParser) -> None:
+    """The course's own files, the same for grade, merge and export (see gradebook.py)."""
+    p.add_argument("--roster", default=None, metavar="CSV",
+                   help="the class list: a `student` column (the name submissions go by), "
+                        "optional name, email, lms_id, sis_id, sis_login, section, due "
+                        "(an extension); everyone on it gets a row")  # fmt: skip
+    p.add_argument("--overrides", default=None, metavar="CSV",
+                   help="a person's grades: student, assignment, exercise (or total), "
+                        "points, reason; applied on every run")  # fmt: skip
+    p.add_argument(
+        "--due",
+        default=None,
+        metavar="DATETIME",
+        help="the due date, ISO 8601 with its offset: 2026-12-10T23:59+01:00",
+    )
+    p.add_argument("--late-policy", default=None, metavar="POLICY",
+                   help="N%%/day off for each started day late, and/or cutoff=Nd (or Nh) "
+                        "after which the score is 0: 10%%/day,cutoff=3d (default with "
+                        "--due: lateness reported, no penalty)")  # fmt: skip
+
+
+def _course(args: argparse.Namespace):
+    """The Course the flags name; CourseFileError (a ValueError) saying what is wrong."""
+    from .coursefiles import CourseFileError
+    from .gradebook import Course
+    from .latepolicy import parse_due, parse_late_policy
+    from .overrides import read_overrides
+    from .roster import read_roster
+
+    roster = read_roster(Path(args.roster)) if args.roster else None
+    overrides = read_overrides(Path(args.overrides)) if args.overrides else ()
+    try:
+        due = parse_due(args.due) if args.due else None
+        policy = parse_late_policy(args.late_policy or "", due)
+    except ValueError as exc:
+        raise CourseFileError(f"--due/--late-policy: {exc}") from None
+    extensions = roster is not None and any(s.due for s in roster.students)
+    if args.late_policy and due is None and not extensions:
+        raise CourseFileError("--late-policy needs --due (or a roster with a due column)")
+    wanted = due is not None or args.late_policy or extensions
+    return Course(roster, overrides, policy if wanted else None)
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from .batch import grade_submissions
     from .options import GradingError
 
     try:
+        course = _course(args)
         options = _options(args)
         _isolation(options)
         if options.device != "cpu":  # the check imports torch, which "cpu" can do without
             from .pipeline import check_device
 
             check_device(options.device)
-    except (GradingError, argparse.ArgumentTypeError) as exc:
+    except (GradingError, argparse.ArgumentTypeError, ValueError) as exc:
         return _fail(str(exc))
     paths = [Path(p) for p in args.paths]
     missing = [p for p in paths if not p.exists()]
     if missing:
         return _fail(f"{missing[0]}: no such file or folder")
     from .console import GradingProgress, no_submissions, print_summary, stderr_console
+    from .coursefiles import CourseFileError
 
     console, out = stderr_console(), Path(args.out)
     try:
         with GradingProgress(console, show=not args.quiet) as bar:
             summary = grade_submissions(paths, out, options=options, workers=args.workers,
                                         progress=bar, shard=args.shard,
-                                        feedback=not args.no_feedback)  # fmt: skip
+                                        feedback=not args.no_feedback,
+                                        course=course)  # fmt: skip
     except KeyboardInterrupt:
         bar.interrupted(out)
         raise
+    except CourseFileError as exc:  # the grading so far is kept: a re-run reuses it
+        return _fail(str(exc))
     if not summary.graded:
         no_submissions(console, paths)
     else:
@@ -190,11 +238,50 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"{missing[0]}: no such folder")
     try:
-        summary = merge(dirs, Path(args.out))
+        summary = merge(dirs, Path(args.out), _course(args))
     except ValueError as exc:
         return _fail(str(exc))
     print(f"{len(summary.records)} submissions merged into {args.out}/grades.csv")
     return summary.exit_code
+
+
+def _titles(pairs: list[str]) -> dict[str, str]:
+    titles = {}
+    for pair in pairs:
+        name, sep, header = pair.partition("=")
+        if not sep or not name or not header:
+            raise ValueError(f"--column {pair!r}: write ASSIGNMENT=HEADER")
+        titles[name] = header
+    return titles
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .exports import export_rows, write_export
+    from .gradebook import class_records
+    from .records import read_records
+
+    try:
+        course = _course(args)
+        on_disk = read_records(Path(args.outdir))
+        records = class_records(on_disk, course)
+        export = export_rows(args.to, records, course.roster, _titles(args.column))
+    except ValueError as exc:
+        return _fail(str(exc))
+    # the records say what the last grade or merge applied: an export given other files
+    # would send other grades than grades.csv shows
+    differ = [r.student for r, d in zip(records, on_disk, strict=False)
+              if (r.score, r.adjustments) != (d.score, d.adjustments)]  # fmt: skip
+    if differ:
+        print(f"autograde: warning: {len(differ)} grade(s) differ from the last grade/merge "
+              f"(first: {differ[0]}): give export the same --overrides, --due and "
+              "--late-policy", file=sys.stderr)  # fmt: skip
+    write_export(export, Path(args.out))
+    if export.left_out:
+        print(f"autograde: warning: not on the roster, left out: {', '.join(export.left_out)}",
+              file=sys.stderr)  # fmt: skip
+    print(f"{len(export.rows) - 1 - (args.to == 'canvas')} rows written to {args.out} "
+          f"({args.to})")  # fmt: skip
+    return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -282,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="verb",
         required=True,
-        metavar="{check,grade,merge,verify,ci-grade,gradescope,release,demo}",
+        metavar="{check,grade,merge,export,verify,ci-grade,gradescope,release,demo}",
     )
 
     from .exercises import ASSIGNMENTS
@@ -318,13 +405,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                    help="grade only the K-th of N stable parts of the class (merge them "
                         "with `merge`)")  # fmt: skip
+    _course_flags(p)
     _common(p)
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("merge", help="instructors: combine the outputs of `grade --shard` runs")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="the --out folders of the shards")
     p.add_argument("--out", required=True, help="folder for the merged grades.csv, summary.md")
+    _course_flags(p)
     p.set_defaults(func=cmd_merge)
+
+    from .exports import FORMATS
+
+    p = sub.add_parser("export", help="instructors: the grades as Canvas, Moodle or a plain "
+                                      "CSV file imports them")  # fmt: skip
+    p.add_argument("outdir", metavar="OUTDIR", help="the --out folder of grade or merge")
+    p.add_argument("--to", required=True, choices=FORMATS, help="the file's format")
+    p.add_argument("--out", required=True, metavar="FILE", help="the CSV file to write")
+    p.add_argument("--column", action="append", default=[], metavar="ASSIGNMENT=HEADER",
+                   help="the header of an assignment's column (default: its name), e.g. "
+                        "Canvas's own 'Backprop (12345)' to update that assignment")  # fmt: skip
+    _course_flags(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "ci-grade",

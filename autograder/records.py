@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "FEEDBACK",
     "RESULTS",
+    "Adjustment",
     "CheckRecord",
+    "Lateness",
     "Record",
     "Submitted",
     "copy_feedback",
     "feedback_text",
+    "read_records",
     "record_from",
     "reusable",
     "save",
@@ -121,11 +124,37 @@ class Submitted:
     notebook: str | None  # the file graded; None when the student's folder held none
 
 
+@dataclass(frozen=True)
+class Adjustment:
+    """A change made to the autograded score after grading, by the course's own files
+    (gradebook.py applies them): a person's override of an exercise or of the total, or
+    the late policy's penalty. Kept beside the autograded checks, never in place of them,
+    so a re-run with other files starts again from what the grader found."""
+
+    kind: str  # "override" or "late"
+    exercise: str  # an exercise's cell (nbgrader grade_id), or "total"
+    before: float  # its points before the change
+    after: float  # and after
+    reason: str  # the override's reason as written, or the late policy's sentence
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """How a submission stood against its due date (latepolicy.py decides it)."""
+
+    due: str  # the student's due date (ISO 8601): the course's, or their extension's
+    seconds_late: float  # 0 when on time
+    days_late: int  # each started day counts
+    percent: float  # the penalty, in percent of the score
+    after_cutoff: bool = False  # past the policy's cut-off: the score is 0
+
+
 # extra_data's keys in the order they are written; a class's record writes every one up
 # to "message" (null where unknown), any other record only those it knows
 _META = ("assignment", "max_score", "notebook_sha256", "grader_version", "seed", "device",
          "student", "key", "notebook", "status", "message")  # fmt: skip
-_LATER = ("feedback", "feedback_error", "timings", "signature", "identical_to")
+_LATER = ("feedback", "feedback_error", "timings", "signature", "identical_to",
+          "submitted_at", "time_source", "autograded_score", "adjustments", "late")  # fmt: skip
 # a record with no score has always named the reason first when alone, and the
 # notebook's digest after the reason in a class
 _UNSCORED = (*(k for k in _META if k != "notebook_sha256"), "notebook_sha256")
@@ -138,7 +167,7 @@ class Record:
     """Everything known about one submission's grading. `status` is one of
     gradebook.STATUSES for a class's record, None for a lone `check`."""
 
-    score: int
+    score: float  # the grade: the checks' points, then any `adjustments`
     output: str  # the text over the checks (or the reason there are none)
     checks: tuple[CheckRecord, ...] = ()
     execution_time: float = 0
@@ -157,6 +186,14 @@ class Record:
     timings: dict[str, float] | None = None  # seconds, by part of the grading
     signature: str | None = None
     identical_to: str | None = None  # the student whose identical notebook was graded
+    # when it was handed in (ISO 8601) and where that was read (submittime.py)
+    submitted_at: str | None = None
+    time_source: str | None = None
+    # set by the course's files (gradebook.adjusted): the score before them, and why it
+    # changed; None and () when nothing changed it
+    autograded_score: float | None = None
+    adjustments: tuple[Adjustment, ...] = ()
+    late: Lateness | None = None
 
     @property
     def student(self) -> str:
@@ -170,18 +207,30 @@ class Record:
     def notebook(self) -> str:
         return (self.submitted and self.submitted.notebook) or ""
 
-    def per_exercise(self) -> dict[str, int]:
-        """exercise cell -> points scored."""
-        out: dict[str, int] = {}
+    def per_exercise(self) -> dict[str, float]:
+        """exercise cell -> points scored: the checks' points, or an override's."""
+        out: dict[str, float] = {}
         for c in self.checks:
             out[c.exercise] = out.get(c.exercise, 0) + int(c.score)
+        for a in self.adjustments:
+            if a.kind == "override" and a.exercise != "total":
+                out[a.exercise] = a.after
         return out
+
+    def autograded(self) -> Record:
+        """This record as the grader left it, before the course's files changed it."""
+        if self.autograded_score is None and not self.adjustments and self.late is None:
+            return self
+        score = self.score if self.autograded_score is None else self.autograded_score
+        return replace(self, score=score, autograded_score=None, adjustments=(), late=None)
 
     def to_dict(self) -> dict[str, Any]:
         """Gradescope's results.json, with the grader's facts in `extra_data`."""
         s = self.submitted
         who = {"student": s and s.student, "key": s and s.key, "notebook": s and s.notebook}
         values = {k: who[k] if k in who else getattr(self, k) for k in (*_META, *_LATER)}
+        values["adjustments"] = [asdict(a) for a in self.adjustments] or None
+        values["late"] = self.late and asdict(self.late)
         order = _META
         if self.status in ("ungradeable", "error"):
             order = _UNSCORED if s is not None else _LONE_UNSCORED
@@ -203,6 +252,8 @@ class Record:
         meta = dict(data.get("extra_data") or {})
         who = {k: meta.pop(k) for k in ("student", "key", "notebook") if k in meta}
         known = set(_META) | set(_LATER)
+        meta["adjustments"] = tuple(Adjustment(**a) for a in meta.get("adjustments") or ())
+        meta["late"] = Lateness(**meta["late"]) if meta.get("late") else None
         return cls(
             score=data.get("score", 0),
             output=data.get("output", ""),
@@ -348,6 +399,15 @@ def reusable(out: Path, key: str, digest: str, options: Options) -> Record | Non
         and record.status in ("graded", "ungradeable")
     )
     return record if same else None
+
+
+def read_records(out: Path) -> tuple[Record, ...]:
+    """Every record under the class's output folder `out`, by key. ValueError when there
+    is none (not a folder `autograde grade` or `merge` wrote)."""
+    found = sorted((Path(out) / SUBMISSIONS).glob(f"*/*/{RESULTS}"))
+    if not found:
+        raise ValueError(f"{out}: no {SUBMISSIONS}/*/*/{RESULTS}: not a graded class's folder")
+    return tuple(Record.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in found)
 
 
 def copy_feedback(src: Path, dest: Path) -> None:

@@ -9,6 +9,8 @@ Layouts understood, the ones courses really hand over:
 
 A student folder with no notebook in it is still a submission, one that cannot be graded:
 it gets a row in grades.csv saying so, rather than silently vanishing from the gradebook.
+When the folder holds other files (a PDF printout, an HTML export, a zip), the row names
+them and says what to upload instead: the student did hand something in.
 
 A student's name is whatever their folder or file is called. It is kept as it is for the
 gradebook; their results go in a folder named from it by `safe_name`, which any name
@@ -20,12 +22,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .exercises import ASSIGNMENTS
 
-__all__ = ["Submission", "find_submissions", "notebooks_in", "safe_name"]
+__all__ = [
+    "Submission",
+    "files_in",
+    "find_submissions",
+    "notebooks_in",
+    "safe_name",
+    "what_was_found",
+]
 
 # Jupyter's autosaves and macOS/zip debris hold copies, not submissions.
 _IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", ".git", "feedback", "autograded"}
@@ -40,14 +49,76 @@ class Submission:
     assignment: str | None = None
     key: str = ""  # unique within a batch: where its results go under --out
     refused: str | None = None  # why it is not graded though a notebook is there
+    # The student's own folder (nbgrader's submitted/<student>/<assignment>, a clone, an
+    # LMS export's folder); None for a lone notebook. When it was handed in is read here.
+    folder: Path | None = None
+    found: tuple[str, ...] = ()  # with no notebook: the other files the folder holds
 
     @property
     def problem(self) -> str | None:
         if self.refused:
             return self.refused
         if self.notebook is None:
+            if self.found:
+                return f"no .ipynb notebook in the student's folder; {what_was_found(self.found)}"
             return "no .ipynb notebook in the student's folder: nothing was submitted"
         return None
+
+
+# What students hand in instead of the notebook, and what each is: the message names the
+# file, says what it is, and asks for the notebook itself.
+_KINDS = {
+    ".pdf": "a PDF",
+    ".html": "a web page (an export of the notebook)",
+    ".htm": "a web page (an export of the notebook)",
+    ".py": "a Python script",
+    ".zip": "a zip archive: unpack it",
+    ".tar": "an archive: unpack it",
+    ".gz": "a compressed archive: unpack it",
+    ".docx": "a Word document",
+    ".doc": "a Word document",
+    ".md": "a Markdown file",
+    ".txt": "a text file",
+    ".json": "a JSON file",
+    ".png": "a picture",
+    ".jpg": "a picture",
+    ".jpeg": "a picture",
+}
+_NAMED = 5  # files named in the message; the rest are counted
+# Files every nbgrader submission or clone holds that are not the student's work.
+_NOT_WORK = {"timestamp.txt", ".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def what_was_found(names: tuple[str, ...]) -> str:
+    """A sentence naming the files a folder holds instead of a notebook, each with what it
+    is, and what to upload: "found backprop.pdf (a PDF): upload the .ipynb notebook
+    itself"."""
+    shown = []
+    for name in names[:_NAMED]:
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if name.lower().endswith(".ipynb.txt") or name.lower().endswith(".ipynb.json"):
+            kind = "a notebook saved under another name: rename it to end in .ipynb"
+        else:
+            kind = _KINDS.get(suffix, "not a notebook")
+        shown.append(f"{name} ({kind})")
+    more = f" and {len(names) - _NAMED} more file(s)" if len(names) > _NAMED else ""
+    return (
+        f"found {', '.join(shown)}{more}: upload the .ipynb notebook itself (in Jupyter: "
+        "File > Download)"
+    )
+
+
+def files_in(folder: Path) -> tuple[str, ...]:
+    """The files under `folder` a student put there (paths relative to it): not autosaves,
+    zip debris, version control or nbgrader's timestamp, never following a link."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_PARTS and d[:1] != ".")
+        for name in sorted(filenames):
+            if name in _NOT_WORK or name.startswith("."):
+                continue
+            out.append((Path(dirpath) / name).relative_to(folder).as_posix())
+    return tuple(out)
 
 
 # Names Windows keeps for devices, with any extension: a folder cannot have them there.
@@ -105,8 +176,8 @@ def _from_student_folder(student: str, folder: Path, assignment: str | None) -> 
         return [Submission(student, None, assignment, refused=f"not graded: {link}")]
     found = notebooks_in(folder)
     if not found:
-        return [Submission(student, None, assignment)]
-    return [Submission(student, nb, assignment) for nb in found]
+        return [Submission(student, None, assignment, folder=folder, found=files_in(folder))]
+    return [Submission(student, nb, assignment, folder=folder) for nb in found]
 
 
 def _nbgrader_submitted(submitted: Path) -> list[Submission]:
@@ -118,7 +189,7 @@ def _nbgrader_submitted(submitted: Path) -> list[Submission]:
             continue
         assignments = sorted(p for p in student.iterdir() if p.is_dir())
         if not assignments:
-            subs.append(Submission(student.name, None))
+            subs.append(Submission(student.name, None, folder=student, found=files_in(student)))
         for a in assignments:
             subs += _from_student_folder(student.name, a, a.name if a.name in ASSIGNMENTS else None)
     return subs
@@ -157,7 +228,7 @@ def _with_keys(subs: list[Submission]) -> list[Submission]:
             n += 1
             key = f"{first}__{n}"
         used.add(key)
-        out.append(Submission(s.student, s.notebook, s.assignment, key, s.refused))
+        out.append(replace(s, key=key))
     return out
 
 
