@@ -3,7 +3,8 @@ untouched assignments, the lesson's own 2019 and 2022 answers, right-but-unusual
 left-over debuggers, a known bug) graded by every path a course uses:
 - `nbgrader autograde`, the notebooks' own test cells;
 - `autograde grade`;
-- the pytest form, `pytest --pyargs autograder.grading --notebook NB --junitxml ...`;
+- the pytest form,
+  `pytest --pyargs autograder.grading --autograde-notebook NB --junitxml ...`;
 - Gradescope's `run_autograder` (`python -m autograder.gradescope` on an /autograder tree).
 A right answer gets full marks from each; a wrong one loses the same exercises in each
 (nbgrader's all-or-nothing test cells may cost more points, never other exercises), and
@@ -248,8 +249,9 @@ def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, i
 def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
-         str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p", "no:cacheprovider", "-q"],
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading",
+         "--autograde-notebook", str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p",
+         "no:cacheprovider", "-q"],
         cwd=folder, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 

@@ -133,7 +133,7 @@ def test_the_pytest_form_says_why(attack, tmp_path: Path) -> None:
     notebook.write_bytes(data)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "-p",
-         "no:cacheprovider", "--notebook", str(notebook)],
+         "no:cacheprovider", "--autograde-notebook", str(notebook)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
     )  # fmt: skip
