@@ -14,7 +14,7 @@ import pytest
 
 from autograder.options import SHARED_FLAGS
 
-CONFTEST = '''
+CONFTEST = """
 def pytest_addoption(parser):
     # the names a project of its own is likely to choose, with its own choices
     parser.addoption("--device", default="tpu", choices=["tpu", "cpu"])
@@ -23,14 +23,14 @@ def pytest_addoption(parser):
     parser.addoption("--notebook", default=None)
     parser.addoption("--assignment", default=None)
     parser.addoption("--require-sandbox", action="store_true")
-'''
+"""
 
-TEST = '''
+TEST = """
 def test_the_project_reads_its_own_options(pytestconfig):
     assert pytestconfig.getoption("device") == "cpu"
     assert pytestconfig.getoption("seed") == 7
     assert pytestconfig.getoption("engine") == "v8"
-'''
+"""
 
 
 def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
