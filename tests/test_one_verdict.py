@@ -256,11 +256,12 @@ def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
-def _run_gradescope(notebook: Path, root: Path) -> dict:
-    """Gradescope's /autograder tree: the bundle's config in source/, the upload in
-    submission/; run what run_autograder runs; return results/results.json."""
+def _run_gradescope(notebook: Path, assignment: str, root: Path) -> dict:
+    """Gradescope's /autograder tree: the config of `assignment`'s bundle in source/, the
+    upload in submission/; run what run_autograder runs; return results/results.json."""
     (root / "source").mkdir(parents=True)
-    (root / "source" / CONFIG).write_text(json.dumps(asdict(BundleConfig(seed=DEFAULT_SEED))))
+    config = BundleConfig(seed=DEFAULT_SEED, assignment=assignment)
+    (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     shutil.copy(notebook, root / "submission" / notebook.name)
     subprocess.run([sys.executable, "-I", "-m", "autograder.gradescope", "--root", str(root)],
@@ -277,7 +278,9 @@ def pytest_and_gradescope(notebooks, tmp_path_factory) -> dict[tuple[str, str], 
         runs = {
             case: (
                 pool.submit(_run_pytest_form, notebooks[case], root / "pytest" / "-".join(case)),
-                pool.submit(_run_gradescope, notebooks[case], root / "gradescope" / "-".join(case)),
+                pool.submit(
+                    _run_gradescope, notebooks[case], case[0], root / "gradescope" / "-".join(case)
+                ),
             )
             for case in SAMPLE
         }

@@ -118,7 +118,8 @@ def test_gradescope_says_ungradeable_and_why(attack, tmp_path: Path) -> None:
     _, data, says = attack
     root = tmp_path / "autograder"
     (root / "source").mkdir(parents=True)
-    (root / "source" / CONFIG).write_text(json.dumps(asdict(BundleConfig(seed=5))))
+    config = BundleConfig(seed=5, assignment="backprop")
+    (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     (root / "submission" / "backprop.ipynb").write_bytes(data)
     results = run_autograder(root)
