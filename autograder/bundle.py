@@ -1,5 +1,6 @@
-"""`autograde gradescope`: the `autograder.zip` an instructor uploads to Gradescope (see
-gradescope.py for what it holds and what runs inside it)."""
+"""`autograde gradescope`: the `autograder-NAME.zip` an instructor uploads to the Gradescope
+assignment of course assignment NAME (see gradescope.py for what it holds and what runs
+inside it)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
+from .exercises import ASSIGNMENTS
 from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored
+from .upload import full_points
 
 __all__ = [
     "CPU_TORCH_INDEX",
     "GRADER_PACKAGES",
     "build_bundle",
+    "build_bundles",
     "build_wheel",
+    "bundle_name",
     "pinned_torch",
     "python_floor",
 ]
@@ -38,9 +43,11 @@ GRADER_PACKAGES = ("autograder", "coursedata")
 
 _SETUP = """\
 #!/usr/bin/env bash
-# Gradescope runs this once, when autograder.zip is uploaded, to build the image every
-# submission is graded in. Choose the "Ubuntu 24.04" base image (Python 3.12): backprop-lab
-# needs Python {python} or newer (its pyproject.toml's requires-python).
+# Gradescope runs this once, when the bundle is uploaded, to build the image every
+# submission is graded in. This bundle grades the {assignment} assignment ({points} points):
+# upload it to that assignment's Gradescope autograder. Choose the "Ubuntu 24.04" base
+# image (Python 3.12): backprop-lab needs Python {python} or newer (its pyproject.toml's
+# requires-python).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
@@ -49,12 +56,18 @@ apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= ({floor}) else
   "backprop-lab needs Python {python} or newer: choose the Ubuntu 24.04 base image")'
 python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install -q --upgrade pip
-# The CPU build: PyPI's default torch is a multi-GB CUDA build, and there is no GPU here.
-/autograder/venv/bin/pip install -q --index-url {index} "torch=={torch}"
+# Every package comes at the one version constraints.txt pins, so two builds of this
+# image grade alike (pip itself is the venv's own: upgrading it would be a version no
+# pin holds). torch is the CPU build from PyTorch's index, without its dependencies:
+# PyPI's default torch is a multi-GB CUDA build, and there is no GPU here. Those
+# dependencies, and everything the grader needs, come from PyPI with the grader under
+# the constraints; `pip check` fails the build if anything is left out.
+/autograder/venv/bin/pip install -q --no-deps --index-url {index} "torch=={torch}"
 /autograder/venv/bin/pip install -q -c constraints.txt "./{wheel}"
-# The build log says what the grader found: its version and how it isolates student code.
-/autograder/venv/bin/python -I -m autograder.gradescope --describe
+/autograder/venv/bin/pip check
+# The build log says what the grader found: its version, the assignment it grades and
+# how it isolates student code.
+/autograder/venv/bin/python -I -m autograder.gradescope --root "$(dirname "$PWD")" --describe
 """
 
 _RUN = """\
@@ -149,10 +162,13 @@ def build_wheel(
     return wheel
 
 
-def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
-    """Write Gradescope's autograder.zip for the course checkout at `root` to `out`;
-    return the names in it. GradingError when `root` is not a course checkout."""
-    root = Path(root)
+def bundle_name(assignment: str) -> str:
+    """The bundle's file name: the assignment in it, so the instructor uploads each to the
+    right Gradescope assignment."""
+    return f"autograder-{assignment}.zip"
+
+
+def _check_root(root: Path) -> None:
     needed = ("pyproject.toml", "constraints.txt", *GRADER_PACKAGES)
     missing = [n for n in needed if not (root / n).exists()]
     if missing:
@@ -160,26 +176,55 @@ def build_bundle(root: Path, out: Path, config: BundleConfig) -> list[str]:
             f"{root} is not the course's checkout (no {missing[0]}): run this in the "
             "repository's folder, or pass --root"
         )
-    torch_version = pinned_torch(root / "constraints.txt")
-    floor = python_floor(root / "pyproject.toml")
+
+
+def build_bundles(
+    root: Path, out: Path, seed: int, assignments: tuple[str, ...] = ASSIGNMENTS
+) -> list[Path]:
+    """One Gradescope bundle per assignment in `assignments`, `out`/autograder-NAME.zip,
+    all with the same grader wheel (built once) and seed; return their paths.
+    GradingError when `root` is not a course checkout."""
+    root, out = Path(root), Path(out)
+    _check_root(root)
     with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
         wheel = build_wheel(root, Path(tmp))
-        files: dict[str, tuple[bytes, int]] = {
-            "setup.sh": (
-                _SETUP.format(
-                    index=CPU_TORCH_INDEX,
-                    torch=torch_version,
-                    wheel=wheel.name,
-                    floor=f"{floor[0]}, {floor[1]}",
-                    python=f"{floor[0]}.{floor[1]}",
-                ).encode(),
-                0o755,
-            ),
-            "run_autograder": (_RUN.format(fallback=_fallback_json()).encode(), 0o755),
-            "constraints.txt": ((root / "constraints.txt").read_bytes(), 0o644),
-            CONFIG: (json.dumps(asdict(config), indent=2).encode(), 0o600),
-            wheel.name: (wheel.read_bytes(), 0o644),
-        }
+        written = []
+        for assignment in assignments:
+            path = out / bundle_name(assignment)
+            build_bundle(root, path, BundleConfig(seed=seed, assignment=assignment), wheel)
+            written.append(path)
+    return written
+
+
+def build_bundle(
+    root: Path, out: Path, config: BundleConfig, wheel: Path | None = None
+) -> list[str]:
+    """Write the Gradescope bundle that grades `config.assignment` for the course checkout
+    at `root` to `out`; return the names in it. `wheel`: the grader's, if already built.
+    GradingError when `root` is not a course checkout."""
+    root = Path(root)
+    _check_root(root)
+    if wheel is None:
+        with tempfile.TemporaryDirectory(prefix="autograde-bundle-") as tmp:
+            return build_bundle(root, out, config, build_wheel(root, Path(tmp)))
+    torch_version = pinned_torch(root / "constraints.txt")
+    floor = python_floor(root / "pyproject.toml")
+    setup = _SETUP.format(
+        index=CPU_TORCH_INDEX,
+        torch=torch_version,
+        wheel=wheel.name,
+        floor=f"{floor[0]}, {floor[1]}",
+        python=f"{floor[0]}.{floor[1]}",
+        assignment=config.assignment,
+        points=full_points(config.assignment),
+    )
+    files: dict[str, tuple[bytes, int]] = {
+        "setup.sh": (setup.encode(), 0o755),
+        "run_autograder": (_RUN.format(fallback=_fallback_json()).encode(), 0o755),
+        "constraints.txt": ((root / "constraints.txt").read_bytes(), 0o644),
+        CONFIG: (json.dumps(asdict(config), indent=2).encode(), 0o600),
+        wheel.name: (wheel.read_bytes(), 0o644),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")

@@ -327,23 +327,30 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
-    from .bundle import build_bundle
-    from .gradescope import BundleConfig, read_seed_file
+    from .bundle import build_bundles
+    from .exercises import ASSIGNMENTS
+    from .gradescope import read_seed_file
     from .options import DEFAULT_SEED, GradingError
+    from .upload import full_points
 
+    if args.out.endswith(".zip"):
+        return _fail(f"--out {args.out}: give a folder; each bundle in it is named "
+                     "autograder-NAME.zip after the assignment it grades")  # fmt: skip
+    assignments = (args.assignment,) if args.assignment else ASSIGNMENTS
     try:
         seed = read_seed_file(Path(args.seed_file))
         if seed == DEFAULT_SEED:
             print(f"autograde: warning: seed {seed} is the self-check's default: students "
                   "checking their notebooks see the grading inputs; choose another",
                   file=sys.stderr)  # fmt: skip
-        names = build_bundle(Path(args.root), Path(args.out),
-                             BundleConfig(seed=seed, assignment=args.assignment))  # fmt: skip
+        paths = build_bundles(Path(args.root), Path(args.out), seed, assignments)
     except GradingError as exc:
         return _fail(str(exc))
-    print(f"{args.out}: {', '.join(names)}")
-    print("Upload it on Gradescope (Configure Autograder, base image Ubuntu 24.04); "
-          "students upload their .ipynb file.")  # fmt: skip
+    for assignment, path in zip(assignments, paths, strict=True):
+        print(f"{path}: grades {assignment} ({full_points(assignment)} points); upload it to "
+              f"the Gradescope assignment for {assignment}")  # fmt: skip
+    print("On Gradescope: Configure Autograder, base image Ubuntu 24.04, the assignment's "
+          "points as above; students upload their .ipynb file.")  # fmt: skip
     return EXIT_OK
 
 
@@ -454,15 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
-        "gradescope", help="instructors: write the autograder.zip Gradescope's autograder takes"
+        "gradescope",
+        help="instructors: write autograder-NAME.zip, the bundle Gradescope's autograder "
+        "takes, for each assignment",
     )
     p.add_argument("--seed-file", required=True, metavar="FILE",
                    help="a file holding the integer seed of the grader's inputs; keep it out "
                         "of the repository students see (the bundle carries it)")  # fmt: skip
     p.add_argument("--assignment", default=None, choices=sorted(ASSIGNMENTS),
-                   help="the one assignment this Gradescope assignment grades "
-                        "(default: each uploaded notebook says which it is)")  # fmt: skip
-    p.add_argument("--out", default="autograder.zip", help="default: autograder.zip")
+                   help="write only this assignment's bundle (default: one per assignment; "
+                        "a Gradescope assignment grades one course assignment)")  # fmt: skip
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="the folder for the bundles, autograder-NAME.zip (default: .)")  # fmt: skip
     p.add_argument("--root", default=".", help="the course repository (default: .)")
     p.set_defaults(func=cmd_gradescope)
 

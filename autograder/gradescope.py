@@ -1,21 +1,26 @@
 """Gradescope: the autograder bundle an instructor uploads, and what runs inside it.
 
-`autograde gradescope --seed-file SEED` (`bundle.build_bundle`) writes the `autograder.zip` that
-Gradescope's "Configure Autograder" page takes:
+`autograde gradescope --seed-file SEED` (`bundle.build_bundles`) writes one
+`autograder-NAME.zip` per course assignment, each what the "Configure Autograder" page of
+one Gradescope assignment takes (a Gradescope assignment is one course assignment):
 - `setup.sh` builds the image once: a venv with the CPU build of torch (PyPI's default is
   a multi-GB CUDA build, and Gradescope has no GPU) and the grader from the bundled wheel,
-  every version pinned by the bundled `constraints.txt`;
+  it and every package it pulls in pinned to one version by the bundled `constraints.txt`;
 - `run_autograder` runs for each submission;
 - the grader, as a wheel built from the instructor's checkout (this exact version);
 - `autograde-gradescope.json`: the seed, read from the instructor's file (the bundle's
   source folder is never shown to students, and the sandbox never mounts it), the
-  assignment, and limits that fit Gradescope's default container (768 MB, under one CPU).
+  assignment it grades, and limits that fit Gradescope's default container (768 MB,
+  under one CPU).
 
 Inside the container `python -m autograder.gradescope` (`run_autograder`) grades what the
 student uploaded to /autograder/submission and always leaves a valid
 /autograder/results/results.json: the score, or zero points and what to do about it
 ("your submission has no notebook: ..."). The shell script writes one itself if Python
 cannot even start. Grading is `batch.grade_one`, so the verdict is `autograde grade`'s.
+Only notebooks of the bundle's assignment are graded (upload.py): another assignment's
+notebook gets a sentence naming both, and no upload earns more than the assignment's
+points.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .options import GradingError, Options
 from .records import Record, unscored
+
+if TYPE_CHECKING:
+    from .upload import Sorted
 
 __all__ = ["CONFIG", "BundleConfig", "read_seed_file", "run_autograder"]
 
@@ -49,7 +57,10 @@ class BundleConfig:
     data for the backprop notebook; cells and calls get twice `autograde`'s time."""
 
     seed: int
-    assignment: str | None = None  # None: each notebook says which it is
+    # The one course assignment this Gradescope assignment grades: a bundle that graded
+    # whatever was uploaded gave a matmul notebook 10 points on a 15-point backprop
+    # assignment, and both notebooks 25.
+    assignment: str
     grader_version: str = __version__
     memory_mb: int = 512
     cell_timeout: float = 240.0
@@ -123,41 +134,24 @@ def _for_student(record: Record, rel: str, folder: Path) -> dict[str, Any]:
     return data
 
 
-def _combine(graded: list[tuple[str, Record]], folder: Path) -> dict[str, Any]:
-    """One results.json from the notebooks' records: the best notebook per assignment
-    counts (a student who uploads a copy as well loses nothing), each assignment's tests
-    named with it when there are several."""
-    by_assignment: dict[str, list[tuple[str, Record]]] = {}
-    for rel, record in graded:
-        by_assignment.setdefault(str(record.assignment), []).append((rel, record))
-    chosen = []
-    for group in by_assignment.values():
-        rel, record = _best(group)
-        others = [f"{r} ({x.score} points)" for r, x in group if r != rel]
-        lead = f"Graded {rel}."
-        if others:
-            lead += (f" Also uploaded, not counted (the best notebook for each assignment "
-                     f"counts): {', '.join(others)}.")  # fmt: skip
-        view = _for_student(record, rel, folder)
-        view["output"] = f"{lead}\n{view['output']}"
-        chosen.append(view)
-    if len(chosen) == 1:
-        return chosen[0]
-    tests = []
-    for view in chosen:
-        name = view["extra_data"].get("assignment") or "notebook"
-        tests += [{**t, "name": f"{name}: {t['name']}"} for t in view["tests"]]
-    return {
-        **chosen[0],
-        "score": sum(v["score"] for v in chosen),
-        "execution_time": round(sum(v.get("execution_time", 0) for v in chosen), 3),
-        "output": "\n\n".join(v["output"] for v in chosen),
-        "tests": tests,
-        "extra_data": {
-            "notebooks": [v["extra_data"] for v in chosen],
-            "grader_version": __version__,
-        },
-    }
+def _combine(graded: list[tuple[str, Record]], folder: Path, upload: Sorted) -> dict[str, Any]:
+    """One results.json from the records of the assignment's notebooks: the best one
+    counts (a student who uploads a copy as well loses nothing), the others and any
+    notebook of another assignment are named. One assignment's record: never more than
+    its points."""
+    from .upload import also_uploaded
+
+    rel, record = _best(graded)
+    lead = [f"Graded {rel}."]
+    others = [f"{r} ({x.score} points)" for r, x in graded if r != rel]
+    if others:
+        lead.append(f"Also uploaded, not counted (the best notebook counts): {', '.join(others)}.")
+    elsewhere = also_uploaded(upload)
+    if elsewhere:
+        lead.append(elsewhere)
+    view = _for_student(record, rel, folder)
+    view["output"] = f"{' '.join(lead)}\n{view['output']}"
+    return view
 
 
 def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
@@ -165,6 +159,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
     anything about the upload."""
     from .batch import grade_one
     from .submissions import Submission, notebooks_in
+    from .upload import full_points, sort_upload, wrong_assignment
 
     uploaded = _uploaded(folder)
     if not uploaded:
@@ -184,10 +179,14 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
             "ungradeable",
             config,
         ).to_dict()
+    upload = sort_upload(notebooks, folder, config.assignment)
+    if not upload.graded:
+        record = _unscored(wrong_assignment(upload), "ungradeable", config)
+        return replace(record, max_score=full_points(config.assignment)).to_dict()
     deadline = time.monotonic() + config.time_budget
     graded: list[tuple[str, Record]] = []
     with tempfile.TemporaryDirectory(prefix="autograde-gradescope-") as tmp:
-        for i, notebook in enumerate(notebooks):
+        for i, notebook in enumerate(upload.graded):
             rel = notebook.relative_to(folder).as_posix()
             left = deadline - time.monotonic()
             if left < _MIN_NOTEBOOK_SECONDS:
@@ -201,7 +200,7 @@ def grade_upload(folder: Path, config: BundleConfig) -> dict[str, Any]:
                 sub = Submission("upload", notebook, config.assignment, key=f"notebook-{i}")
                 record, _ = grade_one(sub, Path(tmp), config.options(left), feedback=False)
             graded.append((rel, record))
-    return _combine(graded, folder)
+    return _combine(graded, folder, upload)
 
 
 def run_autograder(root: Path = DEFAULT_ROOT) -> dict[str, Any]:
@@ -247,6 +246,16 @@ def _describe() -> str:
     return f"autograde {__version__}, Python {sys.version.split()[0]}: {isolation}"
 
 
+def _grades(root: Path) -> str:
+    """Which assignment the bundle in `root`/source grades: setup.sh prints it, so the
+    build log on Gradescope says whether this is the right Gradescope assignment for it
+    (a broken bundle fails the build here, not on the first student's upload)."""
+    from .upload import full_points
+
+    a = _read_config(root / "source" / CONFIG).assignment
+    return f"This autograder grades the {a} assignment, out of {full_points(a)} points."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.gradescope",
                                      description="Grade a Gradescope submission.")  # fmt: skip
@@ -256,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(_describe())
     if args.describe:
+        print(_grades(args.root))
         return 0
     record = run_autograder(args.root)
     print(f"score {record['score']}: {record['output'].splitlines()[0]}")

@@ -1,22 +1,52 @@
-"""The pytest face of the grader: `pytest --pyargs autograder.grading --notebook NB`.
+"""The pytest face of the grader:
+`pytest --pyargs autograder.grading --autograde-notebook NB`.
 
 A thin layer over `pipeline.grade`: the notebook is graded once per session, and each
 check of the exercise table becomes one test (so `--junitxml` gives one testcase per
 check), carrying its points in a `points` marker and as JUnit properties (`points`,
 `max_points` per testcase; their totals on the test suite, and in the terminal summary).
 Registered as a `pytest11` entry point, so it works from any folder once backprop-lab is
-installed.
+installed; and so it is loaded into every pytest run in that environment, other projects'
+included. Its options are therefore all namespaced, flag and destination both
+(`--autograde-device` into `autograde_device`): a project whose conftest.py adds its own
+`--device` or `--seed` must not fail with "option dest 'device' already used", and it does
+nothing at all unless `--autograde-notebook` is given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .pipeline import SHARED_FLAGS
 
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_sessionstart"]
+__all__ = [
+    "PREFIX",
+    "flag",
+    "option",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_report_header",
+    "pytest_sessionstart",
+]
+
+PREFIX = "autograde"
+
+
+def flag(name: str) -> str:
+    """The pytest form's flag for a grading option: `seed` -> `--autograde-seed`."""
+    return f"--{PREFIX}-{name.removeprefix('--')}"
+
+
+def _dest(name: str) -> str:
+    return flag(name).removeprefix("--").replace("-", "_")
+
+
+def option(config: pytest.Config, name: str) -> Any:
+    """The value of the grading option `name` (`notebook`, `seed`, `require-sandbox`...)."""
+    return config.getoption(_dest(name), None)
 
 
 class _Points:
@@ -43,7 +73,7 @@ class _Points:
 
     def pytest_terminal_summary(self, terminalreporter, config: pytest.Config) -> None:
         if self.possible:
-            notebook = config.getoption("notebook", None)
+            notebook = option(config, "notebook")
             terminalreporter.write_line(
                 f"autograde: {self.earned}/{self.possible} points for {notebook}"
             )
@@ -51,14 +81,15 @@ class _Points:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograde", "grading a backprop-lab notebook")
-    group.addoption("--notebook", default=None, help="the notebook to grade")
-    for flag, kwargs in SHARED_FLAGS:
-        group.addoption(flag, **kwargs)
+    group.addoption(flag("notebook"), dest=_dest("notebook"), default=None,
+                    help="the notebook to grade")  # fmt: skip
+    for name, kwargs in SHARED_FLAGS:
+        group.addoption(flag(name), dest=_dest(name), **kwargs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): how many points a grading check is worth")
-    if config.getoption("notebook", None):
+    if option(config, "notebook"):
         config.pluginmanager.register(_Points(), "autograde-points")
 
 
@@ -66,7 +97,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """A notebook that cannot be graded (not a notebook, too large, too deep, too many
     cells) ends the session before collection with the reason and what to do, as `check`
     says it: collecting would show where pytest was, not what is wrong with the file."""
-    notebook = session.config.getoption("notebook", None)
+    notebook = option(session.config, "notebook")
     if not notebook:
         return
     from .notebook import NotebookError, read_notebook
@@ -79,7 +110,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Like pytest-randomly's seed: how this run's student code is confined, up front."""
-    if not config.getoption("notebook", None):
+    if not option(config, "notebook"):
         return []
     from .sandbox import describe
 

@@ -78,7 +78,8 @@ def test_verify_as_typed() -> None:  # in the fast suite too: about 10 s
 def test_the_pytest_form_as_typed(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "-p",
-         "no:cacheprovider", "--notebook", str(ROOT / "solutions/matmul/matmul.ipynb")],
+         "no:cacheprovider", "--autograde-notebook",
+         str(ROOT / "solutions/matmul/matmul.ipynb")],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
         stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},

@@ -4,9 +4,12 @@ by the bundle's own run_autograder, with the grader installed from the bundle's 
 
 from __future__ import annotations
 
+import email
+import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import site
 import subprocess
@@ -17,11 +20,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_tools import validate_gradescope
+from grading_tools import full_marks, validate_gradescope
 from notebook_tools import ROOT
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from autograder.bundle import CPU_TORCH_INDEX, python_floor
 from autograder.cli import main
+from autograder.exercises import ASSIGNMENTS, exercises_for
 from autograder.gradescope import CONFIG
 from autograder.notebook import read_notebook, replace_function
 
@@ -29,14 +35,19 @@ SEED = 73512
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`autograde gradescope` as an instructor types it: one bundle per assignment."""
     tmp = tmp_path_factory.mktemp("bundle")
     (tmp / "seed.txt").write_text(f"{SEED}\n")
-    out = tmp / "autograder.zip"
-    argv = ["gradescope", "--seed-file", str(tmp / "seed.txt"), "--out", str(out),
+    argv = ["gradescope", "--seed-file", str(tmp / "seed.txt"), "--out", str(tmp / "out"),
             "--root", str(ROOT)]  # fmt: skip
     assert main(argv) == 0
-    return out
+    return {a: tmp / "out" / f"autograder-{a}.zip" for a in ASSIGNMENTS}
+
+
+@pytest.fixture(scope="module")
+def bundle(bundles: dict[str, Path]) -> Path:
+    return bundles["backprop"]
 
 
 def package_dirs() -> list[str]:
@@ -110,6 +121,50 @@ def notebook_bytes(path: Path, edits=()) -> bytes:
     return nbformat.writes(nb).encode()
 
 
+def test_one_bundle_per_assignment_named_for_it(
+    bundles: dict[str, Path], grader_python: Path, tmp_path: Path
+) -> None:
+    assert sorted(p.name for p in bundles["backprop"].parent.iterdir()) == [
+        "autograder-backprop.zip", "autograder-matmul.zip"]  # fmt: skip
+    for assignment, path in bundles.items():
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read(CONFIG))
+            setup = z.read("setup.sh").decode()
+        assert config["assignment"] == assignment
+        # the build log and the script itself say which Gradescope assignment it is for
+        points = full_marks(assignment)
+        assert f"This bundle grades the {assignment} assignment ({points} points)" in setup
+        # what setup.sh prints in Gradescope's build log, from the unzipped bundle
+        root = tmp_path / assignment
+        with zipfile.ZipFile(path) as z:
+            z.extract(CONFIG, root / "source")
+        described = subprocess.run(
+            [grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root),
+             "--describe"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert f"grades the {assignment} assignment, out of {points} points." in described
+
+
+def test_one_assignment_s_bundle_on_request(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "seed.txt").write_text("5\n")
+    argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--assignment", "matmul",
+            "--out", str(tmp_path / "out"), "--root", str(ROOT)]  # fmt: skip
+    assert main(argv) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["autograder-matmul.zip"]
+    out = capsys.readouterr().out
+    assert "autograder-matmul.zip: grades matmul (10 points); upload it to the Gradescope " \
+           "assignment for matmul" in out  # fmt: skip
+
+
+def test_out_is_a_folder_not_a_zip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An instructor used to `--out autograder.zip`: told what changed, nothing written."""
+    (tmp_path / "seed.txt").write_text("5\n")
+    argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--out",
+            str(tmp_path / "autograder.zip"), "--root", str(ROOT)]  # fmt: skip
+    assert main(argv) == 2
+    assert "give a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "seed.txt"]
+
+
 def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     with zipfile.ZipFile(bundle) as z:
         infos = {i.filename: i for i in z.infolist()}
@@ -124,11 +179,11 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     # the CPU build of the tested torch, then this very grader under the tested versions
     pin = next(line for line in texts["constraints.txt"].decode().splitlines()
                if line.startswith("torch=="))  # fmt: skip
-    assert f'--index-url {CPU_TORCH_INDEX} "{pin}"' in setup
+    assert f'--no-deps --index-url {CPU_TORCH_INDEX} "{pin}"' in setup
     assert f'-c constraints.txt "./{wheel}"' in setup
     assert texts["constraints.txt"] == (ROOT / "constraints.txt").read_bytes()
     config = json.loads(texts[CONFIG])
-    assert config["seed"] == SEED and config["assignment"] is None
+    assert config["seed"] == SEED and config["assignment"] == "backprop"
     assert config["memory_mb"] <= 768 and config["time_budget"] < 600  # Gradescope's defaults
     # the seed travels in the config only, never in anything the kernel could be shown
     assert [n for n, t in texts.items() if str(SEED).encode() in t] == [CONFIG]
@@ -139,6 +194,87 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     # no answers where student code runs: Gradescope's grader works without the reference
     assert not [n for n in names if n.startswith("reference/")]
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "solutions/"))]
+
+
+def pins(constraints: str) -> dict[str, list[str]]:
+    """Each name in a constraints file -> its specifiers, as written (`["==2.13.0"]`)."""
+    found: dict[str, list[str]] = {}
+    for line in constraints.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            found.setdefault(canonicalize_name(req.name), []).extend(map(str, req.specifier))
+    return found
+
+
+def pinned_to_one_version(specifiers: list[str]) -> bool:
+    return len(specifiers) == 1 and specifiers[0].startswith("==") and "*" not in specifiers[0]
+
+
+def requirement_closure(requires: list[str]) -> dict[str, str]:
+    """Every distribution that installing `requires` pulls in (for this Python and
+    platform), with the version installed here: name -> version."""
+    found: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(Requirement(r), frozenset({""})) for r in requires]
+    while todo:
+        req, extras = todo.pop()
+        if req.marker and not any(req.marker.evaluate({"extra": e}) for e in extras):
+            continue
+        name = canonicalize_name(req.name)
+        key = (name, frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        dist = importlib.metadata.distribution(req.name)
+        found[name] = dist.version
+        todo += [(Requirement(r), frozenset({"", *req.extras})) for r in dist.requires or []]
+    return found
+
+
+def pip_installs(setup: str) -> list[list[str]]:
+    """The arguments of each `pip install` in a shell script."""
+    return [shlex.split(line)[shlex.split(line).index("install") + 1:]
+            for line in setup.splitlines()
+            if not line.lstrip().startswith("#") and "pip install" in line]  # fmt: skip
+
+
+def test_every_package_the_image_installs_is_pinned_to_one_version(bundle: Path) -> None:
+    """Two builds of Gradescope's image install the same versions: every requirement
+    setup.sh names, and everything they pull in, is pinned by the bundled constraints
+    (or, for torch from PyTorch's own index, on its line), to exactly one version."""
+    with zipfile.ZipFile(bundle) as z:
+        setup = z.read("setup.sh").decode()
+        constraints = pins(z.read("constraints.txt").decode())
+        [wheel] = [n for n in z.namelist() if n.endswith(".whl")]
+        with zipfile.ZipFile(z.open(wheel)) as w:
+            [meta] = [n for n in w.namelist() if n.endswith(".dist-info/METADATA")]
+            requires = email.message_from_bytes(w.read(meta)).get_all("Requires-Dist") or []
+    installs = pip_installs(setup)
+    assert len(installs) == 2, installs  # torch, then the grader: nothing else, no pip upgrade
+    needed: dict[str, str] = {}
+    for args in installs:
+        options_with_values = {"-c", "--constraint", "--index-url", "-i", "--extra-index-url"}
+        named = [a for i, a in enumerate(args) if not a.startswith("-")
+                 and args[i - 1] not in options_with_values]  # fmt: skip
+        assert "--upgrade" not in args and "-U" not in args, args
+        if "--no-deps" not in args:  # what pip resolves must come under the constraints
+            assert args[args.index("-c") + 1] == "constraints.txt", args
+        for spec in named:
+            if spec.endswith(".whl"):
+                assert spec == f"./{wheel}"
+                needed |= requirement_closure(requires)
+                continue
+            req = Requirement(spec)  # named on its own line: pinned there, as in constraints
+            assert pinned_to_one_version(list(map(str, req.specifier))), spec
+            assert constraints[canonicalize_name(req.name)] == list(map(str, req.specifier))
+            needed[canonicalize_name(req.name)] = str(req.specifier)
+    # torch's own dependencies: installed with --no-deps, resolved with the grader
+    needed |= requirement_closure(importlib.metadata.distribution("torch").requires or [])
+    unpinned = sorted(n for n in needed if not pinned_to_one_version(constraints.get(n, [])))
+    add = "".join(f"\n{n}=={needed[n]}" for n in unpinned)
+    assert not unpinned, f"add these lines to constraints.txt (the versions tested here):{add}"
+    assert len(needed) > 50  # the closure was walked, not just the wheel's own list
 
 
 def test_one_supported_python_everywhere(bundle: Path) -> None:
@@ -168,7 +304,7 @@ def test_a_bad_seed_file_is_a_clear_error(
     seed = tmp_path / "seed.txt"
     if content is not None:
         seed.write_text(content)
-    out = tmp_path / "autograder.zip"
+    out = tmp_path / "out"
     assert main(["gradescope", "--seed-file", str(seed), "--out", str(out)]) == 2
     assert expected in capsys.readouterr().err.lower() and not out.exists()
 
@@ -178,7 +314,7 @@ def test_not_a_course_checkout_is_a_clear_error(
 ) -> None:
     (tmp_path / "seed.txt").write_text("5\n")
     argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--root", str(tmp_path),
-            "--out", str(tmp_path / "a.zip")]  # fmt: skip
+            "--out", str(tmp_path / "out")]  # fmt: skip
     assert main(argv) == 2
     assert "not the course's checkout (no pyproject.toml)" in capsys.readouterr().err
 
@@ -227,6 +363,56 @@ def test_a_broken_bundle_is_the_grader_s_fault_not_the_student_s(
     validate_gradescope(results, tests_required=False)
     assert results["extra_data"]["status"] == "error"
     assert "JSONDecodeError" in results["output"] and "not your doing" in results["output"]
+
+
+def solution(assignment: str) -> bytes:
+    return notebook_bytes(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
+
+
+@pytest.mark.parametrize(
+    ("expected", "uploaded", "name"),
+    [("backprop", "matmul", "matmul.ipynb"), ("matmul", "backprop", "backprop.ipynb"),
+     ("backprop", "matmul", "backprop.ipynb")],
+    ids=["matmul-to-backprop", "backprop-to-matmul", "matmul-renamed-backprop"],
+)  # fmt: skip
+def test_another_assignment_s_notebook_gets_zero_and_which_is_which(
+    bundles: dict[str, Path], grader_python: Path, tmp_path: Path,
+    expected: str, uploaded: str, name: str,
+) -> None:  # fmt: skip
+    """A right answer to the other assignment earns nothing here (the file's name does
+    not decide: its cells do), and the student reads what it is and where it goes."""
+    results = run_gradescope(bundles[expected], grader_python, tmp_path / "autograder",
+                             {name: solution(uploaded)})  # fmt: skip
+    validate_gradescope(results, tests_required=False)
+    assert results["score"] == 0 and results["tests"] == []
+    assert results["output"] == (
+        f"Not graded: you uploaded {name} (the {uploaded} assignment), but this Gradescope "
+        f"assignment grades the {expected} assignment. Upload your {expected} notebook "
+        f"here, and {name} to the Gradescope assignment for {uploaded}."
+    )
+    meta = results["extra_data"]
+    assert meta["status"] == "ungradeable" and meta["assignment"] == expected
+    assert meta["max_score"] == full_marks(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("expected", ["backprop", "matmul"])
+def test_with_both_notebooks_only_the_expected_one_counts(
+    bundles: dict[str, Path], grader_python: Path, tmp_path: Path, expected: str
+) -> None:
+    """Both right answers uploaded to one assignment: its points, never the sum (the
+    bundle that graded everything gave 25 on a 15-point assignment)."""
+    other = next(a for a in ASSIGNMENTS if a != expected)
+    upload = {f"{a}.ipynb": solution(a) for a in ASSIGNMENTS}
+    results = run_gradescope(bundles[expected], grader_python, tmp_path / "autograder", upload)
+    validate_gradescope(results)
+    assert results["score"] == full_marks(expected) == results["extra_data"]["max_score"]
+    cells = {e.cell for e in exercises_for(expected)}
+    assert {t["number"] for t in results["tests"]} == cells
+    assert results["output"].startswith(
+        f"Graded {expected}.ipynb. Not graded here: {other}.ipynb (the {other} assignment); "
+        f"this Gradescope assignment grades only the {expected} assignment.\n"
+    ), results["output"]
 
 
 @pytest.mark.slow

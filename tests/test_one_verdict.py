@@ -3,7 +3,8 @@ untouched assignments, the lesson's own 2019 and 2022 answers, right-but-unusual
 left-over debuggers, a known bug) graded by every path a course uses:
 - `nbgrader autograde`, the notebooks' own test cells;
 - `autograde grade`;
-- the pytest form, `pytest --pyargs autograder.grading --notebook NB --junitxml ...`;
+- the pytest form,
+  `pytest --pyargs autograder.grading --autograde-notebook NB --junitxml ...`;
 - Gradescope's `run_autograder` (`python -m autograder.gradescope` on an /autograder tree).
 A right answer gets full marks from each; a wrong one loses the same exercises in each
 (nbgrader's all-or-nothing test cells may cost more points, never other exercises), and
@@ -248,17 +249,19 @@ def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, i
 def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "--notebook",
-         str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p", "no:cacheprovider", "-q"],
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading",
+         "--autograde-notebook", str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p",
+         "no:cacheprovider", "-q"],
         cwd=folder, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 
-def _run_gradescope(notebook: Path, root: Path) -> dict:
-    """Gradescope's /autograder tree: the bundle's config in source/, the upload in
-    submission/; run what run_autograder runs; return results/results.json."""
+def _run_gradescope(notebook: Path, assignment: str, root: Path) -> dict:
+    """Gradescope's /autograder tree: the config of `assignment`'s bundle in source/, the
+    upload in submission/; run what run_autograder runs; return results/results.json."""
     (root / "source").mkdir(parents=True)
-    (root / "source" / CONFIG).write_text(json.dumps(asdict(BundleConfig(seed=DEFAULT_SEED))))
+    config = BundleConfig(seed=DEFAULT_SEED, assignment=assignment)
+    (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     shutil.copy(notebook, root / "submission" / notebook.name)
     subprocess.run([sys.executable, "-I", "-m", "autograder.gradescope", "--root", str(root)],
@@ -275,7 +278,9 @@ def pytest_and_gradescope(notebooks, tmp_path_factory) -> dict[tuple[str, str], 
         runs = {
             case: (
                 pool.submit(_run_pytest_form, notebooks[case], root / "pytest" / "-".join(case)),
-                pool.submit(_run_gradescope, notebooks[case], root / "gradescope" / "-".join(case)),
+                pool.submit(
+                    _run_gradescope, notebooks[case], case[0], root / "gradescope" / "-".join(case)
+                ),
             )
             for case in SAMPLE
         }

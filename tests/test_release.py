@@ -150,16 +150,19 @@ def test_nothing_in_the_gradescope_bundle_gives_an_answer_away(
 ) -> None:
     """Gradescope runs student code beside the grader it installs from the bundle."""
     (tmp_path / "seed.txt").write_text("4242\n")
-    bundle = tmp_path / "out" / "autograder.zip"
-    argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--out", str(bundle),
-            "--root", str(ROOT)]  # fmt: skip
+    argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--out",
+            str(tmp_path / "out"), "--root", str(ROOT)]  # fmt: skip
     assert main(argv) == 0
-    with zipfile.ZipFile(bundle) as z:
-        z.extractall(tmp_path / "bundle")
-    assert leaks(tmp_path / "bundle", secrets) == []
-    [whl] = (tmp_path / "bundle").glob("*.whl")
-    with zipfile.ZipFile(whl) as z:
-        assert not [n for n in z.namelist() if n.startswith("reference/")]
+    bundles = sorted((tmp_path / "out").glob("autograder-*.zip"))
+    assert len(bundles) == 2  # one per assignment
+    for bundle in bundles:
+        folder = tmp_path / bundle.stem
+        with zipfile.ZipFile(bundle) as z:
+            z.extractall(folder)
+        assert leaks(folder, secrets) == []
+        [whl] = folder.glob("*.whl")
+        with zipfile.ZipFile(whl) as z:
+            assert not [n for n in z.namelist() if n.startswith("reference/")]
 
 
 def test_every_graded_function_is_searched_for(secrets: set[str]) -> None:

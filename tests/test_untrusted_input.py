@@ -118,7 +118,8 @@ def test_gradescope_says_ungradeable_and_why(attack, tmp_path: Path) -> None:
     _, data, says = attack
     root = tmp_path / "autograder"
     (root / "source").mkdir(parents=True)
-    (root / "source" / CONFIG).write_text(json.dumps(asdict(BundleConfig(seed=5))))
+    config = BundleConfig(seed=5, assignment="backprop")
+    (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     (root / "submission" / "backprop.ipynb").write_bytes(data)
     results = run_autograder(root)
@@ -133,7 +134,7 @@ def test_the_pytest_form_says_why(attack, tmp_path: Path) -> None:
     notebook.write_bytes(data)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "-p",
-         "no:cacheprovider", "--notebook", str(notebook)],
+         "no:cacheprovider", "--autograde-notebook", str(notebook)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
     )  # fmt: skip

@@ -1,1 +1,2 @@
-"""Grading checks as pytest tests: `pytest --pyargs autograder.grading --notebook NB`."""
+"""Grading checks as pytest tests:
+`pytest --pyargs autograder.grading --autograde-notebook NB`."""

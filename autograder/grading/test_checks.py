@@ -1,5 +1,6 @@
 """One pytest test per check of the exercise table, for the notebook given by
-`--notebook`. Collected by `pytest --pyargs autograder.grading --notebook NB`."""
+`--autograde-notebook`. Collected by
+`pytest --pyargs autograder.grading --autograde-notebook NB`."""
 
 from __future__ import annotations
 
@@ -10,22 +11,23 @@ import pytest
 from autograder.exercises import exercises_for
 from autograder.notebook import NotebookError, detect_assignment, read_notebook
 from autograder.pipeline import GradeResult, GradingError, Options, grade, resolve_seed
+from autograder.plugin import flag, option
 
 
 def _options(config: pytest.Config) -> tuple[Path, Options]:
-    notebook = config.getoption("notebook")
+    notebook = option(config, "notebook")
     if not notebook:
-        raise pytest.UsageError("pass the notebook to grade: --notebook PATH")
+        raise pytest.UsageError(f"pass the notebook to grade: {flag('notebook')} PATH")
     try:
-        seed = resolve_seed(config.getoption("seed"))
+        seed = resolve_seed(option(config, "seed"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     options = Options(
         seed=seed,
-        device=config.getoption("device"),
-        assignment=config.getoption("assignment"),
-        require_sandbox=config.getoption("require_sandbox"),
-        engine=config.getoption("engine"),
+        device=option(config, "device"),
+        assignment=option(config, "assignment"),
+        require_sandbox=option(config, "require-sandbox"),
+        engine=option(config, "engine"),
     )
     return Path(notebook), options
 
@@ -38,7 +40,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         assignment = options.assignment or detect_assignment(read_notebook(path), path)
         exercises = exercises_for(assignment)
     except (NotebookError, KeyError) as exc:
-        raise pytest.UsageError(f"cannot grade {path}: {exc}") from None
+        # the message names the `autograde` verbs' flag; here it is the namespaced one
+        why = str(exc).replace("--assignment", flag("assignment"))
+        raise pytest.UsageError(f"cannot grade {path}: {why}") from None
     params = [
         pytest.param(
             (ex.cell, check.name),
