@@ -80,6 +80,9 @@ mkdir -p "$root/results"
 rm -f "$root/results/results.json"
 # Under one CPU, a thread pool per library only makes the kernels fight.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# The instructor's test cells, hidden tests included (course_tests.py): never in the
+# sandbox's reach, nor in a notebook's environment
+export AUTOGRADE_COURSE_TESTS="$root/source/course_tests.json"
 # -I: neither the working folder nor PYTHON* variables can put other code first
 "$python" -I -m autograder.gradescope --root "$root"
 status=$?
@@ -196,6 +199,12 @@ def build_bundles(
     return written
 
 
+def _course_tests(root: Path, assignment: str) -> bytes:
+    from .course_tests import all_course_tests
+
+    return json.dumps({assignment: all_course_tests(root).get(assignment, {})}).encode()
+
+
 def build_bundle(
     root: Path, out: Path, config: BundleConfig, wheel: Path | None = None
 ) -> list[str]:
@@ -223,6 +232,8 @@ def build_bundle(
         "run_autograder": (_RUN.format(fallback=_fallback_json()).encode(), 0o755),
         "constraints.txt": ((root / "constraints.txt").read_bytes(), 0o644),
         CONFIG: (json.dumps(asdict(config), indent=2).encode(), 0o600),
+        # the hidden tests too: a bundle is the instructor's, students never see it
+        "course_tests.json": (_course_tests(root, config.assignment), 0o600),
         wheel.name: (wheel.read_bytes(), 0o644),
     }
     out = Path(out)

@@ -64,7 +64,12 @@ def package_dirs() -> list[str]:
 def grader_python(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the bundle's wheel installed over this environment's packages (torch
     and the rest, which setup.sh would download): the grader that runs is the bundled one."""
-    venv = tmp_path_factory.mktemp("venv")
+    return bundled_python(bundle, tmp_path_factory.mktemp("venv"))
+
+
+def bundled_python(bundle: Path, venv: Path) -> Path:
+    """The python of a new venv at `venv` whose grader is `bundle`'s wheel (see
+    grader_python)."""
     # Not --system-site-packages: that reaches the base interpreter's packages, and when
     # the tests run in a venv, what is installed there (nbformat, torch...) is not.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -170,7 +175,15 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
         infos = {i.filename: i for i in z.infolist()}
         texts = {n: z.read(n) for n in infos}
     [wheel] = [n for n in infos if n.endswith(".whl")]
-    assert set(infos) == {"setup.sh", "run_autograder", "constraints.txt", CONFIG, wheel}
+    assert set(infos) == {"setup.sh", "run_autograder", "constraints.txt", CONFIG, wheel,
+                          "course_tests.json"}  # fmt: skip
+    # the instructor's test cells, hidden tests included, of this assignment only, for the
+    # grader's eyes only (0600, outside the sandbox's reach)
+    tests = json.loads(texts["course_tests.json"])
+    assert list(tests) == ["backprop"] and "### BEGIN HIDDEN TESTS" in tests["backprop"][
+        "relu_grad_tests"]  # fmt: skip
+    assert (infos["course_tests.json"].external_attr >> 16) & 0o777 == 0o600
+    assert b"AUTOGRADE_COURSE_TESTS" in texts["run_autograder"]
     for script in ("setup.sh", "run_autograder"):
         assert (infos[script].external_attr >> 16) & 0o111, f"{script} is not executable"
         assert texts[script].startswith(b"#!/usr/bin/env bash\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from notebook_tools import ROOT, SOLUTION, edited
-from test_gradescope import package_dirs
+from test_gradescope import bundled_python, package_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -183,19 +183,16 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     # 8. Gradescope: the bundle, run as Gradescope runs it
     seed = base / "seed.txt"
     seed.write_text("7177\n")
-    bundle = base / "autograder-backprop.zip"
-    gradescope_bundle(term, seed, bundle)
-    results = run_bundle(bundle, base / "autograder", base / "submitted/bob/backprop")
+    typed(term, "autograde", "gradescope", "--seed-file", str(seed), "--assignment",
+          "backprop", "--out", str(base / "bundles"))  # fmt: skip
+    bundle = base / "bundles" / "autograder-backprop.zip"
+    python = bundled_python(bundle, base / "gradescope-venv")  # what setup.sh installs
+    results = run_bundle(bundle, python, base / "autograder", submitted / "bob/backprop")
     assert results["score"] == 13, results["output"]  # the hidden test ships in the bundle
     assert "relu_grad must not modify" not in json.dumps(results)
 
 
-def gradescope_bundle(term: dict[str, Path], seed: Path, out: Path) -> None:
-    typed(term, "autograde", "gradescope", "--seed-file", str(seed), "--assignment",
-          "backprop", "--out", str(out))  # fmt: skip
-
-
-def run_bundle(bundle: Path, root: Path, upload: Path) -> dict:
+def run_bundle(bundle: Path, python: Path, root: Path, upload: Path) -> dict:
     """Gradescope's steps: the bundle unzipped into source/, the upload in submission/,
     source/run_autograder run; results/results.json."""
     (root / "source").mkdir(parents=True)
@@ -204,7 +201,7 @@ def run_bundle(bundle: Path, root: Path, upload: Path) -> dict:
         for info in z.infolist():  # zipfile drops the rights: restore them
             os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
     shutil.copytree(upload, root / "submission")
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": sys.executable}
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
     done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
