@@ -181,6 +181,29 @@ UNUSUAL_BACKPROP = (
         "b.g = out.g.sum(dim=0, keepdim=False).clone()",
     ),
 )
+# forward_and_backward taking the weights as parameters with defaults bound when it is
+# defined (a common way to make a function "remember" the globals): the grader and the
+# notebook's hidden test pass them by name.
+WEIGHTS_AS_PARAMETERS = (
+    Edit(
+        "forward_and_backward",
+        fn(
+            "forward_and_backward",
+            """
+l1 = lin(inp, w1, b1)
+l2 = relu(l1)
+out = lin(l2, w2, b2)
+loss = mse(out, targ)
+mse_grad(out, targ)
+lin_grad(l2, out, w2, b2)
+relu_grad(l1, l2)
+lin_grad(inp, l1, w1, b1)
+return loss
+""",
+            "inp, targ, w1=w1, b1=b1, w2=w2, b2=b2",
+        ),
+    ),
+)
 # Left-over debuggers inside graded code: skipped by the grader, never waited on.
 DEBUGGERS = (
     mse_grad("breakpoint()\ninp.g = 2.0 * (inp[:, 0] - targ).unsqueeze(-1) / inp.shape[0]"),

@@ -37,6 +37,7 @@ from right_answers import (
     UNUSUAL_BACKPROP,
     UNUSUAL_BACKPROP_2,
     UNUSUAL_MATMUL,
+    WEIGHTS_AS_PARAMETERS,
 )
 
 from autograder.exercises import exercises_for
@@ -88,9 +89,13 @@ SUBMISSIONS = {
         else edited(STUB["backprop"], COURSE_BACKPROP)
     ),
     # right, but not as the lesson writes it (einsum, .T, the 2019 Module base class, a
-    # Model taking its weights in another order, torch.where at relu's kink)
+    # Model taking its weights in another order, torch.where at relu's kink, the weights as
+    # parameters with defaults)
     "unusual": lambda a: edited(
-        SOLUTION[a], UNUSUAL_MATMUL if a == "matmul" else UNUSUAL_BACKPROP + MODULE_STYLE
+        SOLUTION[a],
+        UNUSUAL_MATMUL
+        if a == "matmul"
+        else UNUSUAL_BACKPROP + MODULE_STYLE + WEIGHTS_AS_PARAMETERS,
     ),
     "unusual_2": lambda a: edited(
         SOLUTION[a], UNUSUAL_MATMUL if a == "matmul" else UNUSUAL_BACKPROP_2 + MODEL_ORDER

@@ -47,14 +47,29 @@ def _lin_grad(fn, t, ns):
 _PARAMS = ("w1", "b1", "w2", "b2")
 
 
+def _by_name(fn, names):
+    """Which of `names` `fn` takes by name: parameters so named (with or without a
+    default, keyword-only too), or all of them where it takes **kwargs."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return list(names)
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return [n for n in names if n in named]
+
+
 def _forward_and_backward(fn, t, ns):
     # The lesson's forward_and_backward(inp, targ) reads w1, b1, w2, b2 from the
     # notebook's globals: set them to the grader's tensors for the call, then restore.
+    # A version that takes them as parameters (`w1=w1`, bound when it was defined, a
+    # common way to make a function "remember" the globals) gets them by name.
     scope = getattr(fn, "__globals__", ns)
     saved = {k: scope.get(k, _MISSING) for k in _PARAMS}
     scope.update({k: t[k] for k in _PARAMS})
     try:
-        ret = fn(t["inp"], t["targ"])
+        ret = fn(t["inp"], t["targ"], **{k: t[k] for k in _by_name(fn, _PARAMS)})
     finally:
         for k, v in saved.items():
             if v is _MISSING:
