@@ -195,8 +195,11 @@ CATALOGUE: tuple[Mistake, ...] = (
     Mistake(
         "dtype",
         lambda o: o.verdict is not None and o.verdict.reason == "dtype",
-        "the result came back in another dtype than the inputs: create new tensors with "
-        "`dtype=a.dtype` (or `torch.zeros_like` / `a.new_zeros`)",
+        lambda o: (
+            "the result came back in another dtype than the inputs: make new tensors, masks "
+            f"included, in the inputs' dtype (`dtype={_input_of(o)}.dtype`, "
+            f"`torch.zeros_like({_input_of(o)})`, `(mask).to({_input_of(o)}.dtype)`)"
+        ),
     ),
     Mistake(
         "transposed",
@@ -278,6 +281,14 @@ CATALOGUE: tuple[Mistake, ...] = (
         locates=True,
     ),
 )
+
+
+def _input_of(o: Observation) -> str:
+    """The name of the input a hint should mention: the one whose `.g` is compared
+    (`inp`, `w`), else the lesson's first argument (`a` of matmul, `inp` elsewhere)."""
+    if "." in o.value and o.value.split(".")[0].isidentifier():
+        return o.value.split(".")[0]
+    return "a" if o.maths is MATMUL else "inp"
 
 
 def diagnose(obs: Observation) -> tuple[str, str] | None:

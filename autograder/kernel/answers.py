@@ -33,6 +33,25 @@ def _describe(key: str, value: object, tensors: dict) -> ValueInfo:
     return ValueInfo("other", type=type(value).__name__, repr=text[:200])
 
 
+def _meant(name: str, tb, user_ns: dict) -> str | None:
+    """What an undefined `name` most likely meant, nearest first: an attribute of the
+    method's own object (`targ` in a method that stored `self.targ`), then the function's
+    own names (its parameters), then the notebook's; never an unrelated global when the
+    function has a closer name of its own."""
+    local = dict(tb.tb_frame.f_locals) if tb is not None else {}
+    owner = local.get("self")
+    attrs = set(getattr(owner, "__dict__", {}) or {}) if owner is not None else set()
+    if name in attrs:
+        return f"self.{name}"
+    pools = ((local, "{}"), (attrs, "self.{}"), (user_ns, "{}"))
+    for pool, form in pools:
+        names = sorted(n for n in pool if not str(n).startswith("_"))
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if close:
+            return form.format(close[0])
+    return None
+
+
 def _error(exc: BaseException) -> dict:
     """The exception, and the last line of student code it passed through."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != GRADER_FILE]
@@ -48,10 +67,7 @@ def _error(exc: BaseException) -> dict:
             tb = tb.tb_next
         from IPython import get_ipython
 
-        scope = set(get_ipython().user_ns) | (set(tb.tb_frame.f_locals) if tb else set())
-        scope = {n for n in scope if not n.startswith("_")}
-        close = difflib.get_close_matches(exc.name, sorted(scope), n=1, cutoff=0.6)
-        extra = {"name": exc.name, "close": close[0] if close else None}
+        extra = {"name": exc.name, "close": _meant(exc.name, tb, get_ipython().user_ns)}
     return {
         **extra,
         "type": type(exc).__name__,
