@@ -83,6 +83,12 @@ CATALOGUE: tuple[Mistake, ...] = (
         "with `device=inp.device` (or `torch.zeros_like`, `new_zeros`)",
     ),
     Mistake(
+        "second-call",
+        lambda o: bool(o.facts.get("second_call")),
+        lambda o: _second_call_hint(o),
+        own=True,
+    ),
+    Mistake(
         "out-of-memory",
         lambda o: o.error_matches(r"can't allocate memory|out of memory|MemoryError"),
         lambda o: f"{who(o)} ran out of memory: {OUT_OF_MEMORY_HINT}",
@@ -281,6 +287,21 @@ CATALOGUE: tuple[Mistake, ...] = (
         locates=True,
     ),
 )
+
+
+def _second_call_hint(o: Observation) -> str:
+    """A second call that adds to `.g`, or a second use of a model that fails or differs
+    (the grader calls everything twice, as training does)."""
+    changed = o.facts["second_call"]
+    doubled = [name for name, how in changed.items() if how == "doubled"]
+    if doubled:
+        names = ", ".join(f"`{n}`" for n in doubled)
+        return (f"a second call doubles {names}: assign the gradient (`{doubled[0]} = ...`), "
+                "do not add to it (`+=`): each call computes it afresh")  # fmt: skip
+    how = "fails" if "error" in changed else "gives another result"
+    return (f"a second use of the same {o.target} {how}: the first call changed something "
+            "the next one uses. `self.layers.reverse()` reverses the list in place, so the "
+            "next backward runs the layers forwards: use `reversed(self.layers)`")  # fmt: skip
 
 
 def _input_of(o: Observation) -> str:

@@ -168,6 +168,14 @@ CASES = (
         hint="call it, `.float()`",
     ),
     CatalogueCase(
+        mistake="second-call",
+        protocol="lin_grad",
+        value="w.g",
+        facts={"second_call": {"w.g": "doubled"}},
+        got=lambda want, x: {"inp.g": want["inp.g"], "w.g": 2 * want["w.g"], "b.g": want["b.g"]},
+        hint="a second call doubles `w.g`: assign the gradient (`w.g = ...`), do not add",
+    ),
+    CatalogueCase(
         mistake="overwrote-parameter",
         protocol="lin_class",
         value="b.g",

@@ -87,6 +87,23 @@ class Model:
         for layer in reversed(self.layers):
             layer.backward()
 """
+MODEL_REVERSES_IN_PLACE = """
+class Model:
+    def __init__(self, w1, b1, w2, b2):
+        self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
+        self.loss = Mse()
+
+    def __call__(self, x, targ):
+        for layer in self.layers:
+            x = layer(x)
+        return self.loss(x, targ)
+
+    def backward(self):
+        self.loss.backward()
+        self.layers.reverse()  # in place: the next backward runs the layers forwards
+        for layer in self.layers:
+            layer.backward()
+"""
 MATMUL_ROW_NOT_COLUMN = """
 (ar, ac), (br, bc) = a.shape, b.shape
 c = torch.zeros(ar, bc, dtype=a.dtype)
@@ -104,6 +121,25 @@ return c
 """
 
 MISTAKES = (
+    MistakeCase(
+        # right on one call; the grader calls twice, as a training loop does
+        name="model-reverses-its-layers-in-place",
+        assignment="backprop",
+        edit=Edit("Model", MODEL_REVERSES_IN_PLACE),
+        lost=lost(MODEL_GRADS, MODEL_LOSS),
+        flagged=MODEL_GRADS,
+        mistake="second-call",
+        hint="use `reversed(self.layers)`",
+    ),
+    MistakeCase(
+        name="lin-grad-adds-to-w-g",
+        assignment="backprop",
+        edit=lin_grad(LIN_X_OK, "w.g = getattr(w, 'g', 0) + inp.t() @ out.g", LIN_B_OK),
+        lost=lost(LIN_W, FB_2, FB_1),
+        flagged=LIN_W,
+        mistake="second-call",
+        hint="a second call doubles `w.g`: assign the gradient",
+    ),
     MistakeCase(
         name="mse-missing-2",
         assignment="backprop",

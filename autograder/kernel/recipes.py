@@ -23,25 +23,74 @@ def _with_grads(values, tensors):
     return values
 
 
+def _fresh(t):
+    """The same inputs as new tensors (nothing a first call stored on them)."""
+    return {k: v.detach().clone() if hasattr(v, "detach") else v for k, v in t.items()}
+
+
+def _changes(first, second):
+    """What a second call changed of the first one's values: {name: "doubled" | "changed"}
+    (a gradient function adds to `.g`; a model reverses its layers in place)."""
+    import torch
+
+    found = {}
+    for name, before in first.items():
+        after = second.get(name, _MISSING)
+        if not (torch.is_tensor(before) and torch.is_tensor(after)):
+            continue
+        if before.shape != after.shape or before.dtype != after.dtype:
+            found[name] = "changed"
+        elif not torch.equal(before, after):
+            doubled = torch.allclose(after, 2 * before) and not torch.allclose(after, before)
+            found[name] = "doubled" if doubled else "changed"
+    return found
+
+
+def _twice(first_call, second_call):
+    """The lesson's functions and classes hold nothing between calls: call a second time
+    (`second_call`), compare with the first, and grade what the second gives. What the
+    second call changed, or that it failed, is a fact for the hint."""
+    first = {k: v.detach().clone() if hasattr(v, "detach") else v
+             for k, v in first_call().items()}  # fmt: skip
+    try:
+        second = second_call()
+    except BaseException:
+        _State.facts["second_call"] = {"error": "raised"}
+        raise
+    changed = _changes(first, second)
+    if changed:
+        _State.facts["second_call"] = changed
+    return second
+
+
 def _matmul(fn, t, ns):
     return {"return": fn(t["a"], t["b"])}
 
 
 def _mse_grad(fn, t, ns):
-    ret = fn(t["inp"], t["targ"])
-    return _with_grads({"return": ret}, {"inp": t["inp"]})
+    def call():
+        ret = fn(t["inp"], t["targ"])
+        return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+    return _twice(call, call)  # the same tensors again: `.g` set, not added to
 
 
 def _relu_grad(fn, t, ns):
-    t["out"].g = t["out.g"]
-    ret = fn(t["inp"], t["out"])
-    return _with_grads({"return": ret}, {"inp": t["inp"]})
+    def call():
+        t["out"].g = t["out.g"]
+        ret = fn(t["inp"], t["out"])
+        return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+    return _twice(call, call)
 
 
 def _lin_grad(fn, t, ns):
-    t["out"].g = t["out.g"]
-    ret = fn(t["inp"], t["out"], t["w"], t["b"])
-    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+    def call():
+        t["out"].g = t["out.g"]
+        ret = fn(t["inp"], t["out"], t["w"], t["b"])
+        return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+    return _twice(call, call)
 
 
 _PARAMS = ("w1", "b1", "w2", "b2")
@@ -68,42 +117,59 @@ def _forward_and_backward(fn, t, ns):
     scope = getattr(fn, "__globals__", ns)
     saved = {k: scope.get(k, _MISSING) for k in _PARAMS}
     scope.update({k: t[k] for k in _PARAMS})
-    try:
+
+    def call():
         ret = fn(t["inp"], t["targ"], **{k: t[k] for k in _by_name(fn, _PARAMS)})
+        return _with_grads({"return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+    try:
+        return _twice(call, call)
     finally:
         for k, v in saved.items():
             if v is _MISSING:
                 scope.pop(k, None)
             else:
                 scope[k] = v
-    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
 
 
 def _relu_class(cls, t, ns):
     layer = cls()
-    out = layer(t["inp"])
-    out.g = t["out.g"]
-    ret = layer.backward()
-    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+    def run(x):
+        out = layer(x["inp"])
+        out.g = x["out.g"]
+        ret = layer.backward()
+        return _with_grads({"return": ret}, {"inp": x["inp"]})
+
+    # the same layer a second time, on new input tensors: a layer keeps nothing between uses
+    return _twice(lambda: run(t), lambda: run(_fresh(t)))
 
 
 def _lin_class(cls, t, ns):
     layer = cls(t["w"], t["b"])
-    out = layer(t["inp"])
-    out.g = t["out.g"]
-    ret = layer.backward()
-    # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
-    replaced = [f"self.{k}" for k in ("w", "b") if getattr(layer, k, t[k]) is not t[k]]
-    if replaced:
-        _State.facts["replaced"] = replaced
-    return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
+
+    def run(x):
+        out = layer(x["inp"])
+        out.g = x["out.g"]
+        ret = layer.backward()
+        # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
+        replaced = [f"self.{k}" for k in ("w", "b") if getattr(layer, k, t[k]) is not t[k]]
+        if replaced:
+            _State.facts["replaced"] = replaced
+        return _with_grads({"return": ret}, {"inp": x["inp"], "w": t["w"], "b": t["b"]})
+
+    return _twice(lambda: run(t), lambda: run({**_fresh(t), "w": t["w"], "b": t["b"]}))
 
 
 def _mse_class(cls, t, ns):
     layer = cls()
-    layer(t["inp"], t["targ"])
-    ret = layer.backward()
-    return _with_grads({"return": ret}, {"inp": t["inp"]})
+
+    def run(x):
+        layer(x["inp"], x["targ"])
+        ret = layer.backward()
+        return _with_grads({"return": ret}, {"inp": x["inp"]})
+
+    return _twice(lambda: run(t), lambda: run(_fresh(t)))
 
 
 def _model_class(cls, t, ns):
@@ -118,9 +184,16 @@ def _model_class(cls, t, ns):
         model = cls(**{k: t[k] for k in _PARAMS})
     else:
         model = cls(*(t[k] for k in _PARAMS))
-    loss = model(t["inp"], t["targ"])
-    ret = model.backward()
-    return _with_grads({"loss": loss, "return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
+
+    def run(x):
+        loss = model(x["inp"], x["targ"])
+        ret = model.backward()
+        return _with_grads({"loss": loss, "return": ret},
+                           {"inp": x["inp"], **{k: t[k] for k in _PARAMS}})  # fmt: skip
+
+    # a second forward and backward through the same model (its weights' `.g` set again):
+    # `self.layers.reverse()` in backward breaks it
+    return _twice(lambda: run(t), lambda: run({**_fresh(t), **{k: t[k] for k in _PARAMS}}))
 
 
 RECIPES = {
