@@ -404,7 +404,8 @@ MISTAKES = (
         name="overwrote-parameter",
         assignment="backprop",
         edit=Edit("Lin", LIN_CLASS_SRC.replace("self.b.g = ", "self.b = ")),
-        lost=lost(LIN_CLASS, MODEL_GRADS),
+        # the model's second forward uses the gradient as its bias: its loss is wrong too
+        lost=lost(LIN_CLASS, MODEL_GRADS, MODEL_LOSS),
         flagged=LIN_CLASS,
         mistake="overwrote-parameter",
         hint="store it on `self.b.g`",
