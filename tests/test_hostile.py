@@ -385,7 +385,9 @@ CORPUS = (
             15, ("15/15",)),
     Hostile("swallows-the-timeouts", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", SWALLOW, "inp, targ"), None)),
-            0, ("(under \u201cHow fast is it?\u201d) ran past the 10 s limit and went on",)),
+            # the first cell that calls it: the course's own test of mse_grad (course_tests.py)
+            0, ("(under \u201c1. The gradient of the loss: `mse_grad`\u201d) ran past the 10 s "
+                "limit and went on",)),
     Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
     Hostile("renamed-function", lambda: solution_with(("lin_grad", fn(
                 "linear_grad", "inp.g = out.g @ w.t()\nw.g = inp.t() @ out.g\nb.g = out.g.sum(0)",

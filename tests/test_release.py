@@ -148,7 +148,10 @@ def test_nothing_in_the_release_or_its_wheel_gives_an_answer_away(
 def test_nothing_in_the_gradescope_bundle_gives_an_answer_away(
     secrets: set[str], tmp_path: Path
 ) -> None:
-    """Gradescope runs student code beside the grader it installs from the bundle."""
+    """Gradescope runs student code beside the grader it installs from the bundle. The
+    instructor's test cells are there (course_tests.json: hidden tests compute what the
+    answers compute, so they count as answers here), for the grader alone: 0600, and out
+    of the sandbox's reach (test_sandbox_modes.py); nothing else holds an answer."""
     (tmp_path / "seed.txt").write_text("4242\n")
     argv = ["gradescope", "--seed-file", str(tmp_path / "seed.txt"), "--out",
             str(tmp_path / "out"), "--root", str(ROOT)]  # fmt: skip
@@ -159,7 +162,9 @@ def test_nothing_in_the_gradescope_bundle_gives_an_answer_away(
         folder = tmp_path / bundle.stem
         with zipfile.ZipFile(bundle) as z:
             z.extractall(folder)
-        assert leaks(folder, secrets) == []
+            mode = (z.getinfo("course_tests.json").external_attr >> 16) & 0o777
+        assert mode == 0o600
+        assert [f for f in leaks(folder, secrets) if not f.startswith("course_tests.json:")] == []
         [whl] = folder.glob("*.whl")
         with zipfile.ZipFile(whl) as z:
             assert not [n for n in z.namelist() if n.startswith("reference/")]
