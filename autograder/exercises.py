@@ -77,6 +77,9 @@ class Exercise:
     # exercises whose functions this one calls: when they fail, its failures are put
     # down to them ("caused by lin_grad, above") instead of to a mistake of its own
     builds_on: tuple[str, ...] = ()
+    # what the exercise asks students to write for themselves: an answer that uses one of
+    # these instead gets a 0-point note (shortcuts.py), its points as they are
+    shortcuts: tuple[str, ...] = ()
 
     @property
     def points(self) -> int:
@@ -121,6 +124,10 @@ NETWORK_CASES = (Case((16, 12, 6)), Case((1, 9, 4)), Case((7, 5, 1)), Case((10, 
 # -- the table ----------------------------------------------------------------------------
 
 
+# The matmul ladder writes the product itself: PyTorch's own products skip the lesson.
+MATMUL_SHORTCUTS = ("@", "matmul", "mm", "bmm", "einsum", "dot", "tensordot", "inner", "linear")
+
+
 def _matmul_exercise(cell: str, title: str, points: int) -> Exercise:
     # The three rungs are graded the same way; the notebook redefines `matmul` for each,
     # and the pipeline picks the definition from the rung's own cell.
@@ -149,6 +156,7 @@ def _matmul_exercise(cell: str, title: str, points: int) -> Exercise:
                 advisory=True,
             ),
         ),
+        shortcuts=MATMUL_SHORTCUTS,
     )
 
 

@@ -42,6 +42,7 @@ from .options import (
     resolve_seed,
     which_engine,
 )
+from .shortcuts import shortcut_notes
 
 if TYPE_CHECKING:
     from .harvest import Plan
@@ -161,6 +162,7 @@ def grade(
         # the student's own cells' errors, from the notebook as they wrote it
         notes = run_notes((full or clean).execution, options.cell_timeout)
         notes += missing_answers_note(room.missing)
+        notes += shortcut_notes(nb, exercises)
         scanned = scan_answers(room.notebook)
         notes += tuple(f"Integrity: {f.sentence()}." for f in scanned)
         notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)

@@ -55,3 +55,24 @@ def test_the_dtype_hint_names_the_function_s_input() -> None:
     for value, maths, name in (("inp.g", None, "inp"), ("w.g", None, "w"), ("return", MATMUL, "a")):
         text = dtype.text(SimpleNamespace(value=value, maths=maths))
         assert f"`dtype={name}.dtype`" in text and f"zeros_like({name})" in text, text
+
+
+def test_a_loops_exercise_answered_with_pytorch_s_product_gets_a_note() -> None:
+    """The matmul ladder answered with `@` or einsum: a 0-point note naming it and its
+    line, nothing for the lesson's own answers."""
+    from notebook_tools import SOLUTION, STUB, edited, matmul
+
+    from autograder.exercises import exercises_for
+    from autograder.notebook import read_notebook
+    from autograder.shortcuts import shortcut_notes
+
+    exercises = exercises_for("matmul")
+    assert shortcut_notes(read_notebook(SOLUTION["matmul"]), exercises) == ()
+    assert shortcut_notes(read_notebook(STUB["matmul"]), exercises) == ()
+    nb = edited(SOLUTION["matmul"], [matmul("matmul_loops", "return a @ b"),
+                                     matmul("matmul_broadcast",
+                                            "return torch.einsum('ik,kj->ij', a, b)")])  # fmt: skip
+    notes = shortcut_notes(nb, exercises)
+    assert len(notes) == 2
+    assert "matmul with three loops uses `@`" in notes[0] and "(0 points)" in notes[0]
+    assert "matmul with broadcasting uses `einsum(...)`" in notes[1]
