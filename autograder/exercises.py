@@ -106,6 +106,7 @@ MATMUL_SHAPES = (
     Case((3, 5, 1)),  # one column
     Case((1, 1, 1)),
     Case((7, 3, 3)),
+    Case((4, 6, 3), strided=True),  # `a.t()`, a slice: `.view` fails on them
 )
 MATMUL_FLOAT64 = (Case((3, 4, 2), F64),)
 
@@ -118,6 +119,7 @@ LIN_CASES = (
     Case((6, 4, 1)),  # one output, like the last layer
     Case((5, 1, 2), F64),  # one input
     Case((60, 20, 9)),
+    Case((6, 5, 3), strided=True),
 )
 NETWORK_CASES = (Case((16, 12, 6)), Case((1, 9, 4)), Case((7, 5, 1)), Case((10, 6, 3), F64))
 

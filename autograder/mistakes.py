@@ -89,6 +89,17 @@ CATALOGUE: tuple[Mistake, ...] = (
         own=True,
     ),
     Mistake(
+        "view-of-non-contiguous",
+        lambda o: o.error_matches(
+            r"view size is not compatible with input tensor's size and stride"
+        ),
+        lambda o: (
+            f"{who(o)} calls `.view` on a tensor laid out as a transpose (the grader passes "
+            "one, as `x.t()` or a slice gives): `.view` needs contiguous memory, so use "
+            "`.reshape(...)`"
+        ),
+    ),
+    Mistake(
         "out-of-memory",
         lambda o: o.error_matches(r"can't allocate memory|out of memory|MemoryError"),
         lambda o: f"{who(o)} ran out of memory: {OUT_OF_MEMORY_HINT}",

@@ -30,11 +30,15 @@ class Case:
     dims: tuple[int, ...]
     dtype: str = "float32"
     zeros: bool = False  # put exact zeros where the maths has a kink (relu inputs)
+    # matrices as non-contiguous views (a transpose's strides), as `x.t()` or a slice
+    # gives them: code written with `.view` fails on them
+    strided: bool = False
 
     @property
     def name(self) -> str:
         sizes = " x ".join(str(d) for d in self.dims)
-        return f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
+        return (f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
+                + (", non-contiguous" if self.strided else ""))  # fmt: skip
 
 
 @dataclass(frozen=True)

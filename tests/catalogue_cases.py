@@ -168,6 +168,19 @@ CASES = (
         hint="call it, `.float()`",
     ),
     CatalogueCase(
+        mistake="view-of-non-contiguous",
+        protocol="matmul",
+        value="return",
+        error=raised(
+            "RuntimeError",
+            "view size is not compatible with input tensor's size "
+            "and stride (at least one dimension spans across two contiguous "
+            "subspaces). Use .reshape(...) instead.",
+            "flat = b.view(-1)",
+        ),
+        hint="so use `.reshape(...)`",
+    ),
+    CatalogueCase(
         mistake="second-call",
         protocol="lin_grad",
         value="w.g",

@@ -120,7 +120,28 @@ for i in range(n_rows):
 return c
 """
 
+MATMUL_VIEW = """
+(ar, ac), (br, bc) = a.shape, b.shape
+flat = b.view(-1)
+c = torch.zeros(ar, bc, dtype=a.dtype)
+for i in range(ar):
+    for j in range(bc):
+        for k in range(ac):
+            c[i, j] += a[i, k] * flat[k * bc + j]
+return c
+"""
+
 MISTAKES = (
+    MistakeCase(
+        # right on contiguous inputs; the grader also passes a transpose's view
+        name="matmul-view-of-a-transpose",
+        assignment="matmul",
+        edit=matmul("matmul_loops", MATMUL_VIEW),
+        lost=lost(MATMUL["matmul_loops"]),
+        flagged=MATMUL["matmul_loops"],
+        mistake="view-of-non-contiguous",
+        hint="use `.reshape(...)`",
+    ),
     MistakeCase(
         # right on one call; the grader calls twice, as a training loop does
         name="model-reverses-its-layers-in-place",
