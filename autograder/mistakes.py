@@ -100,6 +100,15 @@ CATALOGUE: tuple[Mistake, ...] = (
         ),
     ),
     Mistake(
+        "layer-call-returns-nothing",
+        lambda o: bool(o.facts.get("returns_none")),
+        lambda o: (
+            f"`{o.facts['returns_none']}` returns nothing: end it with `return self.out`, the "
+            "output the next layer takes and whose `.g` backward reads"
+        ),
+        own=True,
+    ),
+    Mistake(
         "out-of-memory",
         lambda o: o.error_matches(r"can't allocate memory|out of memory|MemoryError"),
         lambda o: f"{who(o)} ran out of memory: {OUT_OF_MEMORY_HINT}",

@@ -181,6 +181,14 @@ CASES = (
         hint="so use `.reshape(...)`",
     ),
     CatalogueCase(
+        mistake="layer-call-returns-nothing",
+        protocol="lin_class",
+        value="inp.g",
+        error=raised("TypeError", "Lin.__call__ returned None"),
+        facts={"returns_none": "Lin.__call__"},
+        hint="`Lin.__call__` returns nothing: end it with `return self.out`",
+    ),
+    CatalogueCase(
         mistake="second-call",
         protocol="lin_grad",
         value="w.g",

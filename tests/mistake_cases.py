@@ -131,7 +131,18 @@ for i in range(ar):
 return c
 """
 
+LIN_CALL_NO_RETURN = LIN_CLASS_SRC.replace("        return self.out\n", "", 1)
+
 MISTAKES = (
+    MistakeCase(
+        name="lin-call-returns-nothing",
+        assignment="backprop",
+        edit=Edit("Lin", LIN_CALL_NO_RETURN),
+        lost=lost(LIN_CLASS, MODEL_GRADS, MODEL_LOSS),
+        flagged=LIN_CLASS,
+        mistake="layer-call-returns-nothing",
+        hint="`Lin.__call__` returns nothing: end it with `return self.out`",
+    ),
     MistakeCase(
         # right on contiguous inputs; the grader also passes a transpose's view
         name="matmul-view-of-a-transpose",

@@ -132,11 +132,20 @@ def _forward_and_backward(fn, t, ns):
                 scope[k] = v
 
 
+def _output(layer, out):
+    """A layer's call must return its output: say so, rather than fail on `None.g`."""
+    if out is None:
+        name = f"{type(layer).__name__}.__call__"
+        _State.facts["returns_none"] = name
+        raise TypeError(f"{name} returned None")
+    return out
+
+
 def _relu_class(cls, t, ns):
     layer = cls()
 
     def run(x):
-        out = layer(x["inp"])
+        out = _output(layer, layer(x["inp"]))
         out.g = x["out.g"]
         ret = layer.backward()
         return _with_grads({"return": ret}, {"inp": x["inp"]})
@@ -149,7 +158,7 @@ def _lin_class(cls, t, ns):
     layer = cls(t["w"], t["b"])
 
     def run(x):
-        out = layer(x["inp"])
+        out = _output(layer, layer(x["inp"]))
         out.g = x["out.g"]
         ret = layer.backward()
         # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
