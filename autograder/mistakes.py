@@ -10,6 +10,8 @@ notebook shows it, a notebook case in tests/mistake_cases.py.
 
 from __future__ import annotations
 
+from coursedata.checks import constant_ratio, ratio_sentence
+
 from .detectors import (
     bare_method,
     batch,
@@ -306,7 +308,26 @@ CATALOGUE: tuple[Mistake, ...] = (
         "relu_grad or in the first lin_grad call (its arguments: inp, l1, w1, b1)",
         locates=True,
     ),
+    # last: the known factors above say more; any other one factor still says something
+    Mistake(
+        "constant-ratio",
+        lambda o: _ratio(o) is not None,
+        lambda o: (
+            f"{o.value}: {ratio_sentence(_ratio(o))} A factor such as 2 or 1/N missing or "
+            "doubled, or a sign: the notebook's own test says the same"
+        ),
+    ),
 )
+
+
+def _ratio(o: Observation) -> float | None:
+    """The one number the value is the expected one times (coursedata.checks, which the
+    notebooks' check_close reads too)."""
+    got, want = o.tensor(), o.expected
+    if got is None or want is None:
+        return None
+    # float32's tolerance even for float64 inputs: one factor within it is one factor
+    return constant_ratio(got, want, 1e-4)
 
 
 def _second_call_hint(o: Observation) -> str:

@@ -189,6 +189,18 @@ CASES = (
         hint="`Lin.__call__` returns nothing: end it with `return self.out`",
     ),
     CatalogueCase(
+        # w.g divided by the batch: no mistake of its own, one factor all the same
+        mistake="constant-ratio",
+        protocol="lin_grad",
+        value="w.g",
+        got=lambda want, x: {
+            "inp.g": want["inp.g"],
+            "w.g": want["w.g"] / 8,
+            "b.g": want["b.g"],
+        },
+        hint="w.g: Yours is 0.125x the expected everywhere",
+    ),
+    CatalogueCase(
         mistake="second-call",
         protocol="lin_grad",
         value="w.g",

@@ -119,7 +119,9 @@ def start(
 
         env = allowed_environment()
     process = subprocess.Popen(
-        [sys.executable, "-m", "autograder.forkserver", str(folder / SOCKET)]
+        # -P: the working folder is not an import path (a checkout there would shadow the
+        # installed grader, and the sandbox does not hold it)
+        [sys.executable, "-P", "-m", "autograder.forkserver", str(folder / SOCKET)]
         + (["--kernels"] if kernels else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -122,22 +122,43 @@ def enter(p: Policy, guarded: bool) -> None:
     with contextlib.suppress(OSError):
         write("/proc/sys/kernel/pid_max", str(max(p["processes"] + 1, 301)))
     if as_root:
-        _become_nobody(p["sockets"], guarded)
+        _become_nobody(p["sockets"], guarded, [*p["read"], *SYSTEM])
 
 
-def _become_nobody(sockets: str, guarded: bool) -> None:
+def _private(paths: list[str]) -> list[str]:
+    """The bound folders nobody could not enter or read: in the new root only their own
+    rights count (the folders above them are the new root's)."""
+    found = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            wanted = 0o005 if os.path.isdir(path) else 0o004
+            if mode & wanted != wanted:
+                found.append(path)
+    return found
+
+
+def _become_nobody(sockets: str, guarded: bool, read: list[str]) -> None:
     """Drop a root grader's notebook to nobody, with no supplementary group and no
     capability: the namespaces' mounts were made with root's privilege, and nobody cannot
     undo them. Its sockets folder (a kernel's connection file and sockets) becomes
     nobody's, since the kernel writes there. Where this user namespace has no nobody (a
-    rootless container's root), it stays uid 0 without a capability if Landlock guards it,
-    and is refused otherwise (uid 0 may write /proc/sys without any capability)."""
+    rootless container's root), or nobody could not read a folder the notebook needs (a
+    venv of mode 0700), it stays uid 0 without a capability if Landlock guards it, and is
+    refused otherwise (uid 0 may write /proc/sys without any capability)."""
     if not nobody_exists():
         if guarded:
             return
         raise OSError(errno.EPERM, "the grader runs as root in a user namespace with no "
                       "nobody (65534) and without Landlock: notebooks cannot run as anyone "
                       "but root here; grade as an ordinary user, or map 65534")  # fmt: skip
+    private = _private(read)
+    if private:  # a Python environment only root may read (a folder of mode 0700)
+        if guarded:
+            return
+        raise OSError(errno.EPERM, f"the grader runs as root and nobody cannot read "
+                      f"{private[0]}, without Landlock to guard root's notebook instead: "
+                      "make the Python environment readable by every user")  # fmt: skip
     for folder, _, files in os.walk(sockets):
         if os.path.basename(folder) == "root" and folder != sockets:
             continue

@@ -91,7 +91,18 @@ def python_paths() -> list[str]:
         with contextlib.suppress(KeyError):
             paths.add(sysconfig.get_paths()[key])
     paths.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
-    return sorted(os.path.realpath(p) for p in paths if os.path.exists(p))
+    return _as_found(p for p in paths if os.path.exists(p))
+
+
+def _as_found(paths) -> list[str]:
+    """Each path resolved, and as it is written where a link leads to it (a venv under
+    pytest's `pytest-current`, a `/usr/lib/python3` link): imports look it up by the
+    name on sys.path, which the sandbox's new root must hold too."""
+    found = set()
+    for path in paths:
+        found.add(os.path.realpath(path))
+        found.add(os.path.abspath(path))
+    return sorted(found)
 
 
 def kernel_reads(data_path: str | None = None) -> list[str]:
@@ -103,7 +114,7 @@ def kernel_reads(data_path: str | None = None) -> list[str]:
     paths = python_paths()
     spec = importlib.util.find_spec("coursedata")
     if spec is not None and spec.submodule_search_locations:
-        paths += [os.path.realpath(p) for p in spec.submodule_search_locations]
+        paths += _as_found(spec.submodule_search_locations)
     if data_path:
         paths.append(os.path.realpath(data_path))
     return paths
