@@ -19,6 +19,7 @@ from right_answers import (
     LIN_W_OK,
     LIN_X_OK,
     LOOPS,
+    MODEL_SRC,
     MSE_CLASS_SRC,
 )
 
@@ -87,23 +88,11 @@ class Model:
         for layer in reversed(self.layers):
             layer.backward()
 """
-MODEL_REVERSES_IN_PLACE = """
-class Model:
-    def __init__(self, w1, b1, w2, b2):
-        self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
-        self.loss = Mse()
-
-    def __call__(self, x, targ):
-        for layer in self.layers:
-            x = layer(x)
-        return self.loss(x, targ)
-
-    def backward(self):
-        self.loss.backward()
-        self.layers.reverse()  # in place: the next backward runs the layers forwards
-        for layer in self.layers:
-            layer.backward()
-"""
+MODEL_REVERSES_IN_PLACE = MODEL_SRC.replace(
+    "        for layer in reversed(self.layers):\n",
+    "        self.layers.reverse()  # in place: the next backward runs the layers forwards\n"
+    "        for layer in self.layers:\n",
+)
 MATMUL_ROW_NOT_COLUMN = """
 (ar, ac), (br, bc) = a.shape, b.shape
 c = torch.zeros(ar, bc, dtype=a.dtype)

@@ -189,17 +189,7 @@ WEIGHTS_AS_PARAMETERS = (
         "forward_and_backward",
         fn(
             "forward_and_backward",
-            """
-l1 = lin(inp, w1, b1)
-l2 = relu(l1)
-out = lin(l2, w2, b2)
-loss = mse(out, targ)
-mse_grad(out, targ)
-lin_grad(l2, out, w2, b2)
-relu_grad(l1, l2)
-lin_grad(inp, l1, w1, b1)
-return loss
-""",
+            FB_BODY.format(middle="relu_grad(l1, l2)\nlin_grad(inp, l1, w1, b1)"),
             "inp, targ, w1=w1, b1=b1, w2=w2, b2=b2",
         ),
     ),
@@ -294,13 +284,10 @@ class Mse(Module):
     ),
     COURSE_MODEL,
 )
-# A Model that takes its weights in another order: graded by name, and told.
-MODEL_ORDER = (
-    Edit(
-        "Model",
-        """
+# The lesson's Model, as the course writes it.
+MODEL_SRC = """
 class Model:
-    def __init__(self, w1, w2, b1, b2):
+    def __init__(self, w1, b1, w2, b2):
         self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
         self.loss = Mse()
 
@@ -313,8 +300,10 @@ class Model:
         self.loss.backward()
         for layer in reversed(self.layers):
             layer.backward()
-""",
-    ),
+"""
+# A Model that takes its weights in another order: graded by name, and told.
+MODEL_ORDER = (
+    Edit("Model", MODEL_SRC.replace("(self, w1, b1, w2, b2)", "(self, w1, w2, b1, b2)")),
 )
 UNUSUAL_MATMUL = (
     matmul(

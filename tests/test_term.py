@@ -22,25 +22,15 @@ from pathlib import Path
 import nbformat
 import pytest
 from notebook_tools import ROOT, SOLUTION, edited
+from test_course_tests import IN_PLACE, NEW_HIDDEN_TEST
 from test_gradescope import bundled_python, package_dirs
 
 pytestmark = pytest.mark.slow
 
-IN_PLACE = """def relu_grad(inp, out):
-    out.g[inp < 0] = 0  # the right values, written over the output's gradient
-    inp.g = out.g
-"""
-HIDDEN = """
-### BEGIN HIDDEN TESTS
-# the incoming gradient is the caller's: relu_grad reads it, never writes it
-inp = randn(4, 5)
-out = relu(inp)
-out.g = randn(4, 5)
-before = out.g.clone()
-relu_grad(inp, out)
-assert torch.equal(out.g, {before}), "relu_grad must not modify out.g in place"
-### END HIDDEN TESTS
-"""
+# the course-tests test's hidden test, with a place for the instructor's slip
+HIDDEN = NEW_HIDDEN_TEST.replace("out.g, before)", "out.g, {before})").replace(
+    "### BEGIN HIDDEN TESTS\n", "### BEGIN HIDDEN TESTS\n# the incoming gradient is the caller's\n"
+)
 DUE = "2026-12-10T23:59+00:00"
 
 
