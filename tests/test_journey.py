@@ -47,7 +47,7 @@ JOURNEY = {
     "backprop": (
         Step("untouched", None, untouched=True),
         Step("mse_grad without the factor 2", "mse-missing-2",
-             "Yours is 0.50x the expected everywhere"),
+             "Yours is 0.5x the expected everywhere"),
         Step("mse_grad without the 1/N", "mse-missing-1/N", "x the expected everywhere"),
         Step("lin_grad's w.g transposed", "transposed", "That is the transpose"),
         Step("lin_grad's b.g not summed over the batch", "bias-not-summed",
