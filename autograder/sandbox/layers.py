@@ -15,9 +15,9 @@ from .rules import ENV, Policy
 from .system import (
     DEVICES,
     ETC,
-    NOBODY,
     PR_SET_PDEATHSIG,
     SYSTEM,
+    become_nobody,
     libc,
     nobody_exists,
     others_can_read,
@@ -107,14 +107,10 @@ def _root_as_nobody(p: Policy, read: list[str], required: bool) -> bool:
         if required:
             raise SandboxError(root_refusal(unreadable[0]))
         return False
-    sockets = [os.path.join(p["sockets"], n) for n in os.listdir(p["sockets"])]
-    for path in (p["scratch"], os.path.join(p["scratch"], ".tmp"), p["sockets"], *sockets):
-        os.chown(path, NOBODY, NOBODY)  # its folders, and a kernel's connection file
     for folder in {os.path.dirname(p["scratch"]), os.path.dirname(p["sockets"])}:
         os.chmod(folder, os.stat(folder).st_mode | 0o001)  # the grading's folder: a way through
-    os.setgroups([])
-    os.setresgid(NOBODY, NOBODY, NOBODY)
-    os.setresuid(NOBODY, NOBODY, NOBODY)
+    sockets = [os.path.join(p["sockets"], n) for n in os.listdir(p["sockets"])]
+    become_nobody([p["scratch"], os.path.join(p["scratch"], ".tmp"), p["sockets"], *sockets])
     return True
 
 

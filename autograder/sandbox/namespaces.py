@@ -41,11 +41,11 @@ from .system import (
     MS_REC,
     MS_RELATIME,
     MS_REMOUNT,
-    NOBODY,
     PR_CAPBSET_DROP,
     PR_SET_PDEATHSIG,
     SYSCALLS,
     SYSTEM,
+    become_nobody,
     check,
     libc,
     mount,
@@ -159,15 +159,13 @@ def _become_nobody(sockets: str, guarded: bool, read: list[str]) -> None:
         raise OSError(errno.EPERM, f"the grader runs as root and nobody cannot read "
                       f"{private[0]}, without Landlock to guard root's notebook instead: "
                       "make the Python environment readable by every user")  # fmt: skip
+    own = []
     for folder, _, files in os.walk(sockets):
         if os.path.basename(folder) == "root" and folder != sockets:
             continue
-        for path in [folder, *(os.path.join(folder, f) for f in files)]:
-            os.chown(path, NOBODY, NOBODY)
+        own += [folder, *(os.path.join(folder, f) for f in files)]
     drop_capabilities(bounding_only=True)
-    os.setgroups([])
-    os.setresgid(NOBODY, NOBODY, NOBODY)
-    os.setresuid(NOBODY, NOBODY, NOBODY)  # from root: every capability is gone with it
+    become_nobody(own)
 
 
 def _loopback_up() -> None:

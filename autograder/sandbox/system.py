@@ -90,6 +90,17 @@ def replace_environment(env: dict[str, str]) -> None:
 NOBODY = 65534  # who a root grader's notebook is on the host
 
 
+def become_nobody(own: list[str]) -> None:
+    """This root process becomes `NOBODY`, with no supplementary group: `own` (its folders,
+    a kernel's connection file) become nobody's first. From root, every capability goes
+    with the uid."""
+    for path in own:
+        os.chown(path, NOBODY, NOBODY)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
 def others_can_read(path: str) -> bool:
     """Whether a user who owns nothing here (nobody) can reach and read `path`, by its
     permission bits and those of the folders above it (ACLs aside)."""
