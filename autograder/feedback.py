@@ -1,7 +1,7 @@
 """The feedback report a student (or a TA) reads: the score, each failed check with what
 was expected and what came back, the hint, and pictures where a picture says more than
-a number: a heat map of `yours - expected` for every wrong gradient (a transposed or
-unsummed gradient is visible at a glance), and for matmul the speed ladder. Also whether
+a number: a heat map of `yours ÷ expected` for every wrong gradient (a factor missing is
+one flat colour, a transposed or unsummed gradient a patchwork or another shape), and for matmul the speed ladder. Also whether
 the code is ready for a GPU (tensors made without the inputs' device, found on the CPU).
 
 Two renderings of one content (feedback_content.py): a self-contained HTML page

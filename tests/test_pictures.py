@@ -17,7 +17,8 @@ from autograder.pictures import (
     heatmap_png,
     ladder_png,
     ratio_label,
-    relative_difference,
+    ratio_map,
+    ratio_summary,
     time_label,
 )
 
@@ -40,52 +41,77 @@ def colour_mask(image: Image.Image, colour: str, tolerance: int = 6) -> np.ndarr
     return np.all(np.abs(rgb - target) <= tolerance, axis=-1)
 
 
-def signed(rows_negative: int) -> np.ndarray:
-    """WANT plus an error that is negative in the first rows and positive in the rest."""
-    delta = np.ones_like(WANT)
-    delta[:rows_negative] = -1
-    return WANT + delta
+def flat(ratio: np.ndarray) -> bool:
+    finite = ratio[np.isfinite(ratio)]
+    return finite.size > 0 and bool(np.ptp(finite) < 1e-9)
 
 
-def test_same_shape_difference_is_red_above_and_blue_below() -> None:
-    image = decode(heatmap_png("w.g", WANT, signed(2)))
-    colours = strong_colours(image)
-    red, blue = colours["red"], colours["blue"]
-    # The colorbar alone has a few hundred of each; the panel's cells have thousands.
-    assert red.sum() > 2000 and blue.sum() > 2000, (red.sum(), blue.sum())
-    # Too small (first rows) is blue, too large red: in the panel blue is above red,
-    # the opposite of the colorbar, which outweighs it only if the panel is drawn wrongly.
-    red_y = np.nonzero(red)[0].mean()
-    blue_y = np.nonzero(blue)[0].mean()
-    assert blue_y < red_y
-
-    flipped = strong_colours(decode(heatmap_png("w.g", WANT, WANT - (signed(2) - WANT))))
-    assert np.nonzero(flipped["red"])[0].mean() < np.nonzero(flipped["blue"])[0].mean()
+# A heat map whose third panel is strongly coloured has thousands of red or blue pixels;
+# its colorbar alone has a few hundred of each.
+PANEL = 2000
+COLORBAR = 600
 
 
-def test_one_sided_error_has_no_blue_cells() -> None:
-    both = strong_colours(decode(heatmap_png("w.g", WANT, signed(2))))
-    too_big = strong_colours(decode(heatmap_png("w.g", WANT, WANT + 1)))
-    # Only the colorbar is blue now.
-    assert too_big["blue"].sum() * 3 < both["blue"].sum()
-    assert too_big["red"].sum() > both["red"].sum()
+@pytest.mark.parametrize(("factor", "colour"), [(1 / 8, "blue"), (2.0, "red"), (-1.0, "blue")])
+def test_a_constant_factor_is_one_flat_colour(factor: float, colour: str) -> None:
+    """mse_grad without its 1/N or its 2, a flipped sign: one colour over the whole panel,
+    and the title says the factor in the words the notebook's check_close uses."""
+    assert flat(ratio_map(WANT, WANT * factor))
+    colours = strong_colours(decode(heatmap_png("w.g", WANT, WANT * factor)))
+    other = "red" if colour == "blue" else "blue"
+    assert colours[colour].sum() > PANEL and colours[other].sum() < COLORBAR, factor
+    assert ratio_summary(WANT, WANT * factor).startswith(f"yours is {factor:.3g}x the expected")
 
 
-def test_exact_match_has_a_white_difference() -> None:
-    wrong = strong_colours(decode(heatmap_png("w.g", WANT, WANT + 1)))
+def test_the_averaged_bias_is_one_flat_colour_however_small_its_elements() -> None:
+    """b.g averaged over the batch instead of summed: every element is 1/N of the sum, the
+    tiny ones as wrong as the large ones."""
+    want = np.array([10.0, 0.05, -2.0, -0.01])
+    assert flat(ratio_map(want, want / 8))
+    colours = strong_colours(decode(heatmap_png("b.g", want, want / 8)))
+    assert colours["blue"].sum() > 1000 and colours["red"].sum() < COLORBAR
+    assert "0.125x the expected everywhere" in ratio_summary(want, want / 8)
+
+
+def test_a_transposed_square_gradient_is_a_patchwork_with_a_white_diagonal() -> None:
+    want = np.random.default_rng(0).normal(size=(4, 4))
+    ratio = ratio_map(want, want.T)
+    assert not flat(ratio)
+    assert np.allclose(np.diag(ratio), 1.0)  # the diagonal is right: white
+    colours = strong_colours(decode(heatmap_png("w.g", want, want.T)))
+    assert colours["red"].sum() > COLORBAR and colours["blue"].sum() > PANEL
+    assert ratio_summary(want, want.T).startswith("yours is the transpose")
+
+
+def test_an_error_that_is_not_a_factor_names_its_largest_element() -> None:
+    assert not flat(ratio_map(WANT, WANT + 1))
+    assert ratio_summary(WANT, WANT + 1).startswith("largest error 1 at [")
+
+
+def test_exact_match_is_white() -> None:
+    wrong = strong_colours(decode(heatmap_png("w.g", WANT, WANT * 2)))
     right = strong_colours(decode(heatmap_png("w.g", WANT, WANT.copy())))
-    assert right["red"].sum() * 3 < wrong["red"].sum()
-    # All zeros: no colour range, no difference range, still a picture.
+    assert right["red"].sum() < COLORBAR < wrong["red"].sum()
+    assert ratio_summary(WANT, WANT.copy()) == "no difference"
+    # All zeros: no colour range and no ratio anywhere (grey), still a picture.
     decode(heatmap_png("w.g", np.zeros((2, 2)), np.zeros((2, 2))))
+    assert not np.isfinite(ratio_map(np.zeros((2, 2)), np.ones((2, 2)))).any()
 
 
-def test_transposed_gradient_has_two_panels_and_no_difference() -> None:
-    same = decode(heatmap_png("w.g", WANT, signed(2)))
+def test_where_expected_is_zero_there_is_no_ratio() -> None:
+    want = np.array([[1.0, 0.0], [1e-9, -2.0]])
+    ratio = ratio_map(want, want * 3)
+    assert np.isnan(ratio[0, 1]) and np.isnan(ratio[1, 0])
+    assert ratio[0, 0] == 3.0 and ratio[1, 1] == 3.0
+
+
+def test_transposed_gradient_of_another_shape_has_two_panels() -> None:
+    three = decode(heatmap_png("w.g", WANT, WANT * 2))
     transposed = decode(heatmap_png("w.g", WANT, WANT.T))
     colours = strong_colours(transposed)
-    # No difference panel, so no diverging colormap anywhere.
+    # No ratio panel, so no diverging colormap anywhere.
     assert colours["red"].sum() == 0 and colours["blue"].sum() == 0
-    assert transposed.width < same.width * 0.85
+    assert transposed.width < three.width * 0.85
 
 
 def test_unsummed_bias_gradient_is_drawn() -> None:
@@ -95,10 +121,10 @@ def test_unsummed_bias_gradient_is_drawn() -> None:
 
 def test_vector_is_drawn_as_a_row() -> None:
     want = np.array([0.5, -0.25, 1.0, 0.0])
-    got = want + np.array([1.0, 1.0, -1.0, -1.0])
+    got = want * np.array([3.0, 3.0, -1.0, -1.0])
     colours = strong_colours(decode(heatmap_png("b.g", want, got, caption="one row per bias")))
     assert colours["red"].sum() > 1000 and colours["blue"].sum() > 1000
-    # Left half of the row too large (red), right half too small (blue).
+    # Left of the row three times too large (red), right of it the wrong sign (blue).
     assert np.nonzero(colours["red"])[1].mean() < np.nonzero(colours["blue"])[1].mean()
 
 
@@ -113,7 +139,7 @@ def test_not_a_tensor_shows_only_the_expected_values() -> None:
 def test_tiny_and_large_arrays(shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(0)
     want = rng.normal(size=shape)
-    got = want + 1.0
+    got = want * 3.0
     red = strong_colours(decode(heatmap_png("w1.g", want, got)))["red"]
     assert red.sum() > 2000
 
@@ -195,15 +221,3 @@ def test_time_label(seconds: float, label: str) -> None:
 )
 def test_ratio_label(seconds: float, reference: float, label: str) -> None:
     assert ratio_label(seconds, reference) == label
-
-
-def test_an_element_8x_too_small_is_coloured_however_small_it_is() -> None:
-    """The averaged bias: every element of b.g is 1/N of the sum. Small elements are as
-    wrong as large ones, so none may be drawn white (the caption says white is right)."""
-    want = np.array([[10.0, 0.05, -2.0, -0.01]])
-    rel = relative_difference(want, want / 8)
-    assert np.allclose(rel, [[-0.875, -0.875, 0.875, 0.875]])  # blue too small, red too big
-    assert np.allclose(relative_difference(want, want.copy()), 0)  # white where right
-    assert relative_difference(np.zeros((1, 2)), np.ones((1, 2))).tolist() == [[1.0, 1.0]]
-    colours = strong_colours(decode(heatmap_png("b.g", want[0], want[0] / 8)))
-    assert colours["red"].sum() > 500 and colours["blue"].sum() > 500

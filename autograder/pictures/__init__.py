@@ -8,7 +8,7 @@ matplotlib costs about a second, which is why nothing imports this package until
 is actually written.
 """
 
-from .heatmap import heatmap_png, relative_difference
+from .heatmap import heatmap_png, ratio_map, ratio_summary
 from .ladder import (
     REFERENCE_COLOUR,
     STUDENT_COLOUR,
@@ -25,6 +25,7 @@ __all__ = [
     "heatmap_png",
     "ladder_png",
     "ratio_label",
-    "relative_difference",
+    "ratio_map",
+    "ratio_summary",
     "time_label",
 ]

@@ -1,9 +1,9 @@
 """A picture of a wrong gradient, as PNG bytes.
 
 A wrong gradient is hard to read as a wall of numbers: a heat map of the expected array,
-the student's, and their difference shows at a glance whether the error is everywhere
-(wrong formula), in a stripe (a missing sum over the batch, a broadcast gone wrong) or a
-transposition (shapes swapped).
+the student's, and their ratio shows at a glance whether the error is one factor everywhere
+(a 2 or a 1/N missing, a flipped sign: one flat colour), in a stripe (a missing sum over
+the batch, a broadcast gone wrong) or a transposition (a patchwork, or shapes swapped).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import textwrap
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from coursedata.checks import constant_ratio
 
 from .figure import DPI, png
 
@@ -92,14 +94,14 @@ def _panel(
     cmap: str,
     vmin: float,
     vmax: float,
+    norm: TwoSlopeNorm | None = None,
 ) -> None:
     rows, cols = data.shape
     aspect = "equal" if max(rows, cols) / min(rows, cols) <= _MAX_EQUAL_ASPECT else "auto"
     image = ax.imshow(
         np.ma.masked_invalid(data),
         cmap=_cmap(cmap),
-        vmin=vmin,
-        vmax=vmax,
+        **({"norm": norm} if norm is not None else {"vmin": vmin, "vmax": vmax}),
         aspect=aspect,
         # Sharp cells when enlarged; when a 784-row weight is shrunk to a few hundred
         # pixels, nearest would drop whole rows (a wrong one among them), so it is filtered.
@@ -170,15 +172,21 @@ def _title(fig: Figure, title: str, caption: str) -> None:
     fig.suptitle("\n".join(lines), fontsize=11)
 
 
+# A ratio is "one factor everywhere" within this: the picture's claim, not the check's
+# tolerance (the check has already failed; this only decides what the caption says).
+_FLAT = 1e-3
+
+
 def heatmap_png(
     value: str, want: np.ndarray, got: np.ndarray | None, *, caption: str = ""
 ) -> bytes:
     """A picture of a wrong gradient such as `w.g` (`value` is its name).
 
-    Same shapes: expected, yours (on one colour scale, so a factor of two shows) and
-    each element's error relative to its expected value (red above, blue below, white
-    where right, full colour at 100% off). Different shapes: the two
-    side by side, each titled with its shape. `got` None (not a tensor): the expected
+    Same shapes: expected, yours (on one colour scale, so a factor of two shows) and yours
+    divided by expected, element by element: white where right (1), red above, blue below
+    (0 or negative), grey where the expected value is 0. A gradient off by one factor
+    everywhere is one flat colour, and the title says the factor. Different shapes: the
+    two side by side, each titled with its shape. `got` None (not a tensor): the expected
     values alone. `caption` is printed under the figure's title."""
     want_raw = np.asarray(want, dtype=float)
     want_2d = _as_2d(want_raw)
@@ -202,28 +210,55 @@ def heatmap_png(
         _title(fig, f"{value} has shape {_shape(got_raw)}, expected {_shape(want_raw)}", caption)
         return png(fig)
 
-    # Each element's error relative to its own expected value, so an element that is 8x
-    # too small is as blue as a large one: white means right, full colour 100% off or more.
+    ratio = ratio_map(want_2d, got_2d)
     _panel(
         fig,
         axes[2],
-        relative_difference(want_2d, got_2d),
+        ratio,
         want_raw,
-        title="yours vs expected, relative",
+        title="yours ÷ expected",
         labels=_axis_labels(value, want_raw, True),
         cmap="RdBu_r",
-        vmin=-1.0,
-        vmax=1.0,
+        vmin=0.0,
+        vmax=2.0,
+        norm=_ratio_norm(ratio),
     )
-    _title(fig, f"{value}: {_worst(want_raw, got_raw)}", caption)
+    _title(fig, f"{value}: {ratio_summary(want_raw, got_raw)}", caption)
     return png(fig)
 
 
-def relative_difference(want: np.ndarray, got: np.ndarray) -> np.ndarray:
-    """(yours - expected) / |expected| element by element, clipped to [-1, 1]; expected
-    values near 0 (under a thousandth of the largest) are measured against that floor."""
+def ratio_map(want: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """yours / expected element by element; nan (drawn grey) where the expected value is
+    under a thousandth of the largest, where a ratio would only magnify rounding, and
+    where yours is nan or inf."""
     want, got = np.asarray(want, dtype=float), np.asarray(got, dtype=float)
     finite = np.abs(want[np.isfinite(want)])
-    floor = 1e-3 * float(finite.max()) if finite.size and finite.max() > 0 else 1e-12
-    rel = (got - want) / np.maximum(np.abs(want), floor)
-    return np.clip(np.nan_to_num(rel, nan=1.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    floor = 1e-3 * float(finite.max()) if finite.size and finite.max() > 0 else np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = got / want
+    ratio[~(np.abs(want) >= floor) | ~np.isfinite(got)] = np.nan
+    return ratio
+
+
+def _ratio_norm(ratio: np.ndarray) -> TwoSlopeNorm:
+    """White at 1; the scale reaches at least from 0 to 2 and out to the 2nd and 98th
+    percentiles, so a factor of 8 is as strong as 2 is mild, and one stray element does
+    not wash the rest out."""
+    finite = ratio[np.isfinite(ratio)]
+    lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 2.0))
+    return TwoSlopeNorm(vcenter=1.0, vmin=min(float(lo), 0.0), vmax=max(float(hi), 2.0))
+
+
+def ratio_summary(want: np.ndarray, got: np.ndarray) -> str:
+    """The figure's headline: the one factor yours is off by, if there is one (in the
+    course's own words, coursedata.checks), else where the largest error is."""
+    import torch
+
+    factor = constant_ratio(torch.from_numpy(np.asarray(got, dtype=float)),
+                            torch.from_numpy(np.asarray(want, dtype=float)), _FLAT)  # fmt: skip
+    if factor is not None:
+        return (f"yours is {factor:.3g}x the expected everywhere (one flat colour): "
+                "a constant factor or sign")  # fmt: skip
+    if want.ndim == 2 and want.shape[0] == want.shape[1] > 1 and np.allclose(got, want.T):
+        return "yours is the transpose of the expected (white on the diagonal only)"
+    return _worst(want, got)
