@@ -1,8 +1,9 @@
 """The feedback report a student (or a TA) reads: the score, each failed check with what
 was expected and what came back, the hint, and pictures where a picture says more than
 a number: a heat map of `yours ÷ expected` for every wrong gradient (a factor missing is
-one flat colour, a transposed or unsummed gradient a patchwork or another shape), and for matmul the speed ladder. Also whether
-the code is ready for a GPU (tensors made without the inputs' device, found on the CPU).
+one flat colour, a transposed or unsummed gradient a patchwork or another shape), and for
+matmul the speed ladder. Also whether the code is ready for a GPU (tensors made without
+the inputs' device, found on the CPU).
 
 Two renderings of one content (feedback_content.py): a self-contained HTML page
 (pictures inlined) and Markdown for CI summaries (pictures as PNG files beside it). Pure
@@ -128,7 +129,7 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
             out.append(f"<p>{_img(speed_pic)}</p>")
         out.append("<table><tr><th>matmul</th><th>time per call</th><th>vs torch.matmul</th></tr>")
         for r in rows:
-            ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
+            ratio = ratio_text(r.times_torch) if r.times_torch is not None else r.why_unranked
             cls = ' class="failed"' if r.student else ""
             out.append(f"<tr><td{cls}>{_e(r.label)}</td><td>{r.over}{human_time(r.seconds)}</td>"
                        f"<td>{ratio}</td></tr>")  # fmt: skip
@@ -199,7 +200,7 @@ def feedback_markdown(
             lines += [f"![the matmul speed ladder]({paths['matmul-speed']})", ""]
         lines += ["| matmul | time per call | vs torch.matmul |", "|---|---:|---:|"]
         for r in rows:
-            ratio = r.over + ratio_text(r.times_torch) if r.times_torch is not None else ""
+            ratio = ratio_text(r.times_torch) if r.times_torch is not None else r.why_unranked
             name = markdown_text(r.label, table=True)
             name = f"**{name}**" if r.student else name
             lines.append(f"| {name} | {r.over}{human_time(r.seconds)} | {ratio} |")

@@ -51,13 +51,14 @@ def ladder_rows(result: GradeResult) -> tuple[LadderRow, ...]:
     if result.speed is None:
         return ()
     # The lesson's rungs are timed on the grader's CPU: reference points for CPU runs only.
-    return ladder(result.speed, with_lesson=result.device == "cpu")
+    return ladder(result.speed, with_lesson=result.device == "cpu",
+                  wrong=result.score.failed_exercises)  # fmt: skip
 
 
 def pictures(result: GradeResult) -> tuple[Picture, ...]:
     """The report's pictures: one heat map per failed check whose first wrong value is a
     gradient with both tensors at hand, then the speed ladder."""
-    from .pictures import heatmap_png, ladder_png
+    from .pictures import Bar, heatmap_png, ladder_png
 
     out: list[Picture] = []
     for c in result.score.checks:
@@ -75,7 +76,7 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
     if rows:
         ar, ac, bc = result.speed.shape  # type: ignore[union-attr]
         png = ladder_png(
-            [(r.label, r.seconds, r.student, r.at_least) for r in rows],
+            [Bar(r.label, r.seconds, r.student, r.at_least, r.why_unranked) for r in rows],
             title=f"matmul of ({ar}, {ac}) @ ({ac}, {bc}), seconds per call (log scale)",
         )
         out.append(Picture("matmul-speed", "the matmul speed ladder, log scale", png))
@@ -90,8 +91,8 @@ def speed_sentence(rows: tuple[LadderRow, ...]) -> str:
     torch_row = next(r for r in rows if r.label == TORCH)
     return (
         f"Your fastest matmul ({fastest.label.removeprefix('your ')}) takes "
-        f"{fastest.over}{human_time(fastest.seconds)} per call, "
-        f"{fastest.over}{ratio_text(fastest.times_torch)} the time of "
+        f"{human_time(fastest.seconds)} per call, "
+        f"{ratio_text(fastest.times_torch)} the time of "
         f"torch.matmul ({human_time(torch_row.seconds)}): each rung of the lesson moves a loop "
         "out of Python and into torch's compiled code."
     )

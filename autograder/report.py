@@ -82,7 +82,9 @@ def print_table(result: GradeResult, console: Console) -> None:
         if result.speed.noisy:
             console.print(Text(NOISY))
             return
-        mine = [r for r in ladder(result.speed, with_lesson=False) if r.student and r.times_torch]
+        mine = [r for r in ladder(result.speed, with_lesson=False,
+                                  wrong=result.score.failed_exercises)
+                if r.student and r.times_torch]  # fmt: skip
         if mine:
             fastest = min(mine, key=lambda r: r.seconds)
             ar, ac, bc = result.speed.shape

@@ -57,6 +57,11 @@ class Score:
     def failed(self) -> tuple[CheckResult, ...]:
         return tuple(c for c in self.checks if not c.passed and not c.advisory)
 
+    @property
+    def failed_exercises(self) -> frozenset[str]:
+        """The cells of the exercises with a failed graded check."""
+        return frozenset(c.exercise for c in self.failed)
+
     def by_exercise(self) -> dict[str, tuple[int, int]]:
         """exercise cell -> (score, max)."""
         out: dict[str, tuple[int, int]] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .harvest import SPEED_SHAPE
 from .readback import Speed
@@ -39,13 +39,28 @@ class LadderRow:
     label: str
     seconds: float
     student: bool
-    times_torch: float | None  # seconds / torch.matmul's seconds
+    times_torch: float | None  # seconds / torch.matmul's seconds; None when not ranked
     at_least: bool = False  # stopped after `seconds`: a lower bound
+    wrong: bool = False  # the student's rung returned a wrong answer
 
     @property
     def over(self) -> str:
         """ "over " for a lower bound, to put before its time or ratio."""
         return "over " if self.at_least else ""
+
+    @property
+    def ranked(self) -> bool:
+        """Whether this row takes part in the ranking: a bound is not a time, and a wrong
+        answer's speed says nothing about the rung it was meant to be."""
+        return not (self.at_least or self.wrong)
+
+    @property
+    def why_unranked(self) -> str:
+        if self.wrong:
+            return "returned a wrong answer: not ranked"
+        if self.at_least:
+            return "stopped: a lower bound, not ranked"
+        return ""
 
 
 def _best_of(fn, a, b, budget: float = 0.1) -> float:
@@ -83,17 +98,25 @@ def lesson_times(shape: tuple[int, int, int] = SPEED_SHAPE) -> tuple[tuple[str, 
     )
 
 
-def ladder(speed: Speed, *, with_lesson: bool = True) -> tuple[LadderRow, ...]:
-    """Every timing, slowest first, with its ratio to torch.matmul. Rows that failed
-    (None) are left out, and so is everything when the timings were too noisy to rank."""
+def ladder(
+    speed: Speed, *, with_lesson: bool = True, wrong: frozenset[str] = frozenset()
+) -> tuple[LadderRow, ...]:
+    """Every timing with its ratio to torch.matmul: the measured ones slowest first, then
+    the student's rungs that are not ranked, a stopped one (a lower bound) or one whose
+    exercise (a cell in `wrong`) failed its checks. Rows that failed (None) are left out,
+    and so is everything when the timings were too noisy to rank."""
     if speed.noisy:
         return ()
-    rows = [row for row in speed.rows if row[1] is not None and row[1] > 0]
+    rows = [
+        LadderRow(label, s, mine, None, at_least, mine and label.removeprefix("your ") in wrong)
+        for label, s, mine, at_least in speed.rows
+        if s is not None and s > 0
+    ]
     if with_lesson:
-        rows += [(label, s, False, False) for label, s in lesson_times(speed.shape)]
-    torch_s = next((s for label, s, *_ in rows if label == TORCH), None)
-    rows.sort(key=lambda r: -r[1])
+        rows += [LadderRow(label, s, False, None) for label, s in lesson_times(speed.shape)]
+    torch_s = next((r.seconds for r in rows if r.label == TORCH), None)
+    ranked = sorted((r for r in rows if r.ranked), key=lambda r: -r.seconds)
     return tuple(
-        LadderRow(label, s, mine, s / torch_s if torch_s else None, at_least)
-        for label, s, mine, at_least in rows
+        [replace(r, times_torch=r.seconds / torch_s if torch_s else None) for r in ranked]
+        + [r for r in rows if not r.ranked]
     )

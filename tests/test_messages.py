@@ -231,8 +231,7 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
     from autograder.readback import Speed
     from autograder.speed import NOISY, ratio_text
 
-    # the student's triple loop was stopped after 0.3 s: a lower bound, said as one
-    rows = (("your matmul_loops", 0.3, True, True), ("torch.matmul (@)", 2e-5, False, False))
+    rows = (("your matmul_einsum", 3e-4, True, False), ("torch.matmul (@)", 2e-5, False, False))
     result = result_with("", tmp_path)
     for noisy in (False, True):
         speedy = replace(result, speed=Speed((5, 784, 10), rows, noisy))
@@ -240,10 +239,43 @@ def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
         print_table(speedy, console)
         md, _ = feedback_markdown(speedy, "files", pics=())
         shown = console.export_text() + md
-        assert (NOISY in shown) == noisy and ("over 15,000x" in shown) != noisy
-        assert ("| **your matmul\\_loops** | over 300.0 ms | over 15,000x |" in md) != noisy
+        assert (NOISY in shown) == noisy and ("15x" in shown) != noisy
+        assert ("| **your matmul\\_einsum** | 300.0 µs | 15x |" in md) != noisy
     ratios = [ratio_text(r) for r in (15000.0, 12.4, 2.5, 0.42)]
     assert ratios == ["15,000x", "12x", "2.5x", "0.42x"]  # never "0x"
+
+
+def test_a_stopped_or_wrong_rung_is_shown_but_never_ranked(tmp_path: Path) -> None:
+    """A triple loop stopped after 0.3 s is a bound, not a time: beside the lesson's
+    measured loops it would look faster than they are. A rung with a wrong answer (a
+    `return` inside the loop, fast because it stops early) is no rung of the ladder."""
+    from autograder.readback import Speed
+    from autograder.speed import ladder
+
+    rows = (("your matmul_loops", 0.3, True, True),
+            ("your matmul_elementwise", 0.077, True, False),
+            ("your matmul_einsum", 3e-4, True, False),
+            ("torch.matmul (@)", 2e-5, False, False))  # fmt: skip
+    speed = Speed((5, 784, 10), rows, False)
+    shown = ladder(speed, with_lesson=False, wrong=frozenset({"matmul_elementwise"}))
+    assert [(r.label, r.ranked) for r in shown] == [
+        ("your matmul_einsum", True), ("torch.matmul (@)", True),
+        ("your matmul_loops", False), ("your matmul_elementwise", False),
+    ]  # fmt: skip
+    assert [r.times_torch for r in shown if not r.ranked] == [None, None]
+    # result_with's failed check is on matmul_broadcast; this one fails matmul_elementwise
+    result = replace(result_with("", tmp_path), speed=speed)
+    failed = CheckResult("matmul_elementwise", "elementwise", "values", 2, 0, False, "wrong")
+    result = replace(result, score=replace(result.score, checks=(*result.score.checks, failed)))
+    console = Console(record=True, width=200, color_system=None)
+    print_table(result, console)
+    md, _ = feedback_markdown(result, "files", pics=())
+    assert "| **your matmul\\_loops** | over 300.0 ms | stopped: a lower bound, not ranked |" in md
+    assert ("| **your matmul\\_elementwise** | 77.0 ms | returned a wrong answer: not ranked |"
+            in md)  # fmt: skip
+    # the fastest of yours is the fastest measured and right, never a bound or a wrong one
+    assert "Your fastest matmul (matmul\\_einsum) takes 300.0 µs per call, 15x" in md
+    assert "your fastest matmul (matmul_einsum) takes 15x" in console.export_text()
 
 
 def test_the_2019_shifted_relu_is_recognised() -> None:

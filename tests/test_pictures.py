@@ -14,6 +14,7 @@ from autograder.pictures import (
     REFERENCE_COLOUR,
     STUDENT_COLOUR,
     TORCH_LABEL,
+    Bar,
     heatmap_png,
     ladder_png,
     ratio_label,
@@ -221,3 +222,29 @@ def test_time_label(seconds: float, label: str) -> None:
 )
 def test_ratio_label(seconds: float, reference: float, label: str) -> None:
     assert ratio_label(seconds, reference) == label
+
+
+def test_a_bound_and_a_wrong_rung_are_open_bars_under_the_ranked_ones() -> None:
+    """A run stopped at 0.1 s is drawn as "> 100 ms", open, so it is never read as a time
+    beside the lesson's 380 ms loops; a wrong answer's rung likewise, hatched."""
+    ranked = [Bar("lesson: loops", 0.38), Bar("your matmul_broadcast", 3e-4, True),
+              Bar(TORCH_LABEL, 2e-5)]  # fmt: skip
+    unranked = [Bar("your matmul_loops", 0.1, True, bound=True,
+                    unranked="stopped: a lower bound, not ranked"),
+                Bar("your matmul_elementwise", 0.077, True,
+                    unranked="returned a wrong answer: not ranked")]  # fmt: skip
+    image = decode(ladder_png([*unranked, *ranked], title="ladder"))
+    # the bound is an outline: of the student's rungs only the measured one and the
+    # hatched wrong one have rows full of colour, and the hatched one far fewer pixels
+    widths = bar_widths(image, STUDENT_COLOUR)
+    assert len(widths) == 2 and widths[1] < widths[0] / 2, widths
+    assert len(bar_widths(image, REFERENCE_COLOUR)) == 2
+    # the open bars are drawn below every ranked bar (the legend's swatches excluded)
+    above_legend = image.height - 40
+    outline_rows = np.nonzero(colour_mask(image, STUDENT_COLOUR).sum(axis=1) >= 40)[0]
+    filled_rows = np.nonzero(colour_mask(image, REFERENCE_COLOUR).sum(axis=1) >= 40)[0]
+    assert outline_rows.max() > filled_rows[filled_rows < above_legend].max() + 20
+    as_times = [Bar(b.label, b.seconds, True) for b in unranked]
+    filled = decode(ladder_png([*ranked, *as_times], title="ladder"))
+    drawn = colour_mask(image, STUDENT_COLOUR).sum()
+    assert colour_mask(filled, STUDENT_COLOUR).sum() > drawn * 1.5

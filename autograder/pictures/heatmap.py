@@ -245,7 +245,7 @@ def _ratio_norm(ratio: np.ndarray) -> TwoSlopeNorm:
     percentiles, so a factor of 8 is as strong as 2 is mild, and one stray element does
     not wash the rest out."""
     finite = ratio[np.isfinite(ratio)]
-    lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 2.0))
+    lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 2.0)
     return TwoSlopeNorm(vcenter=1.0, vmin=min(float(lo), 0.0), vmax=max(float(hi), 2.0))
 
 

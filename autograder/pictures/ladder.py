@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -37,19 +38,28 @@ def ratio_label(seconds: float, reference: float) -> str:
     return f"{r:.2g}x torch"
 
 
-def ladder_png(rows: Sequence[tuple[str, float, bool] | tuple[str, float, bool, bool]], *,
-               title: str) -> bytes:  # fmt: skip
-    """The matmul speed ladder: one horizontal bar per (label, seconds, is_student[, at
-    least]) row, top to bottom in the given order, on a log axis of seconds. The student's
-    bars are highlighted; each bar says its time ("over" it for a run stopped there) and,
-    if a row is labelled "torch.matmul (@)", how many times slower than it. Rows without a
+@dataclass(frozen=True)
+class Bar:
+    """One rung of the ladder. A `bound` is a run stopped after `seconds`: drawn as an
+    open bar, "> 100 ms". A rung with a reason `unranked` (stopped, a wrong answer) is
+    drawn below the ranked ones, open and hatched, with the reason and no ratio."""
+
+    label: str
+    seconds: float
+    student: bool = False
+    bound: bool = False
+    unranked: str = ""
+
+
+def ladder_png(rows: Sequence[Bar | tuple[str, float, bool]], *, title: str) -> bytes:
+    """The matmul speed ladder: one horizontal bar per row, the ranked rows top to bottom
+    in the given order and the unranked ones under a dashed line, on a log axis of
+    seconds. The student's bars are highlighted; each bar says its time and, if a ranked
+    row is labelled "torch.matmul (@)", how many times slower than it. Rows without a
     usable time (<= 0, nan, inf) are left out."""
-    over = {label for label, _, _, *at_least in rows if at_least and at_least[0]}
-    kept = [
-        (label, float(s), bool(student))
-        for label, s, student, *_ in rows
-        if math.isfinite(float(s)) and float(s) > 0
-    ]
+    bars = [r if isinstance(r, Bar) else Bar(*r) for r in rows]
+    kept = [b for b in bars if math.isfinite(float(b.seconds)) and float(b.seconds) > 0]
+    kept = [b for b in kept if not b.unranked] + [b for b in kept if b.unranked]
     fig = Figure(figsize=(9.0, 1.4 + 0.38 * max(len(kept), 1)), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     ax.set_title(title, fontsize=11)
@@ -58,37 +68,52 @@ def ladder_png(rows: Sequence[tuple[str, float, bool] | tuple[str, float, bool, 
         ax.set_axis_off()
         return png(fig)
 
-    torch = next((s for label, s, _ in kept if label == TORCH_LABEL), None)
-    seconds = [s for _, s, _ in kept]
+    torch = next((b.seconds for b in kept if b.label == TORCH_LABEL and not b.unranked), None)
+    seconds = [b.seconds for b in kept]
     # A log axis has no zero: bars start a little left of the fastest time.
     left = min(seconds) / 3
     decades = math.log10(max(seconds) / left)
     # Room to the right of the slowest bar for its label; on a log axis that is a factor.
-    right = max(seconds) * 10 ** max(1.6, 0.45 * decades)
-    ys = range(len(kept))
-    ax.barh(
-        ys,
-        [s - left for s in seconds],
-        left=left,
-        color=[STUDENT_COLOUR if student else REFERENCE_COLOUR for _, _, student in kept],
-        height=0.7,
-    )
+    # A reason why a rung is not ranked is a longer label than a ratio.
+    room = 2.6 if any(b.unranked for b in kept) else 1.6
+    right = max(seconds) * 10 ** max(room, 0.45 * decades)
+    for y, b in enumerate(kept):
+        colour = STUDENT_COLOUR if b.student else REFERENCE_COLOUR
+        # A measured time is a filled bar; a bound or an unranked rung an open one, so it
+        # cannot be read as a time beside the others.
+        open_bar = b.bound or bool(b.unranked)
+        ax.barh(
+            y,
+            b.seconds - left,
+            left=left,
+            height=0.7,
+            color="none" if open_bar else colour,
+            edgecolor=colour,
+            linewidth=1.5 if open_bar else 0,
+            linestyle="--" if b.bound else "-",
+            hatch="//" if b.unranked and not b.bound else None,
+        )
     ax.set_xscale("log")
     ax.set_xlim(left, right)
-    ax.set_yticks(list(ys), [label for label, _, _ in kept])
-    for tick, (_, _, student) in zip(ax.get_yticklabels(), kept, strict=True):
-        if student:
+    ys = range(len(kept))
+    ax.set_yticks(list(ys), [b.label for b in kept])
+    for tick, b in zip(ax.get_yticklabels(), kept, strict=True):
+        if b.student:
             tick.set_color(STUDENT_COLOUR)
             tick.set_fontweight("bold")
     ax.invert_yaxis()  # the first row on top, as a ladder is read
-    for y, (label, s, _) in zip(ys, kept, strict=True):
-        prefix = "over " if label in over else ""
-        text = prefix + time_label(s)
-        if torch is not None and label != TORCH_LABEL:
-            text += f"  ·  {prefix}{ratio_label(s, torch)}"
+    ranked = sum(1 for b in kept if not b.unranked)
+    if 0 < ranked < len(kept):
+        ax.axhline(ranked - 0.5, color="0.4", linestyle=":", linewidth=1)
+    for y, b in enumerate(kept):
+        text = ("> " if b.bound else "") + time_label(b.seconds)
+        if b.unranked:
+            text += f"  ·  {b.unranked}"
+        elif torch is not None and b.label != TORCH_LABEL:
+            text += f"  ·  {ratio_label(b.seconds, torch)}"
         ax.annotate(
             text,
-            (s, y),
+            (b.seconds, y),
             xytext=(4, 0),
             textcoords="offset points",
             va="center",
@@ -104,10 +129,13 @@ def ladder_png(rows: Sequence[tuple[str, float, bool] | tuple[str, float, bool, 
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = []
-    if any(student for _, _, student in kept):
+    if any(b.student for b in kept):
         handles.append(Patch(color=STUDENT_COLOUR, label="yours"))
-    if not all(student for _, _, student in kept):
+    if not all(b.student for b in kept):
         handles.append(Patch(color=REFERENCE_COLOUR, label="the lesson's reference points"))
+    if any(b.bound or b.unranked for b in kept):
+        handles.append(Patch(facecolor="none", edgecolor=STUDENT_COLOUR, linestyle="--",
+                             label="open: not a measured time, not ranked"))  # fmt: skip
     # Outside the axes: inside, it would cover a bar's label whichever corner it took.
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return png(fig)
