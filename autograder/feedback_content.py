@@ -169,9 +169,10 @@ def picture_legend(c: CheckResult) -> str:
     if v is not None and v.got is not None and v.got_shape == v.want_shape:
         return (
             "Left: the expected gradient; middle: yours, on the same colour scale; right: "
-            "how far each element of yours is from its expected value, relative to that "
-            "value (red where yours is larger, blue where it is smaller, white where it is "
-            "right, full colour where it is 100% off or more)."
+            "yours divided by the expected, element by element (white where it is right, "
+            "red where yours is larger, blue where it is smaller or of the other sign, grey "
+            "where the expected value is 0). One flat colour: yours is off by one factor "
+            "everywhere, and the title says which."
         )
     return "The expected gradient and yours, side by side: their shapes differ."
 

@@ -123,7 +123,11 @@ CATALOGUE: tuple[Mistake, ...] = (
             f"{'s' if len(o.facts['globals']) > 1 else ''} "
             + ", ".join(f"`{n}`" for n in o.facts["globals"])
             + ": the grader calls it with tensors of its own, so compute only from the "
-            "parameters"
+            + (
+                "ones it stored: " + ", ".join(f"`self.{n}`" for n in o.facts["globals_stored"])
+                if o.facts.get("globals_stored")
+                else "parameters"
+            )
         ),
         own=True,
     ),

@@ -16,7 +16,7 @@ from .recipes import _PARAMS, RECIPES
 from .recording import _pick
 from .state import _MISSING, CallTimeout, _State, adopt
 from .timing import _speed
-from .watch import _device_watch, _global_reads
+from .watch import _device_watch, _global_reads, _stored_attributes
 from .wire import CallEntry, KernelPlan, PlannedCall, Results, value_key
 
 __all__ = ["adopt", "harvest"]
@@ -87,6 +87,9 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
         reads = _global_reads(obj, ns, _PARAMS if call.protocol == "forward_and_backward" else ())
         if reads:
             _State.facts["globals"] = reads
+            own = sorted(set(reads) & _stored_attributes(obj))
+            if own:
+                _State.facts["globals_stored"] = own
         try:
             answers = _run_call(obj, call.protocol, inputs[key], device, call.timeout, ns)
             values = {k: _describe(value_key(key, k), v, tensors) for k, v in answers.items()}

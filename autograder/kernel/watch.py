@@ -36,6 +36,20 @@ def _global_reads(obj, ns, exclude):
     return sorted(n for n in names if n not in exclude and isinstance(ns.get(n), torch.Tensor))
 
 
+def _stored_attributes(obj):
+    """The attributes a class's methods store (`self.targ = targ`): a global read of the
+    same name is the attribute forgotten, and the hint can say `self.targ`."""
+    if not isinstance(obj, type):
+        return set()
+    names = set()
+    for klass in obj.__mro__[:-1]:
+        for v in vars(klass).values():
+            code = getattr(v, "__code__", None)
+            if code is not None:
+                names |= {i.argval for i in dis.get_instructions(code) if i.opname == "STORE_ATTR"}
+    return names
+
+
 # Torch functions that make a new tensor on the default device (the CPU) unless told
 # otherwise: in graded code each needs `device=` taken from the inputs, or the function
 # works on a CPU and fails on a GPU.

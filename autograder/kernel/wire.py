@@ -161,7 +161,8 @@ class ValueInfo:
 class CallEntry:
     """What one call did: which definition was picked and how, its values or its error
     (type, message, the student's line...), its seconds, and what the kernel noticed:
-    "globals" (notebook tensors the code reads), "replaced" (parameters overwritten),
+    "globals" (notebook tensors the code reads; "globals_stored": those also stored as
+    attributes, `self.targ`), "replaced" (parameters overwritten),
     "arg_order" (Model's constructor's order), "autograd" (how often it was seen),
     "unwatched" (how the call switched a watch off), "device_unaware"."""
 
