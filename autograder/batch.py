@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
+from .course import ASSIGNMENTS, exercises_for
 from .engine import INPROCESS
-from .exercises import ASSIGNMENTS, exercises_for
 from .gradebook import MISSING, Course, class_records, summary_markdown, write_grades_csv
 from .merge import in_shard, merge_records
 from .notebook import NotebookError, notebook_digest

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
-from .exercises import ASSIGNMENTS
+from .course import ASSIGNMENTS
 from .gradescope import CONFIG, BundleConfig
 from .options import GradingError
 from .records import unscored

@@ -328,7 +328,7 @@ def cmd_ci_grade(args: argparse.Namespace) -> int:
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
     from .bundle import build_bundles
-    from .exercises import ASSIGNMENTS
+    from .course import ASSIGNMENTS
     from .gradescope import read_seed_file
     from .options import DEFAULT_SEED, GradingError
     from .upload import full_points
@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{check,grade,merge,export,verify,ci-grade,gradescope,release,demo}",
     )
 
-    from .exercises import ASSIGNMENTS
+    from .course import ASSIGNMENTS
 
     p = sub.add_parser("check", help="students: grade one notebook and show what to fix")
     p.add_argument("notebook", help="the .ipynb to check")

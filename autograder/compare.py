@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from .maths import Expected
+from .course import Expected
 from .readback import Value
 
 

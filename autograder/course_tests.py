@@ -30,7 +30,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from .exercises import Exercise
+from .course import Exercise
 from .notebook import COURSE_TEST_KEY, is_test_cell, nbgrader_meta, read_notebook
 
 ENV = "AUTOGRADE_COURSE_TESTS"  # a JSON file: {assignment: {test cell's grade_id: source}}

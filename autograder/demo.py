@@ -63,7 +63,7 @@ def _answers() -> dict[str, Callable]:
     """Each stub of the notebook (a function, or a class's method) and the reference code
     that answers it. The answers are the instructor's: the grader students install has no
     `reference`, and so no demo (DemoUnavailable)."""
-    from .maths import hand_written
+    from .course import hand_written
 
     if hand_written() is None:
         raise DemoUnavailable(

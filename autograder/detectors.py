@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .compare import is_close
-from .maths import MSE, NETWORK, RELU
+from .course import MSE, NETWORK, RELU
 from .observation import Observation
 from .readback import Value
 

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import EXERCISES
 from .csvcells import neutralised
-from .exercises import EXERCISES
 from .records import Record
 from .roster import Roster, Student
 

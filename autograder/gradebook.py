@@ -27,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .course import EXERCISES
 from .coursefiles import CourseFileError
 from .csvcells import neutralised, restored
-from .exercises import EXERCISES
 from .latepolicy import LatePolicy, describe, lateness, penalty
 from .markdown import markdown_text
 from .overrides import TOTAL, Override

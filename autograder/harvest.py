@@ -23,9 +23,8 @@ import torch
 from nbformat import NotebookNode
 
 from . import kernel
-from .exercises import Case, Check, Exercise
+from .course import Case, Check, Exercise, Inputs, get, make_inputs
 from .kernel.wire import AUTOGRADER_TAG, KernelPlan, PlannedCall, SpeedSpec
-from .maths import Inputs, make_inputs
 from .notebook import COURSE_TEST_KEY, is_test_cell, mark_places
 
 __all__ = [
@@ -129,7 +128,7 @@ def _protected() -> list[str]:
     """The grader's and the reference's folders (where the reference is installed): a
     notebook that loads code from them is reported, whatever name it imports it under."""
     from . import __file__ as grader_init
-    from .maths import hand_written
+    from .course import hand_written
 
     folders = [Path(grader_init).parent.resolve()]
     if (ref := hand_written()) is not None and ref.__file__:
@@ -162,6 +161,7 @@ def inject(
             c.key,
             c.target,
             c.protocol,
+            get(c.protocol).recipe,
             call_timeout,
             c.cell,
             cell_shas.get(c.cell),
@@ -177,7 +177,7 @@ def inject(
     plan_json = KernelPlan(
         plan.device,
         calls,
-        speed if any(c.protocol == "matmul" for c in plan.calls.values()) else None,
+        speed if any(get(c.protocol).recipe.timed for c in plan.calls.values()) else None,
         tuple(_protected()),
     ).to_json()
     targets = sorted({c.target for c in plan.calls.values()})

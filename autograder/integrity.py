@@ -12,7 +12,7 @@ from collections import Counter
 
 from nbformat import NotebookNode
 
-from .exercises import exercises_for
+from .course import exercises_for
 
 __all__ = ["checksum", "tampering"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from coursedata.checks import constant_ratio, ratio_sentence
 
+from .course import LIN, MATMUL, NETWORK
 from .detectors import (
     bare_method,
     batch,
@@ -33,7 +34,6 @@ from .detectors import (
     who,
 )
 from .executed import OUT_OF_MEMORY_HINT
-from .maths import LIN, MATMUL, NETWORK
 from .observation import Mistake, Observation, observe
 
 __all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose", "mistake", "observe"]

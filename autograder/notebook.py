@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from .exercises import ASSIGNMENTS, EXERCISES
+from .course import ASSIGNMENTS, EXERCISES
 
 __all__ = [
     "PLACE_KEY",

@@ -11,8 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from .compare import Verdict, compare
-from .maths import Expected, Maths
-from .protocols import Protocol, get
+from .course import Expected, Maths, Protocol, get
 from .readback import Value
 
 __all__ = ["Mistake", "Observation", "observe"]

@@ -22,8 +22,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import ASSIGNMENTS, EXERCISES
 from .coursefiles import CourseFileError, read_table
-from .exercises import ASSIGNMENTS, EXERCISES
 
 __all__ = ["TOTAL", "Override", "check_students", "read_overrides"]
 

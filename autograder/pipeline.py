@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .answer_scan import scan_answers, scan_review
 from .cleanroom import clean_room, room_review
+from .course import Exercise, exercises_for
 from .course_tests import failed_course_tests, use_course_tests
 from .execute import Execution, run_notebook
-from .exercises import Exercise, exercises_for
 from .kernel.wire import AUTOGRADER_TAG
 from .notebook import (
     NotebookError,

@@ -22,7 +22,7 @@ import nbformat
 
 from .assignments import assignment_names, find_leaks, generated_differences, regenerate
 from .bundle import GRADER_PACKAGES, build_wheel, pinned_torch, python_floor
-from .exercises import exercises_for
+from .course import exercises_for
 from .options import GradingError
 
 __all__ = ["Release", "build_release", "student_readme"]
@@ -197,7 +197,7 @@ jobs:
 
 
 def _table() -> str:
-    from .exercises import ASSIGNMENTS
+    from .course import ASSIGNMENTS
 
     rows = []
     for name in ASSIGNMENTS:

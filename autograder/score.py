@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .compare import Verdict
-from .exercises import Check, Exercise
+from .course import Check, Exercise, expected_values
 from .harvest import Plan
-from .maths import expected_values
 from .mistakes import diagnose
 from .mistakes import mistake as catalogued
 from .observation import Observation, observe

@@ -9,7 +9,7 @@ import ast
 
 from nbformat import NotebookNode
 
-from .exercises import Exercise
+from .course import Exercise
 from .notebook import is_answer_cell, nbgrader_meta
 
 __all__ = ["shortcut_notes"]

@@ -80,7 +80,7 @@ def lesson_times(shape: tuple[int, int, int] = SPEED_SHAPE) -> tuple[tuple[str, 
     those rungs are the matmul exercise's answers)."""
     import torch
 
-    from .maths import hand_written
+    from .course import hand_written
 
     ref = hand_written()
     if ref is None:

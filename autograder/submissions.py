@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .exercises import ASSIGNMENTS
+from .course import ASSIGNMENTS
 
 __all__ = [
     "Submission",

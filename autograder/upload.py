@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exercises import exercises_for
+from .course import exercises_for
 from .notebook import NotebookError, detect_assignment, read_notebook
 
 __all__ = ["Elsewhere", "Sorted", "also_uploaded", "full_points", "sort_upload", "wrong_assignment"]

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .assignments import assignment_names, shipped_problems, sync_problems
-from .exercises import ASSIGNMENTS, exercises_for
+from .course import ASSIGNMENTS, exercises_for
 from .notebook import read_notebook
 from .pipeline import Options, grade
 

@@ -58,7 +58,7 @@ from rich.console import Console
 from rich.table import Table
 
 import autograder
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("backprop", "matmul")

@@ -21,7 +21,7 @@ from notebook_tools import SOLUTION, STUB
 from autograder import pipeline
 from autograder.batch import grade_submissions, merge
 from autograder.cli import main
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 from autograder.gradebook import grades_rows, read_grades_csv
 from autograder.merge import in_shard
 from autograder.pipeline import Options

@@ -16,7 +16,7 @@ from notebook_tools import ROOT, SOLUTION, STUB
 from autograder.assignments import shipped_problems
 from autograder.batch import grade_submissions
 from autograder.cleanroom import UNMATCHED, clean_room, dependencies, room_review
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 from autograder.notebook import replace_function
 
 RESULTS_MIME = "application/vnd.autograde.results+json"

@@ -15,7 +15,7 @@ from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
 from autograder.cli import main
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 from autograder.notebook import replace_function
 from autograder.verify import points_problems
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from autograder.compare import TOLERANCE, compare, norm_relative_error
-from autograder.exercises import Case
-from autograder.maths import Expected, expected_values, make_inputs
+from autograder.course import Case, Expected, expected_values, make_inputs
 from autograder.mistakes import Observation, diagnose
 from autograder.readback import Value
 

@@ -107,7 +107,7 @@ def test_a_student_chosen_error_text_is_never_shown() -> None:
                                   evalue="### BEGIN HIDDEN TESTS ...", traceback=[])  # fmt: skip
     cell.outputs = [leak]
     nb.cells = [cell]
-    from autograder.exercises import exercises_for
+    from autograder.course import exercises_for
 
     failed = course_tests.failed_course_tests(nb, exercises_for("backprop"))
     assert failed == {"relu_grad": "Leakassertx1"}

@@ -89,3 +89,16 @@ def test_demo_grades_the_class(tmp_path: Path, capsys: pytest.CaptureFixture) ->
         assert (folders[student] / "feedback.html").is_file()
     assert "needs the factor 2" in printed and "not implemented" in printed
     assert str(graded / "grades.csv") in printed
+
+
+def test_every_package_of_the_checkout_is_in_the_wheel() -> None:
+    """`packages` in pyproject.toml is a list written by hand (the Gradescope bundle cuts it
+    down): a subpackage left off it is missing from every install but the editable one."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])  # fmt: skip
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("autograder", "reference", "coursedata")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert found == listed, (found - listed, listed - found)

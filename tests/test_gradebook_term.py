@@ -23,8 +23,8 @@ from notebook_tools import SOLUTION, STUB
 
 from autograder.batch import grade_submissions, merge
 from autograder.cli import main
+from autograder.course import exercises_for
 from autograder.coursefiles import CourseFileError
-from autograder.exercises import exercises_for
 from autograder.exports import CANVAS_IDS, MOODLE_IDS, export_rows
 from autograder.feedback_gradebook import with_gradebook_block
 from autograder.gradebook import (

@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from autograder.bundle import CPU_TORCH_INDEX, python_floor
 from autograder.cli import main
-from autograder.exercises import ASSIGNMENTS, exercises_for
+from autograder.course import ASSIGNMENTS, exercises_for
 from autograder.gradescope import CONFIG
 from autograder.notebook import read_notebook, replace_function
 

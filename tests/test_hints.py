@@ -48,7 +48,7 @@ def test_the_dtype_hint_names_the_function_s_input() -> None:
     input, not of matmul's `a`."""
     from types import SimpleNamespace
 
-    from autograder.maths import MATMUL
+    from autograder.course import MATMUL
     from autograder.mistakes import mistake
 
     dtype = mistake("dtype")
@@ -62,7 +62,7 @@ def test_a_loops_exercise_answered_with_pytorch_s_product_gets_a_note() -> None:
     line, nothing for the lesson's own answers."""
     from notebook_tools import SOLUTION, STUB, edited, matmul
 
-    from autograder.exercises import exercises_for
+    from autograder.course import exercises_for
     from autograder.notebook import read_notebook
     from autograder.shortcuts import shortcut_notes
 

@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from autograder.compare import compare
-from autograder.exercises import EXERCISES, Case, exercises_for
-from autograder.maths import RELU, expected_values, make_inputs
+from autograder.course import EXERCISES, RELU, Case, exercises_for, expected_values, make_inputs
 from autograder.readback import Value
 
 

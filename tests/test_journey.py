@@ -38,8 +38,8 @@ from right_answers import LIN_B_OK, LIN_W_OK, LIN_X_OK, LOOPS, MSE_CLASS_SRC, WE
 
 from autograder import engine, forkserver
 from autograder.cli import main
+from autograder.course import exercises_for
 from autograder.execute import run_notebook
-from autograder.exercises import exercises_for
 from autograder.notebook import read_notebook
 
 pytestmark = pytest.mark.slow

@@ -200,7 +200,7 @@ def test_advice_is_its_own_section_once_per_text_and_never_a_failure(tmp_path: P
 
 
 def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
-    from autograder.exercises import exercises_for
+    from autograder.course import exercises_for
     from autograder.score import _attributed
 
     def check(cell: str, name: str, passed: bool, message="", hint=None, mistake=None):
@@ -281,7 +281,7 @@ def test_a_stopped_or_wrong_rung_is_shown_but_never_ranked(tmp_path: Path) -> No
 def test_the_2019_shifted_relu_is_recognised() -> None:
     import torch
 
-    from autograder.maths import Expected
+    from autograder.course import Expected
     from autograder.mistakes import Observation, diagnose
     from autograder.readback import Value
 

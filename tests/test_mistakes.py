@@ -12,8 +12,7 @@ from __future__ import annotations
 import pytest
 from catalogue_cases import CASES, CatalogueCase, tensor
 
-from autograder.exercises import EXERCISES, Case
-from autograder.maths import expected_values, make_inputs
+from autograder.course import EXERCISES, Case, expected_values, make_inputs
 from autograder.mistakes import CATALOGUE, Observation, diagnose, observe
 from autograder.readback import Value
 

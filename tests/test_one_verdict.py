@@ -40,7 +40,7 @@ from right_answers import (
     WEIGHTS_AS_PARAMETERS,
 )
 
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 from autograder.gradescope import CONFIG, BundleConfig
 from autograder.options import DEFAULT_SEED
 

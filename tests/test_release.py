@@ -258,7 +258,7 @@ def run_student(python: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_student_install_has_no_reference(student_python: Path) -> None:
-    probe = ("import importlib.util, autograder; from autograder.maths import hand_written; "
+    probe = ("import importlib.util, autograder; from autograder.course import hand_written; "
              "print(autograder.__file__, importlib.util.find_spec('reference'), "
              "hand_written())")  # fmt: skip
     done = subprocess.run([student_python, "-c", probe], capture_output=True, text=True,

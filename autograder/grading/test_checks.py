@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 from autograder.notebook import NotebookError, detect_assignment, read_notebook
 from autograder.pipeline import GradeResult, GradingError, Options, grade, resolve_seed
 from autograder.plugin import flag, option

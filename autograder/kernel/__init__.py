@@ -12,11 +12,12 @@ reads from the kernel's message stream. Nothing reaches the disk, and nothing he
 or returns a student object to the grader.
 
 The parts, in the order they are joined (each imports only from those before it):
-state (what the start cell records), wire (the boundary's format), limits (the sandbox
-inside the kernel), integrity (tamper detection), recording (start, the cell hooks,
-picking a definition), recipes (how each protocol calls student code), watch (the device
-watch, global reads), gradwatch (autograd seen below `__torch_function__`), timing (the
-speed ladder), answers (values, errors, the message), entry (`harvest`). The grader
+state (what the start cell records), calling (a protocol's `Recipe`, the data saying how
+student code is called), wire (the boundary's format), limits (the sandbox inside the
+kernel), integrity (tamper detection), recording (start, the cell hooks, picking a
+definition), recipes (the runners that call student code as a `Recipe` says), watch (the
+device watch, global reads), gradwatch (autograd seen below `__torch_function__`), timing
+(the speed ladder), answers (values, errors, the message), entry (`harvest`). The grader
 imports them as modules too: `wire` to write the plan and read the results,
 `recording.cell_sha` to find a cell, and the tests each part.
 
@@ -43,8 +44,8 @@ __all__ = [
     "neutralise_debuggers",
 ]
 
-PARTS = ("state", "wire", "limits", "integrity", "recording", "recipes", "watch", "gradwatch",
-         "timing", "answers", "entry")  # fmt: skip
+PARTS = ("state", "calling", "wire", "limits", "integrity", "recording", "recipes", "watch",
+         "gradwatch", "timing", "answers", "entry")  # fmt: skip
 _HERE = Path(__file__).parent
 # The joined source's first line (`wire` needs it, and a `__future__` import must come
 # first): annotations stay strings in the whole source.

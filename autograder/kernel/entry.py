@@ -12,7 +12,7 @@ from .answers import _describe, _error, _send
 from .gradwatch import _Watches
 from .integrity import _disarm_hooks, _integrity, _loaded_from
 from .limits import _on_alarm
-from .recipes import _PARAMS, RECIPES
+from .recipes import call_recipe
 from .recording import _pick
 from .state import _MISSING, CallTimeout, _State, adopt
 from .timing import _speed
@@ -84,16 +84,16 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
         }
     else:
         _State.facts = {}
-        reads = _global_reads(obj, ns, _PARAMS if call.protocol == "forward_and_backward" else ())
+        reads = _global_reads(obj, ns, call.recipe.globals)
         if reads:
             _State.facts["globals"] = reads
             own = sorted(set(reads) & _stored_attributes(obj))
             if own:
                 _State.facts["globals_stored"] = own
         try:
-            answers = _run_call(obj, call.protocol, inputs[key], device, call.timeout, ns)
+            answers = _run_call(obj, call.recipe, inputs[key], device, call.timeout, ns)
             values = {k: _describe(value_key(key, k), v, tensors) for k, v in answers.items()}
-            if call.protocol == "matmul" and call.cell:
+            if call.recipe.timed and call.cell:
                 rungs.setdefault(call.cell, obj)
         except CallTimeout:
             hung[id(obj)] = call.timeout
@@ -107,8 +107,8 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
     return CallEntry(how, seconds, values, error, facts)
 
 
-def _run_call(obj, protocol, inputs, device, timeout, ns):
-    """The protocol's recipe on fresh copies of the inputs on the device, under the call's
+def _run_call(obj, recipe, inputs, device, timeout, ns):
+    """The recipe on fresh copies of the inputs on the device, under the call's
     alarm and the watches; what they saw goes into the call's facts."""
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -119,13 +119,13 @@ def _run_call(obj, protocol, inputs, device, timeout, ns):
     # run under them.) Not below the dispatcher for matmul: its rungs are Python loops of
     # thousands of ops, each slower under a dispatch mode, and autograd, which gives
     # gradients, cannot give a product.
-    watches = _Watches(_device_watch(), below=protocol != "matmul")
+    watches = _Watches(_device_watch(), below=not recipe.timed)
     values = {}
     try:
         with watches:
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
-                values = RECIPES[protocol](obj, t, ns)
+                values = call_recipe(recipe, obj, t, ns)
                 if device.type == "cuda":
                     torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
             finally:

@@ -1,13 +1,16 @@
 """The lesson's forward pass, as the notebook gives it to students (its `forward` cell):
 `lin`, `relu`, `mse`. No backward pass lives here: the grader gets every gradient from
-torch autograd on these (`maths.py`), the way the notebook's own tests do, so what a
-student installs holds no answer. The hand-written backward pass is the instructor's
+torch autograd on these (the course's families), the way the notebook's own tests do, so
+what a student installs holds no answer. The hand-written backward pass is the instructor's
 `reference/`, used only as a cross-check where it is installed.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["lin", "mse", "network_loss", "relu"]
 
