@@ -37,7 +37,7 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # What the grader's wheel is built from, for students and for Gradescope alike: no
 # `reference` (the lesson's answers). Student code runs beside the installed grader and
 # may read its environment's site-packages, so nothing there may hold an answer; the
-# grader's expected values come from autograd (maths.py) and need none.
+# grader's expected values come from autograd (course/oracle.py) and need none.
 GRADER_PACKAGES = ("autograder", "coursedata")
 
 

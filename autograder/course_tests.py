@@ -2,7 +2,7 @@
 hidden tests included, run in the clean room after the student's answers, and judged as
 nbgrader judges it: all or nothing.
 
-The exercise table (exercises.py) grades each exercise check by check, with the grader's
+The exercise table (autograder/course) grades each exercise check by check, with the grader's
 own inputs; the notebooks' test cells are what nbgrader grades. An instructor who adds a
 hidden test to a notebook ("relu_grad must not modify out.g in place") changed the
 nbgrader verdict and nothing else, and the two graders disagreed. So the test cells run

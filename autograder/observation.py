@@ -28,7 +28,7 @@ class Observation:
     error: dict[str, Any] | None  # the kernel's record of the exception, if any
     got: dict[str, Value]  # every value the call produced
     want: dict[str, Expected]  # the reference for every compared value of the call
-    inputs: dict[str, Tensor]  # the call's inputs, float64
+    inputs: dict[str, Tensor]  # the call's inputs, float64 (integer ones as they are)
     facts: dict[str, Any] = field(default_factory=dict)  # what the kernel noticed
 
     def __post_init__(self) -> None:
@@ -95,5 +95,6 @@ def observe(
     if error is None:
         verdict = compare(value, got.get(value, Value("missing")), want[value],
                           dtype=dtype, device=device)  # fmt: skip
-    inputs64 = {k: v.double() for k, v in inputs.items()}
+    # integer inputs (labels, indices) stay integers: an index is not a number to round
+    inputs64 = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
     return Observation(protocol, target, value, verdict, error, got, want, inputs64, facts or {})

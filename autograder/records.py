@@ -102,7 +102,7 @@ class CheckRecord:
 
     @classmethod
     def from_dict(cls, test: dict[str, Any]) -> CheckRecord:
-        # exercise titles hold no ": " (exercises.py), so the first one ends the title
+        # exercise titles hold no ": " (autograder/course), so the first one ends the title
         title, _, check = test["name"].partition(": ")
         passed = test["status"] == "passed"
         output = test.get("output", "")

@@ -7,7 +7,7 @@ only what students may see: the notebooks nbgrader generates from the solutions 
 here for left-over solution lines), a README for students, a workflow that runs
 `autograde check` on their notebooks when they push (feedback, never a grade: a student's
 repository can hold no secret and decides nothing), and the grader as a wheel built
-without `reference` (its expected values come from autograd, see maths.py).
+without `reference` (its expected values come from autograd, see course/oracle.py).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def points_problems(solution: Path, assignment: str) -> list[str]:
         elif points[ex.test_cell] != ex.points:
             problems.append(
                 f"{solution}: {ex.test_cell} is worth {points[ex.test_cell]} in the "
-                f"notebook but {ex.points} in autograder/exercises.py"
+                f"notebook but {ex.points} in autograder/course/"
             )
     return problems
 
@@ -46,7 +46,7 @@ def verify(root: Path, options: Options, console: Console) -> list[str]:
     problems: list[str] = []
     names = assignment_names(root)
     unknown = sorted(set(names) - set(ASSIGNMENTS))
-    problems += [f"solutions/{n} has no exercises in autograder/exercises.py" for n in unknown]
+    problems += [f"solutions/{n} has no exercises in autograder/course/" for n in unknown]
     for name in sorted(set(names) & set(ASSIGNMENTS)):
         for nb in _notebooks(root / "solutions" / name):
             problems += points_problems(nb, name)

@@ -24,7 +24,7 @@ class CatalogueCase:
     """One catalogue entry's mistake, as one call of one check observes it."""
 
     mistake: str  # the catalogue's id (autograder/mistakes.py)
-    protocol: str  # how the student's code was called (autograder/protocols.py)
+    protocol: str  # how the student's code was called (autograder/course)
     value: str  # the compared value that failed, e.g. "w.g"
     hint: str  # words the hint must contain
     # what the call produced, from the reference values and the inputs (float64): tensors

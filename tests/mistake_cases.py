@@ -23,7 +23,7 @@ from right_answers import (
     MSE_CLASS_SRC,
 )
 
-# The checks, as "exercise cell: check name" (autograder/exercises.py).
+# The checks, as "exercise cell: check name" (autograder/course).
 MSE_N = "mse_grad: mse_grad sets inp.g, batch > 1"
 MSE_1 = "mse_grad: mse_grad sets inp.g, batch of 1"
 RELU = "relu_grad: relu_grad sets inp.g"

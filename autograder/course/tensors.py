@@ -19,7 +19,10 @@ def randn(gen: torch.Generator, case: Case, *shape: int) -> Tensor:
 
 
 def f64(inputs: Inputs) -> Inputs:
-    return {k: v.detach().double() for k, v in inputs.items()}
+    """Floating-point inputs in float64; integer ones (class labels, indices) as they are:
+    a label is an index, never a number to round."""
+    return {k: v.detach().double() if v.is_floating_point() else v.detach()
+            for k, v in inputs.items()}  # fmt: skip
 
 
 def grads(f: Callable[[Inputs], Tensor], inputs: Inputs, names: list[str]) -> dict[str, Tensor]:
