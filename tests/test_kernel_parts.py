@@ -134,17 +134,14 @@ def test_every_protocol_s_recipe_names_only_inputs_its_maths_makes() -> None:
         assert r.kind == "layer" or not (r.init or r.out_g or r.call_value), name
 
 
-DIMS = {"matmul": (3, 4, 5), "mse": (6,), "relu": (5, 4), "lin": (6, 4, 3), "network": (6, 4, 3)}
+DIMS = {name: p.maths.example.dims for name, p in PROTOCOLS.items()}
+TARGETS = {c.protocol.name: c.target for e in EXERCISES for c in e.checks}
+# every protocol, called on the reference's own function or class of the graded name; None
+# for a function that reads notebook globals by design (the lesson's forward_and_backward
+# (inp, targ)): see below
 LESSON = {
-    "matmul": (ref.matmul_broadcast, DIMS["matmul"]),
-    "mse_grad": (ref.mse_grad, DIMS["mse"]),
-    "mse_class": (ref.Mse, DIMS["mse"]),
-    "relu_grad": (ref.relu_grad, DIMS["relu"]),
-    "relu_class": (ref.Relu, DIMS["relu"]),
-    "lin_grad": (ref.lin_grad, DIMS["lin"]),
-    "lin_class": (ref.Lin, DIMS["lin"]),
-    "forward_and_backward": (None, DIMS["network"]),  # the lesson's (inp, targ): see below
-    "model_class": (ref.Model, DIMS["network"]),
+    name: (None if p.recipe.globals else getattr(ref, TARGETS[name]), DIMS[name])
+    for name, p in PROTOCOLS.items()
 }
 
 
@@ -185,7 +182,7 @@ def test_lin_class_notes_a_parameter_replaced_by_its_gradient(
             super().backward()
             self.b = self.out.g.sum(0)
 
-    inputs = make_inputs("lin_class", Case(DIMS["lin"], "float64"), 0, "x")
+    inputs = make_inputs("lin_class", Case(DIMS["lin_class"], "float64"), 0, "x")
     recipes.call_recipe(get("lin_class").recipe, Lin, inputs, {})
     assert state._State.facts == {"replaced": ["self.b"]}
 
@@ -197,7 +194,7 @@ def test_model_class_passes_weights_by_name_and_says_so(monkeypatch: pytest.Monk
         def __init__(self, w1, w2, b1, b2):
             super().__init__(w1, b1, w2, b2)
 
-    inputs = make_inputs("model_class", Case(DIMS["network"], "float64"), 0, "x")
+    inputs = make_inputs("model_class", Case(DIMS["model_class"], "float64"), 0, "x")
     values = recipes.call_recipe(get("model_class").recipe, Model, inputs, {})
     assert state._State.facts == {"arg_order": ["w1", "w2", "b1", "b2"]}
     want = expected_values("model_class", inputs, ())

@@ -82,12 +82,15 @@ class Maths:
     """One layer's maths, whichever way the student's code is called: `make(case, gen)`
     the inputs; `oracle(inputs)` the right answers in float64, from autograd on the
     lesson's forward functions (what grades); `reference(ref, inputs)` the same from the
-    hand-written `reference` package `ref`, the cross-check where it is installed."""
+    hand-written `reference` package `ref`, the cross-check where it is installed.
+    `example`: a small case with no two sizes equal, so a transposed or unsummed result
+    has the wrong shape (the catalogue's and the kernel's unit tests draw it)."""
 
     name: str
     make: Callable[[Case, torch.Generator], Inputs]
     oracle: Callable[[Inputs], dict[str, Expected]]
     reference: Callable[[ModuleType, Inputs], dict[str, Tensor]]
+    example: Case
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     return {f"{k}.g": t[k].g for k in ("inp", "w", "b")}
 
 
-MATHS = Maths("lin", _make, _oracle, _reference)
+MATHS = Maths("lin", _make, _oracle, _reference, example=Case((8, 5, 3)))
 GRAD = Protocol("lin_grad", MATHS, "{t}(inp, out, w, b)", "{t}",
                 Recipe("function", ("inp", "out", "w", "b"), grads=("inp", "w", "b"),
                        set_g=(("out", "out.g"),)))  # fmt: skip

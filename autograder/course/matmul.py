@@ -39,7 +39,7 @@ def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     return {"return": ref.matmul(t["a"], t["b"])}
 
 
-MATHS = Maths("matmul", _make, _oracle, _reference)
+MATHS = Maths("matmul", _make, _oracle, _reference, example=Case((3, 4, 5)))
 # Not called twice (a product keeps nothing), and timed: the speed ladder.
 CALL = Protocol("matmul", MATHS, "{t}(a, b)", "{t}",
                 Recipe("function", ("a", "b"), twice=False, timed=True))  # fmt: skip

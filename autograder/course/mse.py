@@ -38,7 +38,7 @@ def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     return {"inp.g": t["inp"].g}
 
 
-MATHS = Maths("mse", _make, _oracle, _reference)
+MATHS = Maths("mse", _make, _oracle, _reference, example=Case((6,)))
 GRAD = Protocol("mse_grad", MATHS, "{t}(inp, targ)", "{t}",
                 Recipe("function", ("inp", "targ"), grads=("inp",)))  # fmt: skip
 CLASS = Protocol("mse_class", MATHS, "{t}().backward()", "{t}.backward",

@@ -63,7 +63,7 @@ def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     return values
 
 
-MATHS = Maths("network", _make, _oracle, _reference)
+MATHS = Maths("network", _make, _oracle, _reference, example=Case((8, 5, 4)))
 FORWARD_AND_BACKWARD = Protocol(
     "forward_and_backward", MATHS, "{t}(inp, targ)", "{t}",
     Recipe("function", ("inp", "targ"), grads=("inp", *PARAMS), globals=PARAMS),

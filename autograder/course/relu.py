@@ -57,7 +57,7 @@ def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     return {"inp.g": t["inp"].g}
 
 
-MATHS = Maths("relu", _make, _oracle, _reference)
+MATHS = Maths("relu", _make, _oracle, _reference, example=Case((4, 6)))
 # relu_grad(inp, out) reads `out.g`, which the layer after relu set
 GRAD = Protocol("relu_grad", MATHS, "{t}(inp, out)", "{t}",
                 Recipe("function", ("inp", "out"), grads=("inp",),
