@@ -228,7 +228,8 @@ def test_the_lesson_s_forward_and_backward_is_reported_by_no_watch(facts: dict) 
     source = "def forward_and_backward(inp, targ):\n    return _ref(inp, targ, w1, b1, w2, b2)\n"
     f = student(source, "forward_and_backward")
     f.__globals__["_ref"] = ref.forward_and_backward
-    inputs = make_inputs("forward_and_backward", Case(DIMS["forward_and_backward"], "float32"), 0, "fb")
+    case = Case(DIMS["forward_and_backward"], "float32")
+    inputs = make_inputs("forward_and_backward", case, 0, "fb")
     entry._run_call(f, get("forward_and_backward").recipe, inputs, CPU, 10, f.__globals__)
     assert facts == {}
 
