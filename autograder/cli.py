@@ -18,56 +18,20 @@ from . import __version__
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 
-def _seed(text: str | None) -> int:
-    from .options import resolve_seed
-
-    try:
-        return resolve_seed(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     from .options import SHARED_FLAGS
 
-    for flag, kwargs in SHARED_FLAGS:
-        p.add_argument(flag, **kwargs)
-    for flag, kind, default, metavar, text in _LIMITS:
-        p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
-
-
-_LIMITS = (  # flag, type, default, metavar, help
-    ("--data-path", str, None, None,
-     "the course's mnist.pkl.gz for the notebook (default: bundled digits)"),
-    ("--cell-timeout", float, 120.0, None, "seconds a notebook cell may run (default: 120)"),
-    ("--notebook-timeout", float, 900.0, None,
-     "seconds the whole notebook may run, grading included (default: 900)"),
-    ("--memory-limit", int, 4096, "MB",
-     "memory the notebook may allocate on CPU, 0 for no limit (default: 4096)"),
-    ("--output-limit", int, 1024, "KB",
-     "printed output kept per cell, 0 for no limit (default: 1024)"),
-    ("--call-timeout", float, 20.0, None,
-     "seconds one call of a graded function may run (default: 20)"),
-)  # fmt: skip
+    for f in SHARED_FLAGS:
+        p.add_argument(f.flag, **f.addoption_kwargs())
 
 
 def _options(args: argparse.Namespace):
-    from .options import Options
+    from .options import options_from
 
-    return Options(
-        seed=_seed(args.seed),
-        device=args.device,
-        assignment=args.assignment,
-        data_path=args.data_path,
-        cell_timeout=args.cell_timeout,
-        call_timeout=args.call_timeout,
-        notebook_timeout=args.notebook_timeout,
-        memory_mb=args.memory_limit or None,
-        output_kb=args.output_limit or None,
-        fork_kernels=not getattr(args, "no_fork_server", False),
-        require_sandbox=args.require_sandbox,
-        engine=args.engine,
-    )
+    try:
+        return options_from(vars(args), fork_kernels=not getattr(args, "no_fork_server", False))
+    except ValueError as exc:  # the seed: each verb reports it as a bad argument
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _console():

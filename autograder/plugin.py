@@ -83,8 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograde", "grading a backprop-lab notebook")
     group.addoption(flag("notebook"), dest=_dest("notebook"), default=None,
                     help="the notebook to grade")  # fmt: skip
-    for name, kwargs in SHARED_FLAGS:
-        group.addoption(flag(name), dest=_dest(name), **kwargs)
+    for f in SHARED_FLAGS:
+        group.addoption(flag(f.flag), dest=_dest(f.flag), **f.addoption_kwargs())
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from autograder.course import exercises_for
 from autograder.notebook import NotebookError, detect_assignment, read_notebook
-from autograder.pipeline import GradeResult, GradingError, Options, grade, resolve_seed
+from autograder.options import SHARED_FLAGS, options_from
+from autograder.pipeline import GradeResult, GradingError, Options, grade
 from autograder.plugin import flag, option
 
 
@@ -19,16 +20,9 @@ def _options(config: pytest.Config) -> tuple[Path, Options]:
     if not notebook:
         raise pytest.UsageError(f"pass the notebook to grade: {flag('notebook')} PATH")
     try:
-        seed = resolve_seed(option(config, "seed"))
+        options = options_from({f.dest: option(config, f.flag) for f in SHARED_FLAGS})
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    options = Options(
-        seed=seed,
-        device=option(config, "device"),
-        assignment=option(config, "assignment"),
-        require_sandbox=option(config, "require-sandbox"),
-        engine=option(config, "engine"),
-    )
     return Path(notebook), options
 
 
