@@ -160,7 +160,7 @@ def scan_source(source: str) -> list[tuple[int, str, str]]:
 
 def _call(node: ast.Call, modules: set[str]) -> list[tuple[int, str, str]]:
     name = _dotted(node.func)
-    if _CALLS.get(name):
+    if name is not None and _CALLS.get(name):
         return [(node.lineno, f"{name}(...)", str(_CALLS[name]))]
     first = node.args[0] if node.args else None
     if name == "setattr" and isinstance(first, ast.Name) and first.id in modules:

@@ -87,7 +87,9 @@ def notebook_differences(expected: NotebookNode, actual: NotebookNode) -> list[s
 def _regions(source: str, markers: tuple[str, str]) -> tuple[list[str], list[str]]:
     """Split a cell's lines into those inside `markers` regions and those outside."""
     begin, end = markers
-    inside, outside, depth = [], [], False
+    inside: list[str] = []
+    outside: list[str] = []
+    depth = False
     for line in source.splitlines():
         stripped = line.strip()
         if stripped.startswith(begin):
@@ -103,7 +105,8 @@ def secret_lines(source_nb: NotebookNode) -> set[str]:
     """Lines that appear only inside solution or hidden-test regions of the source
     notebook. A line that also appears outside them (a hint in the text, a given line)
     is public and not a leak."""
-    secret, public = set(), set()
+    secret: set[str] = set()
+    public: set[str] = set()
     for cell in source_nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         text = cell.source

@@ -318,7 +318,8 @@ def grade_submissions(
                 done(twin, twin_record(record, sub, twin, out), False)
 
     report(Step(len(subs)))
-    todo, first_with = [], {}
+    todo: list[Submission] = []
+    first_with: dict[str, Submission] = {}  # digest -> the first submission with those bytes
     for sub in subs:  # in this process: no worker needs to start to skip
         digest = _digest(sub)
         previous = None if digest is None else reusable(out, sub.key, digest, options)

@@ -57,9 +57,10 @@ class CiGrading:
     def exit_code(self) -> int:
         """0: every changed notebook passed every check (or none changed); 1: some check
         failed; 2: some notebook could not be graded."""
-        if any(isinstance(r, str) for _, r in self.results):
+        graded = [r for _, r in self.results if not isinstance(r, str)]
+        if len(graded) < len(self.results):
             return 2
-        return 1 if any(r.score.failed for _, r in self.results) else 0
+        return 1 if any(r.score.failed for r in graded) else 0
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -88,7 +89,9 @@ def grader_mismatch(base: Path) -> list[str]:
 
     mismatched = []
     for package in (autograder, reference):
-        running = Path(package.__file__).parent
+        init = package.__file__
+        assert init is not None, f"{package.__name__} is a regular package: it has a file"
+        running = Path(init).parent
         name = running.name
         ours = {p.relative_to(running).as_posix(): p for p in running.rglob("*.py")}
         theirs = {p.relative_to(base / name).as_posix(): p for p in (base / name).rglob("*.py")}
@@ -193,8 +196,9 @@ def ci_grade(
         if not path.exists():
             continue  # deleted by the PR: nothing to grade
         try:
-            result: GradeResult | str = grade(path, options)
-            record = record_from(result)
+            graded = grade(path, options)
+            record = record_from(graded)
+            result: GradeResult | str = graded
         except (NotebookError, GradingError) as exc:
             result = str(exc)
             status = "ungradeable" if isinstance(exc, NotebookError) else "error"

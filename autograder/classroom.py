@@ -20,8 +20,8 @@ feedback. The grade of record is the instructor's batch with the secret seed, or
 Gradescope's (README, "Which grade counts").
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: `annotations` below, a function, would take the
+# name of that import (the annotations here all evaluate on Python 3.11).
 import base64
 import json
 import os

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 import torch
 from torch import Tensor
@@ -62,9 +63,24 @@ class Verdict:
 
 def norm_relative_error(got: Tensor, want: Tensor) -> float:
     """||got - want|| / ||want|| in float64; ||got - want|| when want is all zeros."""
-    diff = (got.double() - want.double()).norm().item()
-    scale = want.double().norm().item()
+    diff = float((got.double() - want.double()).norm().item())
+    scale = float(want.double().norm().item())
     return diff / scale if scale > 0 else diff
+
+
+class _Shapes(TypedDict):
+    got_shape: tuple[int, ...]
+    want_shape: tuple[int, ...]
+
+
+class _Stats(_Shapes):
+    """The numbers of a comparison that got as far as the values: Verdict's fields."""
+
+    rel_error: float
+    max_abs_error: float
+    worst: tuple[int, ...]
+    got_worst: float | None
+    want_worst: float | None
 
 
 def _shape(t: Tensor) -> tuple[int, ...]:
@@ -102,7 +118,7 @@ def _compare(value: str, got: Value, want: Expected, *, dtype: str, device: str)
     if got.kind != "tensor" or got.tensor is None:
         return _not_a_tensor(value, got)
     g, w = got.tensor, want.value
-    shapes = {"got_shape": _shape(g), "want_shape": _shape(w)}
+    shapes: _Shapes = {"got_shape": _shape(g), "want_shape": _shape(w)}
     if g.shape != w.shape:
         return Verdict(
             value, False, "shape", f"{value} has shape {_shape(g)}, expected {_shape(w)}", **shapes
@@ -121,12 +137,12 @@ def _compare(value: str, got: Value, want: Expected, *, dtype: str, device: str)
         )
     g64, w64 = g.double(), w.double()
     if not torch.isfinite(g64).all():
-        bad = (~torch.isfinite(g64)).nonzero()[0].tolist()
+        first_bad = (~torch.isfinite(g64)).nonzero()[0].tolist()
         return Verdict(
             value,
             False,
             "nan",
-            f"{value} contains NaN or infinity (first at {tuple(bad)})",
+            f"{value} contains NaN or infinity (first at {tuple(first_bad)})",
             **shapes,
         )
     rtol = TOLERANCE.get(dtype, 1e-4)
@@ -135,7 +151,7 @@ def _compare(value: str, got: Value, want: Expected, *, dtype: str, device: str)
     err = norm_relative_error(g64[keep], w64[keep]) if keep.any() else 0.0
     flat = int(diff.abs().argmax().item())
     worst = _unravel(flat, tuple(w64.shape))
-    stats = {
+    stats: _Stats = {
         "rel_error": err,
         "max_abs_error": float(diff.abs().max().item()) if diff.numel() else 0.0,
         "worst": worst,

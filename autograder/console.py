@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -52,7 +53,7 @@ class GradingProgress:
             disable=not show,
             transient=False,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def __call__(self, step: Step) -> None:
         if self._task is None:  # the first step: the grading starts

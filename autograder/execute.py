@@ -147,7 +147,12 @@ def run_notebook(
     fired = threading.Event()
     watchdog = None
     if total_timeout:
-        watchdog = threading.Timer(total_timeout, lambda: kill() and fired.set())
+
+        def kill_past_the_limit() -> None:
+            if kill():
+                fired.set()
+
+        watchdog = threading.Timer(total_timeout, kill_past_the_limit)
         watchdog.daemon = True
         watchdog.start()
     try:

@@ -84,15 +84,15 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
 
 
 def speed_sentence(rows: tuple[LadderRow, ...]) -> str:
-    mine = [r for r in rows if r.student and r.times_torch is not None]
+    mine = [(r, r.times_torch) for r in rows if r.student and r.times_torch is not None]
     if not mine:
         return ""
-    fastest = min(mine, key=lambda r: r.seconds)
+    fastest, times_torch = min(mine, key=lambda m: m[0].seconds)
     torch_row = next(r for r in rows if r.label == TORCH)
     return (
         f"Your fastest matmul ({fastest.label.removeprefix('your ')}) takes "
         f"{human_time(fastest.seconds)} per call, "
-        f"{ratio_text(fastest.times_torch)} the time of "
+        f"{ratio_text(times_torch)} the time of "
         f"torch.matmul ({human_time(torch_row.seconds)}): each rung of the lesson moves a loop "
         "out of Python and into torch's compiled code."
     )

@@ -105,7 +105,8 @@ def _full_marks(assignment: str | None) -> int | None:
 def _missing(records: list[Record], roster: Roster) -> list[Record]:
     """A row for each roster student and assignment of the class with no record. A record
     whose assignment is unknown (an unreadable file) counts as handing in every one."""
-    assignments = sorted({r.assignment for r in records if r.assignment}) or [None]
+    assignments: list[str | None] = [*sorted({r.assignment for r in records if r.assignment})]
+    assignments = assignments or [None]
     handed = {(r.student, r.assignment) for r in records}
     anything = {r.student for r in records if r.assignment is None}
     return [
@@ -377,8 +378,8 @@ def summary_markdown(records: Records, course: Course | None = None) -> str:
     the roster."""
     course = course or Course()
     everyone = [as_record(r) for r in records]
-    records = [r for r in everyone if r.status != MISSING]  # the submissions
-    _, rows = grades_rows(records)
+    submitted = [r for r in everyone if r.status != MISSING]  # the submissions
+    _, rows = grades_rows(submitted)
     by_status = Counter(r["status"] for r in rows)
     lines = [
         "# Grading summary",
@@ -405,7 +406,7 @@ def summary_markdown(records: Records, course: Course | None = None) -> str:
         failures: Counter[str] = Counter()
         mistakes: Counter[tuple[str, str]] = Counter()
         total: Counter[str] = Counter()
-        for rec in records:
+        for rec in submitted:
             if rec.assignment != assignment:
                 continue
             for t in rec.checks:
@@ -425,7 +426,7 @@ def summary_markdown(records: Records, course: Course | None = None) -> str:
             lines.append("")
     # from the notebooks' digests, not from what this run graded once: the same groups
     # after a resumed run, or shards merged
-    same = [g for g in identical_groups(records) if g[0].autograded().score > 0]
+    same = [g for g in identical_groups(submitted) if g[0].autograded().score > 0]
     if same:
         lines += [
             "## Identical notebooks",
@@ -456,7 +457,7 @@ def summary_markdown(records: Records, course: Course | None = None) -> str:
         "| student | assignment | score | status | feedback |",
         "|---|---|---:|---|---|",
     ]
-    for r, rec in zip(rows, _in_order(records), strict=True):
+    for r, rec in zip(rows, _in_order(submitted), strict=True):
         score = _cell(f"{r['score']}/{r['max']}" if r["max"] else r["score"])
         link = _report_link(rec)
         lines.append(

@@ -60,7 +60,7 @@ CATALOGUE: tuple[Mistake, ...] = (
                 else f"the notebook defines no `{o.target}`"
             )
             + (
-                f": did you mean to name `{o.error['close']}` `{o.target}`?"
+                f": did you mean to name `{o.err['close']}` `{o.target}`?"
                 if o.error and o.error.get("close")
                 else ": keep the name and signature the exercise gives"
             )
@@ -72,7 +72,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         "timeout",
         lambda o: bool(o.error and o.error.get("type") == "Timeout"),
         lambda o: (
-            f"{o.target} did not finish in time ({o.error['message']}): look for a loop "
+            f"{o.target} did not finish in time ({o.err['message']}): look for a loop "
             "that never ends, or one over far more elements than the inputs have"
         ),
         no_answer=True,
@@ -135,9 +135,9 @@ CATALOGUE: tuple[Mistake, ...] = (
         "name-not-defined",
         lambda o: bool(o.error and o.error.get("type") == "NameError" and o.error.get("name")),
         lambda o: (
-            f"`{o.error['name']}` is not defined: did you mean `{o.error['close']}`?"
-            if o.error.get("close")
-            else f"`{o.error['name']}` is not defined in this notebook: a name from the "
+            f"`{o.err['name']}` is not defined: did you mean `{o.err['close']}`?"
+            if o.err.get("close")
+            else f"`{o.err['name']}` is not defined in this notebook: a name from the "
             "lesson's notebook or from a deleted cell? Use the function's arguments"
         ),
     ),
@@ -213,15 +213,10 @@ CATALOGUE: tuple[Mistake, ...] = (
     ),
     Mistake(
         "matmul-result-shape",
-        lambda o: (
-            o.maths is MATMUL
-            and o.tensor() is not None
-            and o.expected is not None
-            and tuple(o.tensor().shape) != tuple(o.expected.shape)
-        ),
+        lambda o: o.maths is MATMUL and _wrong_shape(o),
         lambda o: (
             f"the result must have a's rows and b's columns, "
-            f"{tuple(o.expected.shape)}: allocate `torch.zeros(ar, bc, ...)`"
+            f"{(_shapes(o) or ((), ()))[1]}: allocate `torch.zeros(ar, bc, ...)`"
         ),
     ),
     Mistake(
@@ -317,11 +312,24 @@ CATALOGUE: tuple[Mistake, ...] = (
         "constant-ratio",
         lambda o: _ratio(o) is not None,
         lambda o: (
-            f"{o.value}: {ratio_sentence(_ratio(o))} A factor such as 2 or 1/N missing or "
+            f"{o.value}: {ratio_sentence(_ratio(o) or 1.0)} A factor such as 2 or 1/N missing or "
             "doubled, or a sign: the notebook's own test says the same"
         ),
     ),
 )
+
+
+def _shapes(o: Observation) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(yours, expected) shapes of the value, when both are tensors."""
+    got, want = o.tensor(), o.expected
+    if got is None or want is None:
+        return None
+    return tuple(got.shape), tuple(want.shape)
+
+
+def _wrong_shape(o: Observation) -> bool:
+    shapes = _shapes(o)
+    return shapes is not None and shapes[0] != shapes[1]
 
 
 def _ratio(o: Observation) -> float | None:

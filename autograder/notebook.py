@@ -288,7 +288,7 @@ def cell_shas(nb: NotebookNode) -> dict[str, str]:
     """grade_id -> hash of that cell's source, as the kernel will see it run."""
     from .kernel.recording import cell_sha  # here: its part imports torch (through integrity)
 
-    shas = {}
+    shas: dict[str, str] = {}
     for c in nb.cells:
         gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if c.get("cell_type") == "code" and gid:

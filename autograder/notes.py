@@ -6,9 +6,16 @@ Reported beside the score; none of it changes a point."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .integrity import tampering
+
+if TYPE_CHECKING:  # for annotations only: this module imports nothing of the grading
+    from nbformat import NotebookNode
+
+    from .executed import CellError, Execution
+    from .harvest import Plan
+    from .readback import Harvest
 
 __all__ = [
     "broken_exercise_cells",
@@ -21,8 +28,8 @@ __all__ = [
 ]
 
 
-def run_notes(execution: Any, cell_timeout: float) -> tuple[str, ...]:
-    notes = []
+def run_notes(execution: Execution, cell_timeout: float) -> tuple[str, ...]:
+    notes: list[str] = []
     if execution.stopped:
         notes.append(f"Execution stopped: {execution.stopped}.")
     for err in execution.cell_errors[:10]:
@@ -51,7 +58,7 @@ def _capitalised(where: str) -> str:
 _SOURCE_LINE = re.compile(r"\s*\((?:[^()]*), line (\d+)\)$")
 
 
-def error_line(err: Any) -> str:
+def error_line(err: CellError) -> str:
     """`SyntaxError: invalid syntax on line 3`: the error's first line, with the line in
     the cell for a syntax error (IPython names the cell's temporary file instead)."""
     first = err.evalue.splitlines()[0][:200] if err.evalue else ""
@@ -61,7 +68,7 @@ def error_line(err: Any) -> str:
     return f"{err.ename}: {first}" if first else err.ename
 
 
-def broken_exercise_cells(execution: Any) -> dict[str, str]:
+def broken_exercise_cells(execution: Execution) -> dict[str, str]:
     """exercise -> why its solution cell failed, for the checks that find its function
     missing: the cause, not "the notebook defines no relu_grad"."""
     return {
@@ -71,7 +78,7 @@ def broken_exercise_cells(execution: Any) -> dict[str, str]:
     }
 
 
-def device_findings(plan: Any, harvest: Any) -> tuple[tuple[str, str, str], ...]:
+def device_findings(plan: Plan, harvest: Harvest | None) -> tuple[tuple[str, str, str], ...]:
     found: list[tuple[str, str, str]] = []
     for key, result in harvest.calls.items() if harvest is not None else ():
         for entry in result.facts.get("device_unaware", ()):
@@ -85,7 +92,7 @@ def device_findings(plan: Any, harvest: Any) -> tuple[tuple[str, str, str], ...]
 
 def _device_notes(findings: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
     """The same bug a GPU run reports as a device error, found on the CPU."""
-    notes = []
+    notes: list[str] = []
     for target, call, line in findings:
         if call.startswith("torch."):
             what = f"`{line}` makes a tensor with {call} and no `device=`"
@@ -100,13 +107,15 @@ def _device_notes(findings: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]
     return tuple(notes)
 
 
-def _integrity_notes(nb: Any, assignment: str, plan: Any, harvest: Any) -> tuple[str, ...]:
+def _integrity_notes(
+    nb: NotebookNode, assignment: str, plan: Plan, harvest: Harvest | None
+) -> tuple[str, ...]:
     """Reported for a person to judge; none of it changes the score."""
     findings = [*tampering(nb, assignment), *_harvest_findings(plan, harvest)]
     return tuple(f"Integrity: {f}." for f in findings)
 
 
-def _harvest_findings(plan: Any, harvest: Any) -> list[str]:
+def _harvest_findings(plan: Plan, harvest: Harvest | None) -> list[str]:
     if harvest is None:
         return []
     users = sorted(
@@ -123,7 +132,7 @@ def _harvest_findings(plan: Any, harvest: Any) -> list[str]:
     ]
 
 
-def _unwatched(plan: Any, harvest: Any) -> list[str]:
+def _unwatched(plan: Plan, harvest: Harvest) -> list[str]:
     """What a call switched off of the grader's watch for autograd (gradwatch)."""
     unwatched: dict[str, list[str]] = {}
     for key, call in harvest.calls.items():
@@ -139,7 +148,7 @@ def _unwatched(plan: Any, harvest: Any) -> list[str]:
 
 
 def full_run_notes(
-    plan: Any, harvest: Any, why: str | None, known: tuple[str, ...]
+    plan: Plan, harvest: Harvest | None, why: str | None, known: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The integrity findings of the notebook as the student ran it (cells they added
     included), for a person to judge, less those `known` from the clean room's run: what an
@@ -163,7 +172,12 @@ def missing_answers_note(missing: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def harvest_notes(
-    nb: Any, assignment: str, plan: Any, harvest: Any, findings: tuple, why: str | None
+    nb: NotebookNode,
+    assignment: str,
+    plan: Plan,
+    harvest: Harvest | None,
+    findings: tuple[tuple[str, str, str], ...],
+    why: str | None,
 ) -> tuple[str, ...]:
     """What the grader's calls into the student's code noticed (`harvest` is None when
     there were none, and `why` says why)."""

@@ -40,12 +40,20 @@ class Observation:
 
     def tensor(self, name: str | None = None) -> Tensor | None:
         v = self.got.get(name or self.value)
-        return v.tensor.double() if v is not None and v.kind == "tensor" else None
+        if v is None or v.kind != "tensor" or v.tensor is None:
+            return None
+        return v.tensor.double()
 
     @property
     def expected(self) -> Tensor | None:
         exp = self.want.get(self.value)
         return exp.value if exp is not None else None
+
+    @property
+    def err(self) -> dict[str, Any]:
+        """The error's record, empty when the call returned: for hints, which run only
+        once their mistake was detected from it."""
+        return self.error or {}
 
     def error_matches(self, pattern: str) -> bool:
         if not self.error:
@@ -97,4 +105,5 @@ def observe(
                           dtype=dtype, device=device)  # fmt: skip
     # integer inputs (labels, indices) stay integers: an index is not a number to round
     inputs64 = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
-    return Observation(protocol, target, value, verdict, error, got, want, inputs64, facts or {})
+    return Observation(get(protocol), target, value, verdict, error, got, want, inputs64,
+                       facts or {})  # fmt: skip

@@ -16,7 +16,7 @@ nothing at all unless `--autograde-notebook` is given.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -59,8 +59,9 @@ class _Points:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
         if report.when == "call" and "max_points" in props:
-            self.earned += int(props["points"])
-            self.possible += int(props["max_points"])
+            # ints, as grading/test_checks.py writes them (pytest types the values `object`)
+            self.earned += int(cast(int, props["points"]))
+            self.possible += int(cast(int, props["max_points"]))
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

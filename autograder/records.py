@@ -158,7 +158,7 @@ _LATER = ("feedback", "feedback_error", "timings", "signature", "identical_to",
 # a record with no score has always named the reason first when alone, and the
 # notebook's digest after the reason in a class
 _UNSCORED = (*(k for k in _META if k != "notebook_sha256"), "notebook_sha256")
-_LONE_UNSCORED = ("status", "grader_version", "assignment", "seed")
+_LONE_UNSCORED: tuple[str, ...] = ("status", "grader_version", "assignment", "seed")
 _LONE_UNSCORED += tuple(k for k in _META if k not in _LONE_UNSCORED)
 
 
@@ -231,7 +231,7 @@ class Record:
         values = {k: who[k] if k in who else getattr(self, k) for k in (*_META, *_LATER)}
         values["adjustments"] = [asdict(a) for a in self.adjustments] or None
         values["late"] = self.late and asdict(self.late)
-        order = _META
+        order: tuple[str, ...] = _META
         if self.status in ("ungradeable", "error"):
             order = _UNSCORED if s is not None else _LONE_UNSCORED
         meta = {k: values[k] for k in order if s is not None or values[k] is not None}

@@ -82,17 +82,17 @@ def print_table(result: GradeResult, console: Console) -> None:
         if result.speed.noisy:
             console.print(Text(NOISY))
             return
-        mine = [r for r in ladder(result.speed, with_lesson=False,
-                                  wrong=result.score.failed_exercises)
+        mine = [(r, r.times_torch) for r in ladder(result.speed, with_lesson=False,
+                                                   wrong=result.score.failed_exercises)
                 if r.student and r.times_torch]  # fmt: skip
         if mine:
-            fastest = min(mine, key=lambda r: r.seconds)
+            fastest, times_torch = min(mine, key=lambda m: m[0].seconds)
             ar, ac, bc = result.speed.shape
             console.print(
                 Text(
                     f"Speed on the lesson's {ar}x{ac} @ {ac}x{bc}: your fastest matmul "
                     f"({fastest.label.removeprefix('your ')}) takes "
-                    f"{fastest.over}{ratio_text(fastest.times_torch)} the time of "
+                    f"{fastest.over}{ratio_text(times_torch)} the time of "
                     "torch.matmul; --report "
                     "shows the whole ladder."
                 )

@@ -63,5 +63,8 @@ def read_roster(path: Path) -> Roster:
             due = parse_due(row["due"]) if row["due"] else None
         except ValueError as exc:
             raise CourseFileError(f"{where}: due: {exc}") from None
-        students.append(Student(**{**row, "due": due}))
+        students.append(Student(
+            row["student"], row["name"], row["email"], row["lms_id"], row["sis_id"],
+            row["sis_login"], row["section"], due,
+        ))  # fmt: skip
     return Roster(tuple(students))

@@ -5,10 +5,11 @@ processes. Points come only from explicit passes; anything not graded scores zer
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .compare import Verdict
 from .course import Check, Exercise, expected_values
-from .harvest import Plan
+from .harvest import Call, Plan
 from .mistakes import diagnose
 from .mistakes import mistake as catalogued
 from .observation import Observation, observe
@@ -70,7 +71,7 @@ class Score:
         return out
 
 
-def _call_error_message(check: Check, case_name: str, error: dict) -> str:
+def _call_error_message(check: Check, case_name: str, error: dict[str, Any]) -> str:
     form = check.protocol.call_form(check.target)
     where = f" at `{error['line'].strip()}`" if error.get("line") else ""
     summary = error.get("summary") or f"{error.get('type')}: {error.get('message')}"
@@ -78,7 +79,7 @@ def _call_error_message(check: Check, case_name: str, error: dict) -> str:
 
 
 def _judge_case(
-    check: Check, case_name: str, result: CallResult, plan_call, device: str
+    check: Check, case_name: str, result: CallResult, plan_call: Call, device: str
 ) -> tuple[bool, str, str | None, str | None, Verdict | None]:
     """(passed, message, hint, mistake id, verdict) for one call of one check."""
     memo = (check.protocol.name, *check.values)
@@ -86,7 +87,7 @@ def _judge_case(
         plan_call.expected[memo] = expected_values(check.protocol, plan_call.inputs, check.values)
     want = plan_call.expected[memo]
 
-    def observed(value: str, error: dict | None) -> Observation:
+    def observed(value: str, error: dict[str, Any] | None) -> Observation:
         return observe(check.protocol, check.target, value, inputs=plan_call.inputs, want=want,
                        got=result.values, error=error, facts=result.facts,
                        dtype=plan_call.case.dtype, device=device)  # fmt: skip
@@ -99,16 +100,23 @@ def _judge_case(
     form = check.protocol.call_form(check.target)
     for value in check.values:
         obs = observed(value, None)
-        if not obs.verdict.passed:
+        verdict = obs.verdict
+        assert verdict is not None, "observe compares whenever the call did not raise"
+        if not verdict.passed:
             mistake, hint = diagnose(obs) or (None, None)
             return (
                 False,
-                f"{form} on {case_name}: {obs.verdict.message}",
+                f"{form} on {case_name}: {verdict.message}",
                 hint,
                 mistake,
-                obs.verdict,
+                verdict,
             )
     return True, "", None, None, None
+
+
+# One failed call of a check: (message, hint, mistake id, verdict).
+_Failure = tuple[str, str | None, str | None, Verdict | None]
+_NO_FAILURE: _Failure = ("", None, None, None)
 
 
 def score(
@@ -137,12 +145,12 @@ def score(
         for check in ex.checks
         for key in plan.checks[(ex.cell, check.name)]
     }
-    results = []
+    results: list[CheckResult] = []
     for ex in exercises:
         first = len(results)
         for check in ex.checks:
             keys = plan.checks[(ex.cell, check.name)]
-            failures = []
+            failures: list[_Failure] = []
             for key in keys:
                 call = plan.calls[key]
                 if harvest is None or key not in harvest.calls:
@@ -155,7 +163,7 @@ def score(
                 if not ok:
                     failures.append((message, hint, mistake, verdict))
             passed = not failures
-            message, hint, mistake, verdict = failures[0] if failures else ("", None, None, None)
+            message, hint, mistake, verdict = failures[0] if failures else _NO_FAILURE
             if mistake == "missing-definition" and ex.cell in broken_cells:
                 target = plan.calls[keys[0]].target
                 message = f"{broken_cells[ex.cell]}, so `{target}` was never defined"
@@ -164,7 +172,7 @@ def score(
                 for name, why in never_defined.items():
                     if f"name '{name}' is not defined" in message:
                         hint = f"{why}, so `{name}` was never defined: fix that first"
-            quiet = bool(mistake) and catalogued(mistake).no_answer
+            quiet = bool(mistake and catalogued(mistake).no_answer)
             if len(failures) > 1 and harvest is not None and not quiet:
                 message += f" (failed on {len(failures)} of {len(keys)} inputs)"
             results.append(
@@ -204,18 +212,21 @@ def _failed_by_course_tests(
             for r in results]  # fmt: skip
 
 
-def _attributed(exercises: tuple[Exercise, ...], results: list[CheckResult]) -> tuple:
+def _attributed(
+    exercises: tuple[Exercise, ...], results: list[CheckResult]
+) -> tuple[CheckResult, ...]:
     """Cascades told as such: a check of an exercise that builds on one that failed says
     so first and drops a hint that would blame its own code (forward_and_backward is not
     told to reorder steps when lin_grad is wrong); then each hint once per exercise."""
     titles = {ex.cell: ex.title for ex in exercises}
     builds_on = {ex.cell: ex.builds_on for ex in exercises}
     failed = {r.exercise for r in results if not r.passed and not r.advisory}
-    out, hinted = [], set()
+    out: list[CheckResult] = []
+    hinted: set[tuple[str, str]] = set()
     for r in results:
         causes = [titles[d] for d in builds_on.get(r.exercise, ()) if d in failed]
         if not r.passed and causes and not (r.mistake and catalogued(r.mistake).own):
-            keep = bool(r.mistake) and catalogued(r.mistake).locates
+            keep = bool(r.mistake and catalogued(r.mistake).locates)
             r = replace(
                 r,
                 message=f"Caused by {' and '.join(causes)} (above), which this calls: fix "

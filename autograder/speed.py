@@ -13,10 +13,15 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .harvest import SPEED_SHAPE
 from .readback import Speed
+
+if TYPE_CHECKING:  # torch is imported only when the lesson's rungs are timed
+    from torch import Tensor
 
 __all__ = ["NOISY", "TORCH", "LadderRow", "ladder", "lesson_times", "ratio_text"]
 
@@ -63,7 +68,9 @@ class LadderRow:
         return ""
 
 
-def _best_of(fn, a, b, budget: float = 0.1) -> float:
+def _best_of(
+    fn: Callable[[Tensor, Tensor], object], a: Tensor, b: Tensor, budget: float = 0.1
+) -> float:
     best, spent, runs = math.inf, 0.0, 0
     while runs == 0 or (spent < budget and runs < 200):
         started = time.perf_counter()

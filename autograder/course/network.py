@@ -6,7 +6,7 @@ the layers composed."""
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import lin, mse, relu
 from .core import Case, Check, Exercise, Expected, GraderBug, Inputs, Maths, Protocol, Recipe
@@ -56,7 +56,7 @@ def _oracle(inputs: Inputs) -> dict[str, Expected]:
 def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     from .tensors import f64
 
-    t = f64(inputs)
+    t: dict[str, Any] = f64(inputs)  # Any: the lesson's `.g`, which Tensor does not declare
     loss = ref.forward_and_backward(t["inp"], t["targ"], *(t[k] for k in PARAMS))
     values = {f"{k}.g": t[k].g for k in ("inp", *PARAMS)}
     values["loss"] = loss

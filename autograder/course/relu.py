@@ -4,7 +4,7 @@ any slope in [0, 1]: the checks at exact zeros accept the whole range."""
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .core import Case, Check, Exercise, Expected, Inputs, Maths, Protocol, Recipe
 
@@ -50,7 +50,7 @@ def _oracle(inputs: Inputs) -> dict[str, Expected]:
 def _reference(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:
     from .tensors import f64
 
-    t = f64(inputs)
+    t: dict[str, Any] = f64(inputs)  # Any: the lesson's `.g`, which Tensor does not declare
     out = t["out"]
     out.g = t["out.g"]
     ref.relu_grad(t["inp"], out)

@@ -28,7 +28,7 @@ def f64(inputs: Inputs) -> Inputs:
 def grads(f: Callable[[Inputs], Tensor], inputs: Inputs, names: list[str]) -> dict[str, Tensor]:
     """d f / d each named input, by autograd, in float64."""
     leaves = {k: v.clone().requires_grad_(k in names) for k, v in f64(inputs).items()}
-    f(leaves).backward()
+    torch.autograd.backward(f(leaves))
     return {f"{k}.g": leaves[k].grad for k in names}  # type: ignore[misc]
 
 

@@ -38,7 +38,8 @@ def become_kernel(
                 conn.close()  # the server watches it; the cells come over their own socket
             code = run_cells(fds[3])
             return
-        _watch_client(conn)
+        if conn is not None:  # the server always gives a kernel its client's connection
+            _watch_client(conn)
         from IPython.core.interactiveshell import InteractiveShell
 
         InteractiveShell.clear_instance()  # ipykernel makes its own shell, of its own kind

@@ -4,6 +4,7 @@ kill a child whose client went away, and stop when the grader that started it ha
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import selectors
@@ -12,6 +13,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import cast
 
 from .. import cellrunner
 from ..forkclient import read_token, signal_group
@@ -60,7 +62,7 @@ def serve(path: str, kernels: bool = True) -> None:
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_r, selectors.EVENT_READ, "child")
     selector.register(sys.stdin, selectors.EVENT_READ, "parent")
-    kernels: dict[int, socket.socket] = {}  # pid -> its client's connection
+    children: dict[int, socket.socket] = {}  # pid -> its client's connection
 
     def reap() -> None:
         while True:
@@ -70,7 +72,7 @@ def serve(path: str, kernels: bool = True) -> None:
                 return
             if pid == 0:
                 return
-            conn = kernels.pop(pid, None)
+            conn = children.pop(pid, None)
             if conn is not None:
                 with contextlib.suppress(OSError):
                     code = os.waitstatus_to_exitcode(status)
@@ -87,13 +89,13 @@ def serve(path: str, kernels: bool = True) -> None:
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             conn.close()
             return
-        server_things = [listener, selector, wake_r, wake_w, *kernels.values()]
+        server_things = [listener, selector, wake_r, wake_w, *children.values()]
         pid = os.fork()
         if pid == 0:
             become_kernel(request, fds, conn, server_things, server_cwd)
         for fd in fds:
             os.close(fd)
-        kernels[pid] = conn
+        children[pid] = conn
         try:
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
             selector.register(conn, selectors.EVENT_READ, pid)
@@ -104,7 +106,8 @@ def serve(path: str, kernels: bool = True) -> None:
         while not _STOP:  # the wake-up pipe ends the select when SIGTERM arrives
             for key, _ in selector.select():
                 if key.data == "parent":
-                    if not sys.stdin.buffer.read1(4096):
+                    # sys.stdin.buffer is a BufferedReader (typeshed: BinaryIO, no read1)
+                    if not cast(io.BufferedReader, sys.stdin.buffer).read1(4096):
                         return
                 elif key.data == "child":
                     with contextlib.suppress(BlockingIOError):
@@ -116,11 +119,12 @@ def serve(path: str, kernels: bool = True) -> None:
                     conn.setblocking(True)
                     fork(conn)
                 else:  # a client: it only ever closes, so readable means it has gone
-                    pid = key.data
-                    if pid in kernels and not key.fileobj.recv(1):
+                    pid, client = key.data, key.fileobj
+                    if (pid in children and isinstance(client, socket.socket)
+                            and not client.recv(1)):  # fmt: skip
                         selector.unregister(key.fileobj)
                         signal_group(pid, signal.SIGKILL)
     finally:
-        for pid in list(kernels):
+        for pid in list(children):
             signal_group(pid, signal.SIGKILL)
         shutil.rmtree(Path(path).parent, ignore_errors=True)

@@ -58,15 +58,16 @@ def join(parts: tuple[str, ...] = PARTS) -> str:
     the top). Raises ValueError for an import the join cannot undo: a part imported
     before it is joined, a module-level import under another name, or one of a name that
     another part also defines."""
-    chunks, defined = [_FUTURE], {}
+    chunks: list[str] = [_FUTURE]
+    defined: dict[str, str] = {}  # top-level name -> the part that defines it
     for index, part in enumerate(parts):
         source = (_HERE / f"{part}.py").read_text(encoding="utf-8")
         tree = ast.parse(source)
-        drop = set()
+        drop: set[int] = set()
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and (node.level or node.module == "__future__"):
                 _check_import(node, part, parts[:index], defined)
-                drop.update(range(node.lineno, node.end_lineno + 1))
+                drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         for name in _top_level_names(tree):
             if name in defined and name != "__all__":
                 raise ValueError(f"{part}.py and {defined[name]}.py both define {name}")

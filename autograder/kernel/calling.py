@@ -49,7 +49,23 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict) -> Recipe:
-        tuples = ("args", "grads", "globals", "init", "replaced")
-        fields = {k: tuple(v) if k in tuples else v for k, v in data.items()}
-        fields["set_g"] = tuple(tuple(pair) for pair in data.get("set_g", ()))
-        return cls(**fields)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown recipe fields {sorted(unknown)}")
+
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(n) for n in data.get(key, ()))
+
+        return cls(
+            kind=str(data["kind"]),
+            args=names("args"),
+            grads=names("grads"),
+            set_g=tuple((str(a), str(b)) for a, b in data.get("set_g", ())),
+            globals=names("globals"),
+            init=names("init"),
+            out_g=None if data.get("out_g") is None else str(data["out_g"]),
+            call_value=None if data.get("call_value") is None else str(data["call_value"]),
+            replaced=names("replaced"),
+            twice=bool(data.get("twice", True)),
+            timed=bool(data.get("timed", False)),
+        )

@@ -5,6 +5,7 @@ every call of the plan run on the grader's inputs, and the results sent back.
 import difflib
 import signal
 import time
+from typing import Any
 
 import torch
 
@@ -17,7 +18,7 @@ from .recording import _pick
 from .state import _MISSING, CallTimeout, _State, adopt
 from .timing import _speed
 from .watch import _device_watch, _global_reads, _stored_attributes
-from .wire import CallEntry, KernelPlan, PlannedCall, Results, value_key
+from .wire import CallEntry, KernelPlan, PlannedCall, Results, ValueInfo, value_key
 
 __all__ = ["adopt", "harvest"]
 
@@ -46,9 +47,11 @@ def harvest(plan_json: str, inputs_b64: str) -> None:
             integrity.append(note)
     inputs = torch.load(io.BytesIO(base64.b64decode(inputs_b64)), weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
-    tensors, calls = {}, {}
-    hung = {}  # id of an object that ran out of time -> its limit; it is not called again
-    rungs = {}  # exercise cell -> the matmul that answered its calls without an error
+    tensors: dict[str, torch.Tensor] = {}
+    calls: dict[str, CallEntry] = {}
+    # id of an object that ran out of time -> its limit; it is not called again
+    hung: dict[int, float] = {}
+    rungs: dict[str, object] = {}  # exercise cell -> the matmul that answered without an error
     for call in plan.calls:
         calls[call.key] = _call(call, ns, inputs, device, defined, tensors, hung, rungs)
     speed = None
@@ -66,7 +69,8 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
     not called again; a matmul rung that answered goes into `rungs`, to be timed."""
     key = call.key
     obj, how = _pick(ns, call)
-    values, error = {}, None
+    values: dict[str, ValueInfo] = {}
+    error: dict[str, Any] | None = None
     started = time.perf_counter()
     if id(obj) in hung:
         error = {

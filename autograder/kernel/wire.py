@@ -145,7 +145,7 @@ class ValueInfo:
         kind = meta.get("kind") if isinstance(meta, dict) else None
         if kind not in VALUE_KINDS:
             raise WireError(f"unknown value kind {kind!r} for {key}")
-        items = ()
+        items: tuple[ValueInfo, ...] = ()
         if kind == "sequence":
             items = tuple(cls.from_dict(m, item_key(key, i)) for i, m in enumerate(meta["items"]))
         shape = meta.get("shape")

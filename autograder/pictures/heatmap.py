@@ -9,6 +9,7 @@ the batch, a broadcast gone wrong) or a transposition (a patchwork, or shapes sw
 from __future__ import annotations
 
 import textwrap
+from typing import Literal
 
 import numpy as np
 from matplotlib import colormaps
@@ -97,7 +98,9 @@ def _panel(
     norm: TwoSlopeNorm | None = None,
 ) -> None:
     rows, cols = data.shape
-    aspect = "equal" if max(rows, cols) / min(rows, cols) <= _MAX_EQUAL_ASPECT else "auto"
+    aspect: Literal["equal", "auto"] = (
+        "equal" if max(rows, cols) / min(rows, cols) <= _MAX_EQUAL_ASPECT else "auto"
+    )
     image = ax.imshow(
         np.ma.masked_invalid(data),
         cmap=_cmap(cmap),

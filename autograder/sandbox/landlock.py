@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import os
 import sys
+from collections.abc import Sequence
 
 from .system import PR_SET_NO_NEW_PRIVS, check, libc
 
@@ -61,7 +62,7 @@ def restrict(
     read: list[str],
     write: list[str],
     devices: list[str],
-    sockets: list[str] = (),
+    sockets: Sequence[str] = (),
     tcp: bool = False,
 ) -> None:
     """Restrict this thread and everything it starts: read and run only under `read`,

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import tempfile
+from collections.abc import Sequence
 
 from . import keeper, landlock, limits, namespaces, seccomp
 from .probing import describe, probe
@@ -114,7 +115,7 @@ def _root_as_nobody(p: Policy, read: list[str], required: bool) -> bool:
     return True
 
 
-def cannot_run(found: dict | None = None, read: list[str] = ()) -> str | None:
+def cannot_run(found: dict | None = None, read: Sequence[str] = ()) -> str | None:
     """Why no notebook can run on this machine at all (a root grader without walls, whose
     Python nobody can read), before any is tried; None when they can."""
     found = found or probe()
