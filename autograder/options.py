@@ -167,7 +167,7 @@ def check_sandbox(options: Options) -> str | None:
     """None when student code is isolated on this machine (the sandbox package), else the warning
     to show on every run; GradingError instead when the options require the sandbox, or
     where no notebook can run at all."""
-    from . import sandbox
+    from .run import sandbox
 
     refusal = sandbox.cannot_run(read=sandbox.kernel_reads(options.data_path))
     if refusal:
@@ -181,7 +181,7 @@ def check_sandbox(options: Options) -> str | None:
 def which_engine(options: Options) -> str:
     """ "inprocess" or "kernel" (engine.py), from `options.engine`; GradingError if the one
     asked for cannot run here."""
-    from . import engine
+    from .run import engine
 
     try:
         return engine.resolve(options.engine)

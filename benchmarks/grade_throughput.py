@@ -269,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     students = sorted(kinds)
 
     nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment]
-    autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
+    autograde_cmd = [
+        sys.executable,
+        "-m",
+        "autograder.verbs.cli",
+        "grade",
+        str(course / "submitted"),
+    ]
     autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
     autograde_cmd += ["--quiet"] + (["--workers", str(args.workers)] if args.workers else [])
     feedback_cmd = [sys.executable, "-m", "nbgrader", "generate_feedback", assignment]

@@ -36,10 +36,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def sandboxed() -> dict:
-    """What this machine isolates student code with (autograder.sandbox.probe). Tests of
+    """What this machine isolates student code with (autograder.run.sandbox.probe). Tests of
     the sandbox need user namespaces and Landlock: skipped where the machine has neither,
     except in CI (CI set), which must run them."""
-    from autograder import sandbox
+    from autograder.run import sandbox
 
     found = sandbox.probe()
     if not (found["namespaces"] and found["landlock"]):

@@ -3,7 +3,7 @@ the verdict the grader must give it: the checks that lose their points (exactly 
 the catalogue's name for the mistake and the words of its hint.
 
 tests/test_grader_mistakes.py grades them all; tests/test_journey.py walks a student
-through some of them. To add a mistake to the catalogue (autograder/mistakes.py), add a
+through some of them. To add a mistake to the catalogue (autograder/judge/mistakes.py), add a
 case here and one in tests/catalogue_cases.py.
 """
 
@@ -54,7 +54,7 @@ class MistakeCase:
     edit: Edit  # the broken function
     lost: frozenset[str]  # exactly the checks that must fail
     flagged: str  # the check whose message carries the hint
-    mistake: str  # the catalogue's id for it (autograder/mistakes.py)
+    mistake: str  # the catalogue's id for it (autograder/judge/mistakes.py)
     hint: str  # words the hint must contain
 
 

@@ -1,4 +1,4 @@
-"""Review flags from the answer cells' code (autograder/answer_scan.py): every trick on a
+"""Review flags from the answer cells' code (autograder/judge/answer_scan.py): every trick on a
 grader is found with its line, and no honest notebook the project knows raises one."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import nbformat
 import pytest
 from notebook_tools import SOLUTION, STUB, replace_function
 
-from autograder.answer_scan import scan_answers, scan_source
-from autograder.batch import grade_submissions
-from autograder.cleanroom import clean_room
+from autograder.gradebook.batch import grade_submissions
+from autograder.judge.answer_scan import scan_answers, scan_source
+from autograder.plan.cleanroom import clean_room
 
 # (code in an answer cell, what the finding quotes)
 TRICKS = [

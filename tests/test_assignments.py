@@ -9,7 +9,12 @@ import nbformat
 import pytest
 from notebook_tools import ASSIGNMENTS, ROOT, SOLUTIONS
 
-from autograder.assignments import find_leaks, generated_differences, regenerate, secret_lines
+from autograder.verbs.assignments import (
+    find_leaks,
+    generated_differences,
+    regenerate,
+    secret_lines,
+)
 
 
 def _pairs():

@@ -14,10 +14,10 @@ import torch
 from grading_tools import validate_gradescope
 from notebook_tools import ROOT
 
-from autograder.cli import main
 from autograder.course import exercises_for
-from autograder.notebook import replace_function
-from autograder.verify import points_problems
+from autograder.plan.notebook import replace_function
+from autograder.verbs.cli import main
+from autograder.verbs.verify import points_problems
 
 pytestmark = pytest.mark.slow
 

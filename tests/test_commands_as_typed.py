@@ -77,7 +77,7 @@ def test_verify_as_typed() -> None:  # in the fast suite too: about 10 s
 @pytest.mark.slow
 def test_the_pytest_form_as_typed(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "-p",
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.verbs.grading", "-p",
          "no:cacheprovider", "--autograde-notebook",
          str(ROOT / "solutions/matmul/matmul.ipynb")],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,

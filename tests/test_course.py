@@ -70,7 +70,7 @@ def test_the_table_and_the_pipeline_import_without_torch() -> None:
     # grade() starts the notebook's process first, and it boots (importing torch) while
     # this process imports torch: the overlap needs the table itself to be torch-free.
     code = (
-        "import sys, autograder.course, autograder.pipeline, autograder.cli; "
+        "import sys, autograder.course, autograder.pipeline, autograder.verbs.cli; "
         "print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The course's own tests graded beside the exercise table (autograder/course_tests.py):
+"""The course's own tests graded beside the exercise table (autograder/plan/course_tests.py):
 an instructor who adds a hidden test to a notebook changes autograde's verdict as it
 changes nbgrader's, and a student is never shown the hidden test's text."""
 
@@ -11,10 +11,10 @@ import nbformat
 import pytest
 from notebook_tools import SOLUTION, STUB, edited
 
-from autograder import course_tests
-from autograder.course_tests import ENV, all_course_tests, use_course_tests
-from autograder.notebook import is_test_cell, nbgrader_meta, read_notebook
 from autograder.pipeline import Options, grade
+from autograder.plan import course_tests
+from autograder.plan.course_tests import ENV, all_course_tests, use_course_tests
+from autograder.plan.notebook import is_test_cell, nbgrader_meta, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_PLACE = """def relu_grad(inp, out):

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from notebook_tools import ROOT
 
-from autograder.cli import build_parser
-from autograder.demo import ASSIGNMENT, STUDENTS, run_demo, student_notebook, submission
+from autograder.verbs.cli import build_parser
+from autograder.verbs.demo import ASSIGNMENT, STUDENTS, run_demo, student_notebook, submission
 
 
 def test_the_shipped_student_notebook_is_the_assignment() -> None:
@@ -45,7 +45,7 @@ def test_the_three_submissions_differ_where_they_should() -> None:
 
 def test_demo_is_an_autograde_verb() -> None:
     args = build_parser().parse_args(["demo", "--out", "somewhere"])
-    assert args.out == "somewhere" and args.func.__module__ == "autograder.demo"
+    assert args.out == "somewhere" and args.func.__module__ == "autograder.verbs.demo"
 
 
 def _lost(record: dict) -> dict[str, int]:

@@ -17,9 +17,9 @@ from browser_tools import screenshot, strong_colours
 from notebook_tools import SOLUTION
 from PIL import Image
 
-from autograder.batch import grade_submissions
-from autograder.cli import main
+from autograder.gradebook.batch import grade_submissions
 from autograder.pipeline import Options, grade
+from autograder.verbs.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_matmul_report_has_the_speed_ladder(tmp_path: Path) -> None:
     # the lesson's point, measured: each rung is faster than the one before
     assert seconds["your matmul_loops"] > seconds["your matmul_broadcast"]
     assert seconds["your matmul_broadcast"] > seconds["torch.matmul (@)"]
-    from autograder.feedback import write_feedback
+    from autograder.report.feedback import write_feedback
 
     (page,) = write_feedback(result, tmp_path / "f.html")
     text = _text(page.read_text(encoding="utf-8"))
@@ -164,12 +164,12 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
 def test_a_report_that_fails_to_draw_costs_no_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autograder.feedback
+    import autograder.report.feedback
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(autograder.feedback, "write_feedback", broken)
+    monkeypatch.setattr(autograder.report.feedback, "write_feedback", broken)
     shutil.copytree(SOLUTION["backprop"].parent, tmp_path / "class" / "ann")
     summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     (record,) = summary.records

@@ -30,7 +30,7 @@ from right_answers import (
     UNUSUAL_MATMUL,
 )
 
-from autograder.batch import grade_submissions
+from autograder.gradebook.batch import grade_submissions
 from autograder.pipeline import Options, grade
 
 pytestmark = pytest.mark.slow

@@ -25,11 +25,11 @@ from notebook_tools import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.bundle import CPU_TORCH_INDEX, python_floor
-from autograder.cli import main
 from autograder.course import ASSIGNMENTS, exercises_for
-from autograder.gradescope import CONFIG
-from autograder.notebook import read_notebook, replace_function
+from autograder.plan.notebook import read_notebook, replace_function
+from autograder.verbs.bundle import CPU_TORCH_INDEX, python_floor
+from autograder.verbs.cli import main
+from autograder.verbs.gradescope import CONFIG
 
 SEED = 73512
 
@@ -144,7 +144,7 @@ def test_one_bundle_per_assignment_named_for_it(
         with zipfile.ZipFile(path) as z:
             z.extract(CONFIG, root / "source")
         described = subprocess.run(
-            [grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root),
+            [grader_python, "-I", "-m", "autograder.verbs.gradescope", "--root", str(root),
              "--describe"], capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert f"grades the {assignment} assignment, out of {points} points." in described
 
@@ -202,7 +202,7 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     assert [n for n, t in texts.items() if str(SEED).encode() in t] == [CONFIG]
     with zipfile.ZipFile(bundle) as z, zipfile.ZipFile(z.open(wheel)) as w:
         names = set(w.namelist())
-    assert {"autograder/gradescope.py", "autograder/kernel/wire.py",
+    assert {"autograder/verbs/gradescope.py", "autograder/kernel/wire.py",
             "coursedata/__init__.py"} <= names  # fmt: skip
     # no answers where student code runs: Gradescope's grader works without the reference
     assert not [n for n in names if n.startswith("reference/")]
@@ -369,7 +369,8 @@ def test_a_broken_bundle_is_the_grader_s_fault_not_the_student_s(
     (root / "source" / CONFIG).write_text("{not json")
     shutil.copy(ROOT / "solutions/backprop/backprop.ipynb", tmp_path / "nb.ipynb")
     env = {**os.environ}
-    done = subprocess.run([grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root)],
+    done = subprocess.run([grader_python, "-I", "-m", "autograder.verbs.gradescope",
+                           "--root", str(root)],
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads((root / "results" / "results.json").read_text())

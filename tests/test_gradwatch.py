@@ -20,11 +20,11 @@ from test_kernel_parts import LESSON as KERNEL_PARTS_LESSON
 
 import reference as ref
 from autograder.course import Case, exercises_for, get, make_inputs
-from autograder.harvest import make_plan
+from autograder.judge.notes import harvest_notes
+from autograder.judge.readback import CallResult, Harvest
 from autograder.kernel import entry, gradwatch, recipes, state, watch
-from autograder.notes import harvest_notes
 from autograder.pipeline import Options, grade
-from autograder.readback import CallResult, Harvest
+from autograder.plan.calls import make_plan
 
 CPU = torch.device("cpu")
 LINE = "Integrity: lin_grad calls PyTorch's autograd"

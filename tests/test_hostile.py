@@ -28,13 +28,13 @@ from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
 from right_answers import COURSE_BACKPROP
 
-from autograder.batch import grade_submissions
-from autograder.gradebook import read_grades_csv
-from autograder.harvest import AUTOGRADER_TAG
-from autograder.integrity import checksum
+from autograder.gradebook.batch import grade_submissions
+from autograder.gradebook.grades import read_grades_csv
+from autograder.judge.readback import HarvestError, read_harvest
 from autograder.kernel import RESULTS_MIME, SCHEMA
 from autograder.pipeline import Options, grade
-from autograder.readback import HarvestError, read_harvest
+from autograder.plan.calls import AUTOGRADER_TAG
+from autograder.plan.edits import checksum
 
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 
@@ -572,7 +572,7 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "2", "--quiet",
             "--seed", "3", "--cell-timeout", "10", "--call-timeout", "3"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autograder.cli", *argv],
+        [sys.executable, "-m", "autograder.verbs.cli", *argv],
         start_new_session=True,
         stderr=subprocess.DEVNULL,
     )
@@ -635,7 +635,7 @@ subprocess.Popen(["sh", "-c", "sleep 300; : {marker}"], start_new_session=True,
     )
     path = tmp_path / "backprop.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "check", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "autograder.verbs.cli", "check", str(path)],
                           capture_output=True, timeout=240)  # fmt: skip
     assert b"Total: 15/15" in proc.stdout
     deadline = time.monotonic() + 5

@@ -30,8 +30,17 @@ from autograder.course import (
     get,
     make_inputs,
 )
-from autograder.harvest import inject, make_plan
-from autograder.kernel import answers, integrity, limits, recipes, recording, state, timing, watch
+from autograder.judge.readback import HarvestError, read_harvest
+from autograder.kernel import (
+    answers,
+    integrity,
+    limits,
+    recipes,
+    recording,
+    state,
+    timing,
+    watch,
+)
 from autograder.kernel.wire import (
     AUTOGRADER_TAG,
     RESULTS_MIME,
@@ -45,7 +54,7 @@ from autograder.kernel.wire import (
     ValueInfo,
     WireError,
 )
-from autograder.readback import HarvestError, read_harvest
+from autograder.plan.calls import inject, make_plan
 
 KERNEL_DIR = Path(kernel.__file__).parent
 

@@ -11,7 +11,7 @@ import torch
 
 import reference
 from autograder.course import EXERCISES, GraderBug, expected_values, make_inputs, oracle
-from autograder.harvest import call_key
+from autograder.plan.calls import call_key
 
 
 def every_call():

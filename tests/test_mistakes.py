@@ -13,8 +13,8 @@ import pytest
 from catalogue_cases import CASES, CatalogueCase, tensor
 
 from autograder.course import EXERCISES, PROTOCOLS, Case, expected_values, make_inputs
-from autograder.mistakes import CATALOGUE, Observation, diagnose, observe
-from autograder.readback import Value
+from autograder.judge.mistakes import CATALOGUE, Observation, diagnose, observe
+from autograder.judge.readback import Value
 
 # Each family's example: small inputs, no two sizes equal, so that a transposed or
 # unsummed result has the wrong shape and a square one cannot hide it.

@@ -4,8 +4,8 @@ left-over debuggers, a known bug) graded by every path a course uses:
 - `nbgrader autograde`, the notebooks' own test cells;
 - `autograde grade`;
 - the pytest form,
-  `pytest --pyargs autograder.grading --autograde-notebook NB --junitxml ...`;
-- Gradescope's `run_autograder` (`python -m autograder.gradescope` on an /autograder tree).
+  `pytest --pyargs autograder.verbs.grading --autograde-notebook NB --junitxml ...`;
+- Gradescope's `run_autograder` (`python -m autograder.verbs.gradescope` on an /autograder tree).
 A right answer gets full marks from each; a wrong one loses the same exercises in each
 (nbgrader's all-or-nothing test cells may cost more points, never other exercises), and
 the three paths that share the exercise table agree to the point. nbgrader also gives
@@ -41,8 +41,8 @@ from right_answers import (
 )
 
 from autograder.course import exercises_for
-from autograder.gradescope import CONFIG, BundleConfig
 from autograder.options import DEFAULT_SEED
+from autograder.verbs.gradescope import CONFIG, BundleConfig
 
 pytestmark = pytest.mark.slow
 
@@ -236,8 +236,8 @@ def test_nbgrader_autograde_awards_exactly_the_expected_points(gradebook, assign
 @pytest.fixture(scope="module")
 def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, int]]:
     """`autograde grade` on the class: points per exercise."""
-    from autograder.batch import grade_submissions
-    from autograder.gradebook import read_grades_csv
+    from autograder.gradebook.batch import grade_submissions
+    from autograder.gradebook.grades import read_grades_csv
 
     root = tmp_path_factory.mktemp("autograde")
     for (a, kind), path in notebooks.items():
@@ -254,7 +254,7 @@ def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, i
 def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading",
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.verbs.grading",
          "--autograde-notebook", str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p",
          "no:cacheprovider", "-q"],
         cwd=folder, capture_output=True, text=True, timeout=600,
@@ -269,7 +269,7 @@ def _run_gradescope(notebook: Path, assignment: str, root: Path) -> dict:
     (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     shutil.copy(notebook, root / "submission" / notebook.name)
-    subprocess.run([sys.executable, "-I", "-m", "autograder.gradescope", "--root", str(root)],
+    subprocess.run([sys.executable, "-I", "-m", "autograder.verbs.gradescope", "--root", str(root)],
                    capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
     return json.loads((root / "results" / "results.json").read_text())
 

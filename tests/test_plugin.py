@@ -92,8 +92,8 @@ def test_each_flag_is_declared_once_with_the_options_default() -> None:
 
 
 def test_the_pytest_form_sets_every_limit_the_cli_sets(tmp_path: Path) -> None:
-    from autograder.grading.test_checks import _options
-    from autograder.plugin import _dest
+    from autograder.verbs.grading.test_checks import _options
+    from autograder.verbs.plugin import _dest
 
     given = {"notebook": str(tmp_path / "nb.ipynb"), "cell-timeout": 7.0,
              "memory-limit": 512, "notebook-timeout": 60.0, "call-timeout": 2.0,

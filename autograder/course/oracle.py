@@ -17,6 +17,7 @@ import importlib
 from types import ModuleType
 
 from .core import Case, Expected, GraderBug, Inputs, Protocol
+from .table import get
 
 __all__ = ["expected_values", "hand_written", "make_inputs"]
 
@@ -33,18 +34,12 @@ def hand_written() -> ModuleType | None:
         return None
 
 
-def _protocol(protocol: Protocol | str) -> Protocol:
-    from . import get  # the table, built from the families, which this module serves
-
-    return get(protocol)
-
-
 def make_inputs(protocol: Protocol | str, case: Case, seed: int, salt: str) -> Inputs:
     """The inputs for one case. Each (seed, salt) gives its own stream, so adding a case
     or a check does not change the inputs of the others."""
     import torch
 
-    protocol = _protocol(protocol)
+    protocol = get(protocol)
     gen = torch.Generator().manual_seed(_stable_hash(f"{seed}/{salt}"))
     inputs = protocol.maths.make(case, gen)
     if case.strided:  # the same values, laid out as a transpose's view
@@ -61,7 +56,7 @@ def expected_values(
     second-layer gradients point at the first layer)."""
     import torch
 
-    protocol = _protocol(protocol)
+    protocol = get(protocol)
     want = protocol.maths.oracle(inputs)
     ref = hand_written()
     if ref is None:
