@@ -15,6 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from grading_tools import full_marks, points
+from mistake_cases import MISTAKES
 from notebook_tools import ROOT
 
 from autograder.plan.notebook import read_notebook, replace_function
@@ -30,6 +32,8 @@ GRADES = re.compile(r"(?:\bautograde|-m\s+autograder(?:\.cli)?)\s+(?:grade|ci-gr
 # A step that runs the sandbox's tests or grades.
 SANDBOXES = re.compile(rf"{GRADES.pattern}|\bpytest\b|\.ci/run\b")
 NOTEBOOK = "assignments/backprop/backprop.ipynb"
+
+TRANSPOSED = next(m for m in MISTAKES if m.name == "transposed")
 
 
 def test_workflows_parse_and_are_least_privilege() -> None:
@@ -314,15 +318,18 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     printed = capsys.readouterr().out.splitlines()
 
     record = json.loads((out / "assignments/backprop/backprop/results.json").read_text())
-    assert record["score"] == 12  # the base grader's verdict: 15 - 3
+    # the base grader's verdict: the transposed w.g loses its check and the two it feeds
+    full = full_marks("backprop")
+    left = full - points("backprop", TRANSPOSED.lost)
+    assert record["score"] == left
     # the student's report travels in the artifact, with the transposed w.g drawn
     report = (out / "assignments/backprop/backprop/feedback.md").read_text()
-    assert "# Feedback on backprop.ipynb (backprop): 12/15" in report
+    assert f"# Feedback on backprop.ipynb (backprop): {left}/{full}" in report
     assert "![heat map of w.g: yours against expected](feedback_files/" in report
     md = summary.read_text()
     assert "[!WARNING]" in md and "`autograder/judge/score.py`" in md
     assert "`.github/workflows/grade-pr.yml`" in md and "`.github/workflows/ci.yml`" in md
-    assert "backprop.ipynb (backprop): 12/15" in md and "❌ failed" in md
+    assert f"backprop.ipynb (backprop): {left}/{full}" in md and "❌ failed" in md
     assert "transposed" in md and "forged" not in md
     # what the base branch's comment job posts, and where
     [comment] = post_comment(out.parent, 31)
@@ -352,7 +359,8 @@ def test_a_passing_pr_gets_a_clean_summary(
     assert main(argv) == 0
     assert not [p for p in capsys.readouterr().out.splitlines() if p.startswith("::")]
     md = summary.read_text()
-    assert "backprop.ipynb (backprop): 15/15" in md and "WARNING" not in md
+    full = full_marks("backprop")
+    assert f"backprop.ipynb (backprop): {full}/{full}" in md and "WARNING" not in md
 
 
 def test_refuses_to_run_a_grader_that_is_not_the_base_branch(

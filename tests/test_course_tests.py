@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited
 
 from autograder.pipeline import Options, grade
@@ -56,7 +57,7 @@ def test_a_new_hidden_test_changes_autograde_s_verdict_as_nbgrader_s(
     student = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("relu_grad", IN_PLACE, None)]), student)
     solution = grade(SOLUTION["backprop"], Options())
-    assert solution.score.total == 15  # the instructor's own solution passes the new test
+    assert solution.score.total == full_marks("backprop")  # the solution passes the new test
     caught = grade(student, Options())
     # nbgrader gives relu_grad's test cell 0 of its 2 points: so does autograde now
     assert (caught.score.total, _points(caught, "relu_grad")) == (13, 0)
@@ -70,7 +71,7 @@ def test_a_new_hidden_test_changes_autograde_s_verdict_as_nbgrader_s(
 def test_without_the_new_test_the_same_code_keeps_its_points(tmp_path: Path) -> None:
     student = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("relu_grad", IN_PLACE, None)]), student)
-    assert grade(student, Options()).score.total == 15
+    assert grade(student, Options()).score.total == full_marks("backprop")
 
 
 def test_the_clean_room_runs_the_instructor_s_test_cells(edited_course: Path) -> None:
