@@ -26,6 +26,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from ..course import exercises_for, hand_written
 from ..plan.cleanroom import released_notebook
 from ..report.records import RESULTS, CheckRecord, Record, submission_dir
 
@@ -64,7 +65,6 @@ def _answers() -> dict[str, Callable]:
     """Each stub of the notebook (a function, or a class's method) and the reference code
     that answers it. The answers are the instructor's: the grader students install has no
     `reference`, and so no demo (DemoUnavailable)."""
-    from ..course import hand_written
 
     if hand_written() is None:
         raise DemoUnavailable(
@@ -72,18 +72,19 @@ def _answers() -> dict[str, Callable]:
             "package holds the answers the demo's correct student hands in). To check your "
             "own work: autograde check NOTEBOOK"
         )
-    from reference import backprop, modules
+    import reference
 
-    return {
-        "mse_grad": backprop.mse_grad,
-        "relu_grad": backprop.relu_grad,
-        "lin_grad": backprop.lin_grad,
-        "forward_and_backward": backprop.forward_and_backward,
-        "Relu.backward": modules.Relu.backward,
-        "Lin.backward": modules.Lin.backward,
-        "Mse.backward": modules.Mse.backward,
-        "Model.backward": modules.Model.backward,
-    }
+    # every graded name of the assignment: a function is answered by the reference's
+    # function of that name, a class (Relu, Lin, Mse, Model) by its backward
+    answers: dict[str, Callable] = {}
+    for exercise in exercises_for(ASSIGNMENT):
+        for check in exercise.checks:
+            answer = getattr(reference, check.target)
+            if isinstance(answer, type):
+                answers[f"{check.target}.backward"] = getattr(answer, "backward")  # noqa: B009
+            else:
+                answers[check.target] = answer
+    return answers
 
 
 def _body(fn: Callable) -> str:
