@@ -128,3 +128,15 @@ def test_the_checks_find_an_upward_import_and_a_cycle() -> None:
     # and the reader sees imports inside functions, not those for type checking
     assert "autograder.course.table" in imports("autograder.course.oracle")
     assert "autograder.gradebook.submissions" not in imports("autograder.report.records")
+
+
+def test_every_module_named_for_preloading_exists() -> None:
+    """Preloading skips a name that does not import, silently: each must be a module."""
+    import importlib
+
+    from autograder.gradebook.workers import WORKER_PRELOAD
+    from autograder.run.forkserver.preload import KERNEL_PRELOAD, PRELOAD
+
+    for name in (*WORKER_PRELOAD, *PRELOAD):
+        importlib.import_module(name)
+    assert all(isinstance(n, str) and n for n in KERNEL_PRELOAD)

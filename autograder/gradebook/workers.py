@@ -35,6 +35,19 @@ class KernelServer:
     pid: int
 
 
+# What each worker needs, imported once in multiprocessing's fork server. A name that does
+# not import is skipped there without a word, and every worker pays for it again
+# (tests/test_layout.py imports each).
+WORKER_PRELOAD = (
+    "autograder.gradebook.batch",
+    "autograder.report.records",
+    "autograder.pipeline",
+    "autograder.report.formats",
+    "autograder.report.feedback",
+    "autograder.report.pictures",
+)
+
+
 def runner(server: KernelServer | None) -> dict[str, Any]:
     """`grade`'s keywords for running a notebook from `server`, for either engine; none
     when there is no server or it has gone (`grade` then starts what it needs itself)."""
@@ -71,8 +84,7 @@ def _worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    preload = ("batch", "records", "pipeline", "report", "feedback", "pictures")
-    context.set_forkserver_preload([f"autograder.{m}" for m in preload])
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
     return context
 
 
