@@ -11,6 +11,9 @@ from notebook_tools import ASSIGNMENTS, ROOT, SOLUTIONS
 
 from autograder.assignments import find_leaks, generated_differences, regenerate, secret_lines
 
+# nbgrader generates the assignments once (about 20 s): one worker runs these tests
+pytestmark = pytest.mark.xdist_group("assignments")
+
 
 def _pairs():
     return [(s, ROOT / "assignments" / s.relative_to(ROOT / "solutions")) for s in SOLUTIONS]

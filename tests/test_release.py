@@ -26,6 +26,9 @@ import reference
 from autograder.assignments import HIDDEN_TEST_MARKERS, SOLUTION_MARKERS, _regions, find_leaks
 from autograder.cli import main
 
+# the release is built once, and its student venv made once: one worker runs these tests
+pytestmark = pytest.mark.xdist_group("release")
+
 # The functions and methods students write, as the reference writes them.
 GRADED: tuple[Callable, ...] = (
     reference.mse_grad, reference.relu_grad, reference.lin_grad,
