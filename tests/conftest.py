@@ -17,20 +17,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_tools import chromium_path
-from notebook_tools import OFFLINE_STARTUP
+
+# What the fixtures below need is imported inside them: pytest-xdist's controller loads
+# this file too, and runs no test (nbformat and papermill took it 3 s on 2 cores).
 
 # The work that takes longest on two cores, longest first: an `xdist_group` name or a test
-# file's path (measured with --durations; the rest of the tests follow, in file order).
+# file's path, as measured with --durations (each group and file in total). The tests of
+# a file that has no group go one by one to whichever worker is free; the rest of the
+# tests follow, in file order (short ones: neither worker waits long for the other).
 LONGEST_FIRST = (
-    "course-class",  # test_grader_mistakes.py and test_one_verdict.py: one class, nbgrader
     "hostile-class",  # test_hostile.py: 62 notebooks, attackers among them
+    "course-class",  # test_grader_mistakes.py and test_one_verdict.py: a class, nbgrader
     "tests/test_term.py",
-    "tests/test_class_under_attack.py",
     "tests/test_hostile.py",
-    "release",
-    "gradescope",
+    "tests/test_class_under_attack.py",
+    "tests/test_batch.py",
     "tests/test_journey.py",
+    "tests/test_commands_as_typed.py",
+    "release",
+    "tests/test_solutions.py",
+    "gradescope",
+    "tests/test_forkserver.py",
+    "tests/test_feedback.py",
+    "assignments",
+    "engine",
+    "tests/test_gradebook_term.py",
+    "tests/test_untrusted_input.py",
+    "tests/test_ci.py",
+    "sandbox-modes",
+    "tests/test_gradwatch.py",
+    "tests/test_pictures.py",
+    "cleanroom-class",
+    "tests/test_sandbox.py",
 )
 
 
@@ -94,6 +112,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 @pytest.fixture
 def offline_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Kernels started while this fixture is active cannot reach the network."""
+    from notebook_tools import OFFLINE_STARTUP
+
     ipython_dir = tmp_path / "ipython"
     startup = ipython_dir / "profile_default" / "startup"
     startup.mkdir(parents=True)
@@ -106,6 +126,8 @@ def offline_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def chromium() -> str:
     """Debian's chromium, for the tests that screenshot a report. Skipped where it is not
     installed, except in CI (CI set), where a skip would hide that nothing was checked."""
+    from browser_tools import chromium_path
+
     path = chromium_path()
     if path is None:
         message = "Debian's chromium is not installed (apt-get install chromium)"
