@@ -16,6 +16,9 @@ from autograder.verbs.assignments import (
     secret_lines,
 )
 
+# nbgrader generates the assignments once (about 20 s): one worker runs these tests
+pytestmark = pytest.mark.xdist_group("assignments")
+
 
 def _pairs():
     return [(s, ROOT / "assignments" / s.relative_to(ROOT / "solutions")) for s in SOLUTIONS]

@@ -283,6 +283,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cleanroom-class")  # the class is graded once, on one worker
 @pytest.mark.parametrize("student", list(CLASS))
 def test_the_clean_room_decides_the_points(graded: dict[str, dict], student: str) -> None:
     _, score, status, phrases = CLASS[student]

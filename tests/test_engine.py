@@ -19,9 +19,11 @@ from autograder.run import engine, forkserver
 from autograder.run.cellrunner import INPUT_REFUSED
 from autograder.run.execute import Execution, run_notebook
 
-pytestmark = pytest.mark.skipif(
-    not engine.available(), reason="the in-process engine is Linux-only"
-)
+pytestmark = [
+    pytest.mark.skipif(not engine.available(), reason="the in-process engine is Linux-only"),
+    # the module's fork server is started once (it imports torch): one worker runs these
+    pytest.mark.xdist_group("engine"),
+]
 
 # A cell per kind of output a kernel gives, and the state one cell leaves for the next.
 CELLS = {

@@ -4,8 +4,9 @@ built here from the solutions: each loses exactly the points of the checks its b
 code, pasted into the student notebooks, and unusual but correct answers
 (tests/right_answers.py) get full marks.
 
-All notebooks are graded once, as a class, by `autograde grade` with two workers; the
-tests then read the records.
+The notebooks are graded once per session, as one class, by `autograde grade`
+(tests/course_class.py: only those the selected tests read, so `-k one-case` grades one
+notebook); the tests then read the records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course_class import GradedClass
 from grading_tools import full_marks, points
 from mistake_cases import MATMUL_F64, MISTAKES, MistakeCase
 from notebook_tools import SOLUTION, STUB, edited, matmul
@@ -30,15 +32,18 @@ from right_answers import (
     UNUSUAL_MATMUL,
 )
 
-from autograder.gradebook.batch import grade_submissions
 from autograder.pipeline import Options, grade
 
 pytestmark = pytest.mark.slow
+# the tests that read the class: on the worker that grades it (tests/course_class.py)
+CLASS = pytest.mark.xdist_group("course-class")
 
 
 def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
-    """student -> (assignment, notebook)"""
-    subs = {m.name: (m.assignment, edited(SOLUTION[m.assignment], [m.edit])) for m in MISTAKES}
+    """student -> (assignment, notebook), for the session's class (tests/course_class.py)"""
+    subs = {
+        _folder(m.name): (m.assignment, edited(SOLUTION[m.assignment], [m.edit])) for m in MISTAKES
+    }
     subs["course-matmul"] = (
         "matmul",
         edited(STUB["matmul"], [matmul(c, body) for c, body in COURSE_MATMUL.items()]),
@@ -53,28 +58,31 @@ def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
     return subs
 
 
+def students_read(item: pytest.Item) -> set[str]:
+    """The students of the class a selected test reads: its `case` or `student`, else
+    those its `reads` marker names."""
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    if "case" in params:
+        return {_folder(params["case"].name)}
+    if "student" in params:
+        return {params["student"]}
+    return {s for mark in item.iter_markers("reads") for s in mark.args}
+
+
 def _folder(student: str) -> str:
     return student.replace("/", "-")
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict]]:
-    """student -> {check name -> Gradescope test}, with the record under key ''."""
-    root = tmp_path_factory.mktemp("class")
-    for student, (assignment, nb) in submissions().items():
-        folder = root / "class" / _folder(student)
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{assignment}.ipynb")
-    summary = grade_submissions(
-        [root / "class"], root / "out", options=Options(seed=11), workers=3, progress=False
-    )
+def graded(course_class: GradedClass) -> dict[str, dict[str, dict]]:
+    """student -> {check name -> Gradescope test}, with the record under key '' and the
+    feedback report under FEEDBACK."""
     out = {}
-    for rec in summary.records:
+    for student, rec in course_class.records.items():
         tests = {f"{t['number']}: {t['name'].split(': ', 1)[1]}": t for t in rec["tests"]}
-        folder = root / "out" / "submissions" / rec["extra_data"]["key"]
-        report = folder / "feedback.html"
-        feedback = {"html": report.read_text(encoding="utf-8") if report.exists() else ""}
-        out[rec["extra_data"]["student"]] = {"": rec, FEEDBACK: feedback, **tests}
+        feedback = {"html": course_class.feedback_html(student)}
+        out[student] = {"": rec, FEEDBACK: feedback, **tests}
     return out
 
 
@@ -86,6 +94,7 @@ def test_there_are_enough_mistakes() -> None:
     assert len({m.mistake for m in MISTAKES}) >= 12
 
 
+@CLASS
 @pytest.mark.parametrize("case", MISTAKES, ids=lambda m: m.name)
 def test_mistake_loses_exactly_its_points_with_the_hint(graded, case: MistakeCase) -> None:
     tests = dict(graded[_folder(case.name)])
@@ -118,6 +127,7 @@ def _text(page: str) -> str:
 _DRAWN = re.compile(r": (\w+\.g) (?:has shape|is wrong|at an input exactly 0)")
 
 
+@CLASS
 @pytest.mark.parametrize("case", MISTAKES, ids=lambda m: m.name)
 def test_feedback_report_names_the_mistake_and_shows_it(graded, case: MistakeCase) -> None:
     page = graded[_folder(case.name)][FEEDBACK]["html"]
@@ -134,6 +144,8 @@ def test_feedback_report_names_the_mistake_and_shows_it(graded, case: MistakeCas
         assert 'alt="the matmul speed ladder, log scale"' in page
 
 
+@CLASS
+@pytest.mark.reads(*(_folder(m.name) for m in MISTAKES))
 def test_most_mistake_reports_have_a_heat_map(graded) -> None:
     # the parametrized test checks each picture; this keeps it from passing vacuously
     drawn = [
@@ -142,6 +154,7 @@ def test_most_mistake_reports_have_a_heat_map(graded) -> None:
     assert len(drawn) >= 15, drawn
 
 
+@CLASS
 @pytest.mark.parametrize(
     "student",
     [
@@ -164,6 +177,8 @@ def test_right_answers_get_full_marks(graded, student: str) -> None:
     ]
 
 
+@CLASS
+@pytest.mark.reads("course-matmul", "course-backprop", "unusual-matmul")
 def test_course_matmul_is_not_ready_for_a_gpu_and_is_told_on_the_cpu(graded) -> None:
     # the 2019 lesson's `torch.zeros(ar, bc)` puts the result on the CPU whatever the
     # inputs' device: full marks on the CPU, and the report says it would fail on a GPU
@@ -176,6 +191,8 @@ def test_course_matmul_is_not_ready_for_a_gpu_and_is_told_on_the_cpu(graded) -> 
         assert "Device readiness" not in graded[student][""]["output"]
 
 
+@CLASS
+@pytest.mark.reads("course-matmul")
 def test_course_matmul_float32_zeros_is_advice_not_points(graded) -> None:
     # `torch.zeros(ar, bc)` is float32 whatever the inputs: said, worth nothing
     for name in MATMUL_F64.values():
@@ -205,6 +222,8 @@ def test_a_hanging_function_costs_only_its_exercise(tmp_path: Path) -> None:
     assert any("longer than the 4 s limit" in note for note in result.score.notes)
 
 
+@CLASS
+@pytest.mark.reads("debuggers")
 def test_left_over_debuggers_are_skipped_and_reported(graded) -> None:
     # Without the kernel's no-ops, pdb waits on a stdin no one answers (or raises) and
     # `import ipdb` fails: every function here would lose its points.
@@ -213,6 +232,8 @@ def test_left_over_debuggers_are_skipped_and_reported(graded) -> None:
     assert "skipped" in record["output"] and "debugger call(s)" in record["output"]
 
 
+@CLASS
+@pytest.mark.reads("model-order")
 def test_model_with_weights_in_another_order_is_told(graded) -> None:
     record = graded["model-order"][""]
     assert "(w1, w2, b1, b2), not the lesson's (w1, b1, w2, b2)" in record["output"]

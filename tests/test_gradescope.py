@@ -31,6 +31,9 @@ from autograder.verbs.bundle import CPU_TORCH_INDEX, python_floor
 from autograder.verbs.cli import main
 from autograder.verbs.gradescope import CONFIG
 
+# the bundles are built once, and their grader's venv made once: one worker runs these tests
+pytestmark = pytest.mark.xdist_group("gradescope")
+
 SEED = 73512
 
 
@@ -112,11 +115,20 @@ def run_gradescope(
     for name, data in upload.items():
         (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "submission" / name).write_bytes(data)
-    env = {**os.environ, **env, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
+    # without PYTHONPATH, which Gradescope does not set: the sandbox passes it on to the
+    # kernels, and one naming a checkout (`PYTHONPATH=. pytest`) mixed it into the bundled
+    # grader's imports there ("No module named 'coursedata.checks'")
+    env = {**gradescope_environ(), **env, "AUTOGRADER_ROOT": str(root),
+           "AUTOGRADE_PYTHON": str(python)}  # fmt: skip
     done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
                           text=True, timeout=600, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads((root / "results" / "results.json").read_text())
+
+
+def gradescope_environ() -> dict[str, str]:
+    """This environment as Gradescope's container would have it: no PYTHONPATH."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def notebook_bytes(path: Path, edits=()) -> bytes:

@@ -40,12 +40,18 @@ LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 
 
 # What attackers aim at, outside any notebook's folder: an instructor's file, and the
-# class's output folder (the fixture grades into it). Fixed paths, so the corpus can be
-# built before the fixture runs; the fixture resets them.
-TARGETS = Path(tempfile.gettempdir()) / f"autograde-hostile-{os.getuid()}"
+# class's output folder (the fixture grades into it). Paths fixed when this module is
+# imported, so the corpus can be built before the fixture runs, and this process's own
+# (its pid in them): another test process, an xdist worker or another run beside this
+# one, neither shares nor removes them. The fixture makes them and removes them.
+TARGETS = Path(tempfile.gettempdir()) / f"autograde-hostile-{os.getuid()}-{os.getpid()}"
 VICTIM = TARGETS / "instructor" / "grades.csv"
 CLASS_OUT = TARGETS / "out"
-MARKER = "autograde-left-behind"  # in the command line of processes an attacker leaves
+# in the command line of processes an attacker leaves; this process's own, so that no
+# other test process's attacker is counted (or missed) here
+MARKER = f"autograde-left-behind-{os.getpid()}"
+# the tests that read the class graded once: on one worker (tests/conftest.py)
+HOSTILE_CLASS = pytest.mark.xdist_group("hostile-class")
 
 
 @dataclass(frozen=True)
@@ -452,6 +458,7 @@ def graded(sandboxed: dict) -> dict[str, dict]:
     shutil.rmtree(TARGETS, ignore_errors=True)
 
 
+@HOSTILE_CLASS
 @pytest.mark.slow
 @pytest.mark.parametrize("hostile", CORPUS, ids=lambda h: h.id)
 def test_hostile_submission_gets_its_score_and_message(graded, hostile: Hostile) -> None:
@@ -468,6 +475,7 @@ def test_hostile_submission_gets_its_score_and_message(graded, hostile: Hostile)
     assert not OUTSIDE.exists()
 
 
+@HOSTILE_CLASS
 @pytest.mark.slow
 def test_the_honest_classmates_get_exactly_their_scores(graded) -> None:
     for i, (_, score) in enumerate(HONEST):
@@ -477,6 +485,7 @@ def test_the_honest_classmates_get_exactly_their_scores(graded) -> None:
         assert "Integrity" not in record["output"], record["output"]
 
 
+@HOSTILE_CLASS
 @pytest.mark.slow
 def test_the_batch_is_intact_after_the_attackers(graded) -> None:
     """Nothing outside any notebook's folder changed, nothing an attacker started is

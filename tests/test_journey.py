@@ -70,7 +70,7 @@ JOURNEYS = {
         Step("untouched", untouched=True),
         Step("the row a[i, None] where the column is needed", "matmul-row-not-column",
              "must match the size of tensor"),
-        Step("fixed"),
+        Step("fixed", report_says=("stopped: a lower bound, not ranked",)),
     )),
     "backprop": ("backprop", (
         Step("untouched", untouched=True),
@@ -84,7 +84,8 @@ JOURNEYS = {
              "differs from the expected values"),
         Step("fixed"),
     )),
-    # issue 28 (fair and clear, round three): what the grader misjudged, then fixed
+    # issue 28 (fair and clear, round three): what the grader misjudged (fixed: the
+    # notebooks of the first two journeys' last steps, graded once)
     "matmul-round-three": ("matmul", (
         Step("the loops answered with @", edits=(matmul("matmul_loops", "return a @ b"),),
              says=("matmul with three loops uses `@`", "(0 points)")),
@@ -95,7 +96,6 @@ JOURNEYS = {
              lost=frozenset({MATMUL["matmul_loops"]}), flagged=MATMUL["matmul_loops"],
              test_cell_says="differs from",
              report_says=("returned a wrong answer: not ranked",)),
-        Step("fixed", report_says=("stopped: a lower bound, not ranked",)),
     )),
     "backprop-round-three": ("backprop", (
         Step("forward_and_backward remembers the weights as defaults",
@@ -118,7 +118,6 @@ JOURNEYS = {
              test_cell_says="x the expected everywhere",
              says=("x the expected everywhere",)),
         Step("Lin.__call__ returns nothing", "lin-call-returns-nothing", "None"),
-        Step("fixed"),
     )),
 }  # fmt: skip
 BY_NAME = {m.name: m for m in MISTAKES}

@@ -44,7 +44,8 @@ from autograder.course import exercises_for
 from autograder.options import DEFAULT_SEED
 from autograder.verbs.gradescope import CONFIG, BundleConfig
 
-pytestmark = pytest.mark.slow
+# one worker grades the session's class, shared with test_grader_mistakes.py
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("course-class")]
 
 
 def _with_bug(nb_path: Path, grade_id: str, correct: str, wrong: str) -> nbformat.NotebookNode:
@@ -233,21 +234,27 @@ def test_nbgrader_autograde_awards_exactly_the_expected_points(gradebook, assign
     assert gradebook[assignment, kind] == EXPECTED[assignment, kind]
 
 
+def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
+    """student -> (assignment, notebook): every case, for the session's class
+    (tests/course_class.py), which `autograde grade` grades with its defaults."""
+    return {f"verdict-{kind}-{a}": (a, SUBMISSIONS[kind](a)) for a, kind in CASES}
+
+
+def students_read(item: pytest.Item) -> set[str]:
+    return set(submissions())  # the matrix holds every case, whichever test reads it
+
+
 @pytest.fixture(scope="module")
-def autograded(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, int]]:
+def autograded(course_class) -> dict[tuple[str, str], dict[str, int]]:
     """`autograde grade` on the class: points per exercise."""
-    from autograder.gradebook.batch import grade_submissions
     from autograder.gradebook.grades import read_grades_csv
 
-    root = tmp_path_factory.mktemp("autograde")
-    for (a, kind), path in notebooks.items():
-        (root / "class" / f"{kind}-{a}").mkdir(parents=True)
-        shutil.copy(path, root / "class" / f"{kind}-{a}" / f"{a}.ipynb")
-    grade_submissions([root / "class"], root / "out", workers=3, progress=False, feedback=False)
     points = {}
-    for row in read_grades_csv(root / "out" / "grades.csv"):
-        kind, a = row["student"].rsplit("-", 1)
-        points[a, kind] = {e: int(row[e]) for e in full_marks(a)}
+    for row in read_grades_csv(course_class.out / "grades.csv"):
+        if row["student"].startswith("verdict-"):
+            kind, a = row["student"].removeprefix("verdict-").rsplit("-", 1)
+            points[a, kind] = {e: int(row[e]) for e in full_marks(a)}
+    assert set(points) == set(CASES), sorted(points)
     return points
 
 

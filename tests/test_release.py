@@ -31,6 +31,9 @@ from autograder.verbs.assignments import (
 )
 from autograder.verbs.cli import main
 
+# the release is built once, and its student venv made once: one worker runs these tests
+pytestmark = pytest.mark.xdist_group("release")
+
 # The functions and methods students write, as the reference writes them.
 GRADED: tuple[Callable, ...] = (
     reference.mse_grad, reference.relu_grad, reference.lin_grad,

@@ -63,6 +63,10 @@ def _available(found: dict) -> bool:
     )
 
 
+# the module's fork server is started once (it imports torch): one worker runs these tests
+pytestmark = pytest.mark.xdist_group("sandbox-modes")
+
+
 @pytest.fixture(scope="module")
 def server():
     started = forkserver.start(kernels=False)

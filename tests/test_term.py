@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from notebook_tools import ROOT, SOLUTION, edited
 from test_course_tests import IN_PLACE, NEW_HIDDEN_TEST
-from test_gradescope import bundled_python, package_dirs
+from test_gradescope import bundled_python, gradescope_environ, package_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +191,7 @@ def run_bundle(bundle: Path, python: Path, root: Path, upload: Path) -> dict:
         for info in z.infolist():  # zipfile drops the rights: restore them
             os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
     shutil.copytree(upload, root / "submission")
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
+    env = {**gradescope_environ(), "AUTOGRADER_ROOT": str(root), "AUTOGRADE_PYTHON": str(python)}
     done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -158,6 +158,10 @@ CLASS = {  # student folder -> its notebook
 }
 
 
+# the tests that read the class graded once: on one worker (tests/conftest.py)
+UNTRUSTED_CLASS = pytest.mark.xdist_group("untrusted-class")
+
+
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("class")
@@ -169,6 +173,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "out"
 
 
+@UNTRUSTED_CLASS
 def test_students_named_like_the_class_files_leave_them_be(graded_class: Path) -> None:
     assert (graded_class / "grades.csv").is_file() and (graded_class / "summary.md").is_file()
     rows = read_grades_csv(graded_class / "grades.csv")
@@ -185,6 +190,7 @@ def test_students_named_like_the_class_files_leave_them_be(graded_class: Path) -
         "grades.csv", "submissions", "summary.md"]  # fmt: skip
 
 
+@UNTRUSTED_CLASS
 def test_a_formula_for_a_name_is_text_in_grades_csv(graded_class: Path) -> None:
     with (graded_class / "grades.csv").open(newline="", encoding="utf-8") as f:
         header, *rows = list(csv.reader(f))
@@ -195,6 +201,7 @@ def test_a_formula_for_a_name_is_text_in_grades_csv(graded_class: Path) -> None:
     assert FORMULA in {r["student"] for r in read_grades_csv(graded_class / "grades.csv")}
 
 
+@UNTRUSTED_CLASS
 def test_names_are_one_line_in_the_class_summary(graded_class: Path) -> None:
     html = render((graded_class / "summary.md").read_text(encoding="utf-8"))
     assert headings(html) == ["Grading summary", "Needs a person", "Every submission"]
