@@ -451,7 +451,7 @@ def test_a_correct_notebook_gets_full_marks_and_a_copy_costs_nothing(
     upload = {"backprop.ipynb": right, "old/backprop-Copy1.ipynb": wrong}
     results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload)
     validate_gradescope(results)
-    assert results["score"] == 15 == results["extra_data"]["max_score"]
+    assert results["score"] == full_marks("backprop") == results["extra_data"]["max_score"]
     assert all(t["score"] == t["max_score"] for t in results["tests"])
     assert results["output"].startswith("Graded backprop.ipynb. Also uploaded, not counted")
     assert "old/backprop-Copy1.ipynb (" in results["output"]
@@ -470,7 +470,8 @@ def test_in_gradescope_s_container_it_grades_and_says_how_isolated(
     results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload,
                              AUTOGRADE_SANDBOX_SIMULATE="namespaces=0")  # fmt: skip
     validate_gradescope(results)
-    assert results["score"] == results["extra_data"]["max_score"] == 15, results["output"]
+    full = full_marks("backprop")
+    assert results["score"] == results["extra_data"]["max_score"] == full, results["output"]
     assert "partly isolated" in results["extra_data"]["isolation"]
     assert "For the course staff: student code is only partly isolated" in results["output"]
     plain = run_gradescope(bundle, grader_python, tmp_path / "plain", upload)

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, edited, fn
 from test_kernel_parts import DIMS
 from test_kernel_parts import LESSON as KERNEL_PARTS_LESSON
@@ -268,7 +269,7 @@ def test_a_graded_notebook_that_escapes_the_device_watch_is_reported(
     path = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("lin_grad", ROUTES[route], None)]), path)
     result = grade(path, Options(seed=3))
-    assert result.score.total == result.score.max_total == 15  # points unchanged
+    assert result.score.total == result.score.max_total == full_marks("backprop")  # unchanged
     for phrase in GRADED[route]:
         assert any(n.startswith(phrase) for n in result.score.notes), result.score.notes
 
@@ -276,5 +277,5 @@ def test_a_graded_notebook_that_escapes_the_device_watch_is_reported(
 @pytest.mark.slow
 def test_the_instructor_s_solution_gets_no_autograd_line(tmp_path: Path) -> None:
     result = grade(SOLUTION["backprop"], Options(seed=3))
-    assert result.score.total == 15
+    assert result.score.total == full_marks("backprop")
     assert not [n for n in result.score.notes if "autograd" in n], result.score.notes
