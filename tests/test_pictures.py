@@ -169,8 +169,8 @@ def bar_widths(image: Image.Image, colour: str) -> list[int]:
 
 
 def test_ladder_highlights_the_student() -> None:
-    reference = [("pure Python", 2.0, False), (TORCH_LABEL, 2e-6, False)]
-    with_student = decode(ladder_png([*reference, ("yours", 0.01, True)], title="ladder"))
+    reference = [Bar("pure Python", 2.0), Bar(TORCH_LABEL, 2e-6)]
+    with_student = decode(ladder_png([*reference, Bar("yours", 0.01, True)], title="ladder"))
     without = decode(ladder_png(reference, title="ladder"))
     assert colour_mask(with_student, STUDENT_COLOUR).sum() > 1000
     assert colour_mask(without, STUDENT_COLOUR).sum() == 0
@@ -179,7 +179,7 @@ def test_ladder_highlights_the_student() -> None:
 
 
 def test_ladder_axis_is_logarithmic() -> None:
-    rows = [("a", 1e-6, False), ("b", 1e-3, False), ("c", 1.0, False)]
+    rows = [Bar("a", 1e-6), Bar("b", 1e-3), Bar("c", 1.0)]
     widths = bar_widths(decode(ladder_png(rows, title="log")), REFERENCE_COLOUR)
     assert len(widths) == 3
     # On a log axis each factor of 1000 adds the same length; on a linear one the first
@@ -190,10 +190,11 @@ def test_ladder_axis_is_logarithmic() -> None:
 
 
 def test_ladder_skips_rows_without_a_time() -> None:
-    one = decode(ladder_png([("a", 0.5, True)], title="t"))
-    junk = [("b", 0.0, True), ("c", -1.0, True), ("d", math.nan, True), ("e", math.inf, True)]
-    with_junk = decode(ladder_png([("a", 0.5, True), *junk], title="t"))
-    two = decode(ladder_png([("a", 0.5, True), ("b", 0.25, True)], title="t"))
+    one = decode(ladder_png([Bar("a", 0.5, True)], title="t"))
+    junk = [Bar("b", 0.0, True), Bar("c", -1.0, True), Bar("d", math.nan, True),
+            Bar("e", math.inf, True)]  # fmt: skip
+    with_junk = decode(ladder_png([Bar("a", 0.5, True), *junk], title="t"))
+    two = decode(ladder_png([Bar("a", 0.5, True), Bar("b", 0.25, True)], title="t"))
     assert with_junk.size == one.size
     assert two.height > one.height
     assert len(bar_widths(with_junk, STUDENT_COLOUR)) == 1

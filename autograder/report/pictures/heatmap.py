@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, TwoSlopeNorm
+from matplotlib.colors import Colormap, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -93,9 +93,7 @@ def _panel(
     title: str,
     labels: tuple[str, str],
     cmap: str,
-    vmin: float,
-    vmax: float,
-    norm: TwoSlopeNorm | None = None,
+    norm: Normalize,
 ) -> None:
     rows, cols = data.shape
     aspect: Literal["equal", "auto"] = (
@@ -104,7 +102,7 @@ def _panel(
     image = ax.imshow(
         np.ma.masked_invalid(data),
         cmap=_cmap(cmap),
-        **({"norm": norm} if norm is not None else {"vmin": vmin, "vmax": vmax}),
+        norm=norm,
         aspect=aspect,
         # Sharp cells when enlarged; when a 784-row weight is shrunk to a few hundred
         # pixels, nearest would drop whole rows (a wrong one among them), so it is filtered.
@@ -144,8 +142,7 @@ def _values(
         title=f"{name} {_shape(raw)}",
         labels=_axis_labels(value, raw, meaningful),
         cmap="viridis",
-        vmin=span[0],
-        vmax=span[1],
+        norm=Normalize(*span),
     )
 
 
@@ -222,8 +219,6 @@ def heatmap_png(
         title="yours ÷ expected",
         labels=_axis_labels(value, want_raw, True),
         cmap="RdBu_r",
-        vmin=0.0,
-        vmax=2.0,
         norm=_ratio_norm(ratio),
     )
     _title(fig, f"{value}: {ratio_summary(want_raw, got_raw)}", caption)

@@ -51,13 +51,12 @@ class Bar:
     unranked: str = ""
 
 
-def ladder_png(rows: Sequence[Bar | tuple[str, float, bool]], *, title: str) -> bytes:
+def ladder_png(bars: Sequence[Bar], *, title: str) -> bytes:
     """The matmul speed ladder: one horizontal bar per row, the ranked rows top to bottom
     in the given order and the unranked ones under a dashed line, on a log axis of
     seconds. The student's bars are highlighted; each bar says its time and, if a ranked
     row is labelled "torch.matmul (@)", how many times slower than it. Rows without a
     usable time (<= 0, nan, inf) are left out."""
-    bars = [r if isinstance(r, Bar) else Bar(*r) for r in rows]
     kept = [b for b in bars if math.isfinite(float(b.seconds)) and float(b.seconds) > 0]
     kept = [b for b in kept if not b.unranked] + [b for b in kept if b.unranked]
     fig = Figure(figsize=(9.0, 1.4 + 0.38 * max(len(kept), 1)), dpi=DPI, layout="constrained")
