@@ -27,7 +27,7 @@ import pytest
 # tests follow, in file order (short ones: neither worker waits long for the other).
 LONGEST_FIRST = (
     "hostile-class",  # test_hostile.py: 62 notebooks, attackers among them
-    "course-class",  # test_grader_mistakes.py and test_one_verdict.py: a class, nbgrader
+    "course",  # the generated course, the class of test_grader_mistakes and test_one_verdict
     "tests/test_term.py",
     "tests/test_hostile.py",
     "tests/test_class_under_attack.py",
@@ -39,7 +39,6 @@ LONGEST_FIRST = (
     "gradescope",
     "tests/test_forkserver.py",
     "tests/test_feedback.py",
-    "assignments",
     "engine",
     "tests/test_gradebook_term.py",
     "tests/test_untrusted_input.py",
@@ -159,3 +158,18 @@ def course_class(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     from course_class import grade_class
 
     return grade_class(request.session.items, tmp_path_factory.mktemp("course-class"))
+
+
+@pytest.fixture(scope="session")
+def generated_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the course in which `nbgrader generate_assignment` ran for every
+    assignment (autograder.assignments.regenerate), once a session: its `assignments/`
+    (test_assignments.py compares them with the committed ones) and its gradebook, which
+    knows them (test_one_verdict.py autogrades in copies of it). Read it, never write it."""
+    from notebook_tools import ROOT
+
+    from autograder.assignments import regenerate
+
+    scratch = tmp_path_factory.mktemp("generated-course")
+    regenerate(ROOT, scratch)
+    return scratch
