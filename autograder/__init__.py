@@ -1,4 +1,10 @@
-"""The grader for backprop-lab's notebooks (execution, comparison, scoring, reports)."""
+"""The grader for backprop-lab's notebooks, in subpackages by layer, in the order data
+flows: `course` (what is graded: the families and the table), `plan` (from a submission
+to what runs), `run` (executing it, isolated), `judge` (results to points), `report` (a
+grade for each reader), `gradebook` (a class), `verbs` (the command and the pytest form).
+`kernel` is the code that runs inside the student's notebook; `pipeline` joins the layers
+into one grading, with the `options` every front end shares. tests/test_layout.py holds
+the flow: no module imports from a later layer, and there is no import cycle."""
 
 import sys
 

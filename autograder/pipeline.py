@@ -11,21 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .answer_scan import scan_answers, scan_review
-from .cleanroom import clean_room, room_review
-from .course_tests import failed_course_tests, use_course_tests
-from .execute import Execution, run_notebook
-from .exercises import Exercise, exercises_for
-from .kernel.wire import AUTOGRADER_TAG
-from .notebook import (
-    NotebookError,
-    cell_shas,
-    detect_assignment,
-    load_notebook,
-    notebook_digest,
-)
-from .notebook_process import NotebookProcess, sandbox_policy, start_processes
-from .notes import (
+from .course import Exercise, exercises_for
+from .judge.answer_scan import scan_answers, scan_review
+from .judge.notes import (
     broken_exercise_cells,
     device_findings,
     full_run_notes,
@@ -33,6 +21,8 @@ from .notes import (
     missing_answers_note,
     run_notes,
 )
+from .judge.shortcuts import shortcut_notes
+from .kernel.wire import AUTOGRADER_TAG
 from .options import (
     DEFAULT_SEED,
     SHARED_FLAGS,
@@ -42,12 +32,22 @@ from .options import (
     resolve_seed,
     which_engine,
 )
-from .shortcuts import shortcut_notes
+from .plan.cleanroom import clean_room, room_review
+from .plan.course_tests import failed_course_tests, use_course_tests
+from .plan.notebook import (
+    NotebookError,
+    cell_shas,
+    detect_assignment,
+    load_notebook,
+    notebook_digest,
+)
+from .run.execute import Execution, run_notebook
+from .run.notebook_process import NotebookProcess, sandbox_policy, start_processes
 
 if TYPE_CHECKING:
-    from .harvest import Plan
-    from .readback import Harvest, Speed
-    from .score import Score
+    from .judge.readback import Harvest, Speed
+    from .judge.score import Score
+    from .plan.calls import Plan
 
 __all__ = [
     "DEFAULT_SEED",
@@ -135,7 +135,7 @@ def grade(
     use_course_tests(room.notebook, assignment)  # the instructor's, hidden tests included
     runs = [room.notebook] + ([nb] if room.needs_full_run and not room.unmatched else [])
     timings: dict[str, float] = {}
-    from .sandbox import host_folder
+    from .run.sandbox import host_folder
 
     with tempfile.TemporaryDirectory(prefix="autograde-", dir=host_folder()) as tmp:
         # Each run's notebook has its own folder (in the sandbox, a tmpfs of its own); its
@@ -168,7 +168,7 @@ def grade(
         notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)
         if full is not None:
             notes += full_run_notes(full.plan, full.harvest, full.why, notes)
-        from .score import score
+        from .judge.score import score
 
         result_score = score(exercises, clean.plan, clean.harvest, not_graded=clean.why,
                              notes=notes,
@@ -227,7 +227,7 @@ def _full_points(exercises: tuple[Exercise, ...], full: _Run | None) -> dict[str
     """Points per exercise in the notebook as the student ran it ({} when it was not run)."""
     if full is None:
         return {}
-    from .score import score
+    from .judge.score import score
 
     return score(exercises, full.plan, full.harvest, not_graded=full.why).by_exercise()
 
@@ -254,7 +254,7 @@ def _prepare(
     else would stop it."""
     try:
         # Imported here, after the notebook's process has started, so the two overlap.
-        from .harvest import inject, make_plan
+        from .plan.calls import inject, make_plan
     except BaseException:
         process.stop()
         raise
@@ -332,7 +332,7 @@ def _execution_timings(execution: Execution) -> dict[str, float]:
 
 def _harvest(execution: Execution) -> tuple[Harvest | None, str | None]:
     """The kernel's results, or None and why there are none."""
-    from .readback import HarvestError, read_harvest
+    from .judge.readback import HarvestError, read_harvest
 
     if not _grading_cell_finished(execution.notebook):
         # Results are trusted only when the grader's own cell produced them; any found
@@ -362,7 +362,7 @@ def _keep_executed(options: Options, execution: Execution) -> Path | None:
         return None
     import nbformat
 
-    from .harvest import strip_injected
+    from .plan.calls import strip_injected
 
     options.keep_executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(strip_injected(execution.notebook), options.keep_executed)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.batch import grade_submissions
-from autograder.cleanroom import clean_room
+from autograder.gradebook.batch import grade_submissions
+from autograder.plan.cleanroom import clean_room
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "backprop" / "backprop.ipynb"

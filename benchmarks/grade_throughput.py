@@ -58,7 +58,7 @@ from rich.console import Console
 from rich.table import Table
 
 import autograder
-from autograder.exercises import exercises_for
+from autograder.course import exercises_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("backprop", "matmul")
@@ -269,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     students = sorted(kinds)
 
     nbgrader_cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment]
-    autograde_cmd = [sys.executable, "-m", "autograder.cli", "grade", str(course / "submitted")]
+    autograde_cmd = [
+        sys.executable,
+        "-m",
+        "autograder.verbs.cli",
+        "grade",
+        str(course / "submitted"),
+    ]
     autograde_cmd += ["--out", str(graded), "--seed", str(SEED)]
     autograde_cmd += ["--quiet"] + (["--workers", str(args.workers)] if args.workers else [])
     feedback_cmd = [sys.executable, "-m", "nbgrader", "generate_feedback", assignment]

@@ -35,7 +35,15 @@ def main() -> int:
         path = Path(tmp) / "backprop.ipynb"
         nbformat.write(nb, path)
         page = HERE / "example-feedback.html"
-        cmd = [sys.executable, "-m", "autograder.cli", "check", str(path), "--report", str(page)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "autograder.verbs.cli",
+            "check",
+            str(path),
+            "--report",
+            str(page),
+        ]
         subprocess.run(cmd, check=False, capture_output=True)
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         with tempfile.TemporaryDirectory() as profile:

@@ -7,6 +7,8 @@ float64 or CUDA input never meets a float32 CPU buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -81,7 +83,7 @@ def matmul_torch(a: Tensor, b: Tensor) -> Tensor:
 matmul = matmul_broadcast
 
 # Name -> function, in the order the lesson climbs it; benchmarks and reports read this.
-LADDER = {
+LADDER: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "loops": matmul_loops,
     "elementwise": matmul_elementwise,
     "broadcast": matmul_broadcast,

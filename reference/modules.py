@@ -8,6 +8,8 @@ a change to it reaches the classes too).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from torch import Tensor
 
 from . import backprop
@@ -48,9 +50,17 @@ class Mse:
         backprop.mse_grad(self.inp, self.targ)
 
 
+class _Layer(Protocol):
+    """What Model asks of a layer: Relu and Lin."""
+
+    def __call__(self, inp: Tensor) -> Tensor: ...
+
+    def backward(self) -> None: ...
+
+
 class Model:
     def __init__(self, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> None:
-        self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
+        self.layers: list[_Layer] = [Lin(w1, b1), Relu(), Lin(w2, b2)]
         self.loss = Mse()
 
     def __call__(self, x: Tensor, targ: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch import grade_submissions
+from autograder.gradebook.batch import grade_submissions
 from autograder.options import Options
 
 # How the class is graded: the grader's defaults (its seed too, as Gradescope and the

@@ -1,15 +1,16 @@
-"""Review flags from the answer cells' code (autograder/answer_scan.py): every trick on a
+"""Review flags from the answer cells' code (autograder/judge/answer_scan.py): every trick on a
 grader is found with its line, and no honest notebook the project knows raises one."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, replace_function
 
-from autograder.answer_scan import scan_answers, scan_source
-from autograder.batch import grade_submissions
-from autograder.cleanroom import clean_room
+from autograder.gradebook.batch import grade_submissions
+from autograder.judge.answer_scan import scan_answers, scan_source
+from autograder.plan.cleanroom import clean_room
 
 # (code in an answer cell, what the finding quotes)
 TRICKS = [
@@ -107,6 +108,6 @@ def test_a_flagged_answer_keeps_its_points_and_goes_to_review(tmp_path) -> None:
     summary = grade_submissions([tmp_path / "class"], tmp_path / "out", progress=False,
                                 feedback=False)  # fmt: skip
     [record] = summary.records
-    assert record["score"] == 15 and record["extra_data"]["status"] == "review"
+    assert record["score"] == full_marks("backprop") and record["extra_data"]["status"] == "review"
     assert "Integrity: cell 11 (mse_grad's cell), line 3: `sys._getframe`" in record["output"]
     assert "the score stands until a person has read it" in record["output"]

@@ -15,12 +15,14 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from grading_tools import full_marks, points
+from mistake_cases import MISTAKES
 from notebook_tools import ROOT
 
-from autograder.annotations import annotation, exercise_line
-from autograder.ci import changed_files
-from autograder.cli import main
-from autograder.notebook import read_notebook, replace_function
+from autograder.plan.notebook import read_notebook, replace_function
+from autograder.report.annotations import annotation, exercise_line
+from autograder.verbs.ci import changed_files
+from autograder.verbs.cli import main
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 # The one composite action that lets the sandbox make user namespaces, for every job.
@@ -30,6 +32,8 @@ GRADES = re.compile(r"(?:\bautograde|-m\s+autograder(?:\.cli)?)\s+(?:grade|ci-gr
 # A step that runs the sandbox's tests or grades.
 SANDBOXES = re.compile(rf"{GRADES.pattern}|\bpytest\b|\.ci/run\b")
 NOTEBOOK = "assignments/backprop/backprop.ipynb"
+
+TRANSPOSED = next(m for m in MISTAKES if m.name == "transposed")
 
 
 def test_workflows_parse_and_are_least_privilege() -> None:
@@ -275,12 +279,12 @@ def write_notebook(head: Path, source_nb: Path, edits=()) -> None:
 
 def test_changed_files_compares_the_trees(base_and_head) -> None:
     base, head = base_and_head
-    (head / "autograder" / "score.py").write_text("# edited\n")
+    (head / "autograder" / "judge" / "score.py").write_text("# edited\n")
     (head / "assignments" / "new.ipynb").write_text("{}")
     (base / "solutions" / "backprop" / "backprop.ipynb").unlink()
     assert changed_files(base, head) == [
         "assignments/new.ipynb",
-        "autograder/score.py",
+        "autograder/judge/score.py",
         "solutions/backprop/backprop.ipynb",
     ]
 
@@ -297,7 +301,7 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
         "    w.g = out.g.t() @ inp\n    b.g = out.g.sum(0)\n",
     )])  # fmt: skip
     # ... and an edit that would give full marks if the PR's grader were used
-    score_py = head / "autograder" / "score.py"
+    score_py = head / "autograder" / "judge" / "score.py"
     score_py.write_text(score_py.read_text() + "\n\ndef score(*a, **k):\n    raise SystemExit\n")
     # ... and workflows that would post full marks if the PR's copies ran
     forged = (
@@ -314,15 +318,18 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     printed = capsys.readouterr().out.splitlines()
 
     record = json.loads((out / "assignments/backprop/backprop/results.json").read_text())
-    assert record["score"] == 12  # the base grader's verdict: 15 - 3
+    # the base grader's verdict: the transposed w.g loses its check and the two it feeds
+    full = full_marks("backprop")
+    left = full - points("backprop", TRANSPOSED.lost)
+    assert record["score"] == left
     # the student's report travels in the artifact, with the transposed w.g drawn
     report = (out / "assignments/backprop/backprop/feedback.md").read_text()
-    assert "# Feedback on backprop.ipynb (backprop): 12/15" in report
+    assert f"# Feedback on backprop.ipynb (backprop): {left}/{full}" in report
     assert "![heat map of w.g: yours against expected](feedback_files/" in report
     md = summary.read_text()
-    assert "[!WARNING]" in md and "`autograder/score.py`" in md
+    assert "[!WARNING]" in md and "`autograder/judge/score.py`" in md
     assert "`.github/workflows/grade-pr.yml`" in md and "`.github/workflows/ci.yml`" in md
-    assert "backprop.ipynb (backprop): 12/15" in md and "❌ failed" in md
+    assert f"backprop.ipynb (backprop): {left}/{full}" in md and "❌ failed" in md
     assert "transposed" in md and "forged" not in md
     # what the base branch's comment job posts, and where
     [comment] = post_comment(out.parent, 31)
@@ -332,7 +339,7 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     warnings = [p for p in printed if p.startswith("::warning ")]
     errors = [p for p in printed if p.startswith("::error ")]
     assert len(warnings) == 1  # one warning naming every file that was not used
-    assert "3 file(s)" in warnings[0] and "autograder/score.py" in warnings[0]
+    assert "3 file(s)" in warnings[0] and "autograder/judge/score.py" in warnings[0]
     assert 1 <= len(errors) <= 9
     assert all(f"file={NOTEBOOK}" in e for e in errors)
     lin_grad = next(e for e in errors if "lin_grad sets w.g" in e)
@@ -352,17 +359,18 @@ def test_a_passing_pr_gets_a_clean_summary(
     assert main(argv) == 0
     assert not [p for p in capsys.readouterr().out.splitlines() if p.startswith("::")]
     md = summary.read_text()
-    assert "backprop.ipynb (backprop): 15/15" in md and "WARNING" not in md
+    full = full_marks("backprop")
+    assert f"backprop.ipynb (backprop): {full}/{full}" in md and "WARNING" not in md
 
 
 def test_refuses_to_run_a_grader_that_is_not_the_base_branch(
     base_and_head, capsys: pytest.CaptureFixture
 ) -> None:
     base, head = base_and_head
-    (base / "autograder" / "compare.py").write_text("# the base branch moved on\n")
+    (base / "autograder" / "judge" / "compare.py").write_text("# the base branch moved on\n")
     assert main(["ci-grade", "--base", str(base), "--head", str(head)]) == 2
     err = capsys.readouterr().err
-    assert "not the base branch's" in err and "autograder/compare.py" in err
+    assert "not the base branch's" in err and "autograder/judge/compare.py" in err
 
 
 def test_no_changed_notebook_is_nothing_to_grade(

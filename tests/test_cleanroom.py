@@ -1,4 +1,4 @@
-"""The clean room (autograder/cleanroom.py): points come from the course's own notebook
+"""The clean room (autograder/plan/cleanroom.py): points come from the course's own notebook
 with only the student's answer cells in it, so cells a student adds cannot change a
 verdict; the notebook as the student ran it feeds the feedback, and where it scores more,
 a person looks and the student is told what to move where."""
@@ -13,11 +13,11 @@ import pytest
 from nbformat import NotebookNode
 from notebook_tools import ROOT, SOLUTION, STUB
 
-from autograder.assignments import shipped_problems
-from autograder.batch import grade_submissions
-from autograder.cleanroom import UNMATCHED, clean_room, dependencies, room_review
-from autograder.exercises import exercises_for
-from autograder.notebook import replace_function
+from autograder.course import exercises_for
+from autograder.gradebook.batch import grade_submissions
+from autograder.plan.cleanroom import UNMATCHED, clean_room, dependencies, room_review
+from autograder.plan.notebook import replace_function
+from autograder.verbs.assignments import shipped_problems
 
 RESULTS_MIME = "application/vnd.autograde.results+json"
 

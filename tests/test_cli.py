@@ -11,13 +11,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from grading_tools import validate_gradescope
+from grading_tools import full_marks, validate_gradescope
 from notebook_tools import ROOT
 
-from autograder.cli import main
-from autograder.exercises import exercises_for
-from autograder.notebook import replace_function
-from autograder.verify import points_problems
+from autograder.course import exercises_for
+from autograder.plan.notebook import replace_function
+from autograder.verbs.cli import main
+from autograder.verbs.verify import points_problems
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,11 @@ def test_check_solution_full_marks_exit_0(tmp_path: Path, capsys: pytest.Capture
     code = main(["check", str(SOLUTIONS / "backprop" / "backprop.ipynb"), "--json", str(out)])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "Total: 15/15" in printed
+    assert f"Total: {full_marks('backprop')}/{full_marks('backprop')}" in printed
     assert "grading uses other inputs" in printed
     data = json.loads(out.read_text())
     validate_gradescope(data)
-    assert data["score"] == 15
+    assert data["score"] == full_marks("backprop")
     assert len(data["tests"]) == sum(len(e.checks) for e in exercises_for("backprop"))
 
 
@@ -44,7 +44,7 @@ def test_check_untouched_assignment_zero_exit_1_no_traceback(
     code = main(["check", str(ASSIGNMENTS / "matmul" / "matmul.ipynb"), "--json", str(out)])
     printed = capsys.readouterr()
     assert code == 1
-    assert "Total: 0/10" in printed.out
+    assert f"Total: 0/{full_marks('matmul')}" in printed.out
     assert "Traceback" not in printed.out + printed.err
     data = json.loads(out.read_text())
     validate_gradescope(data)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.compare import TOLERANCE, compare, norm_relative_error
-from autograder.exercises import Case
-from autograder.maths import Expected, expected_values, make_inputs
-from autograder.mistakes import Observation, diagnose
-from autograder.readback import Value
+from autograder.course import Case, Expected, expected_values, make_inputs
+from autograder.judge.compare import TOLERANCE, compare, norm_relative_error
+from autograder.judge.mistakes import Observation, diagnose
+from autograder.judge.readback import Value
 
 
 def tensor_value(t: torch.Tensor, device: str = "cpu") -> Value:

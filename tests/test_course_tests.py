@@ -1,4 +1,4 @@
-"""The course's own tests graded beside the exercise table (autograder/course_tests.py):
+"""The course's own tests graded beside the exercise table (autograder/plan/course_tests.py):
 an instructor who adds a hidden test to a notebook changes autograde's verdict as it
 changes nbgrader's, and a student is never shown the hidden test's text."""
 
@@ -9,12 +9,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited
 
-from autograder import course_tests
-from autograder.course_tests import ENV, all_course_tests, use_course_tests
-from autograder.notebook import is_test_cell, nbgrader_meta, read_notebook
 from autograder.pipeline import Options, grade
+from autograder.plan import course_tests
+from autograder.plan.course_tests import ENV, all_course_tests, use_course_tests
+from autograder.plan.notebook import is_test_cell, nbgrader_meta, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_PLACE = """def relu_grad(inp, out):
@@ -56,7 +57,7 @@ def test_a_new_hidden_test_changes_autograde_s_verdict_as_nbgrader_s(
     student = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("relu_grad", IN_PLACE, None)]), student)
     solution = grade(SOLUTION["backprop"], Options())
-    assert solution.score.total == 15  # the instructor's own solution passes the new test
+    assert solution.score.total == full_marks("backprop")  # the solution passes the new test
     caught = grade(student, Options())
     # nbgrader gives relu_grad's test cell 0 of its 2 points: so does autograde now
     assert (caught.score.total, _points(caught, "relu_grad")) == (13, 0)
@@ -70,7 +71,7 @@ def test_a_new_hidden_test_changes_autograde_s_verdict_as_nbgrader_s(
 def test_without_the_new_test_the_same_code_keeps_its_points(tmp_path: Path) -> None:
     student = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("relu_grad", IN_PLACE, None)]), student)
-    assert grade(student, Options()).score.total == 15
+    assert grade(student, Options()).score.total == full_marks("backprop")
 
 
 def test_the_clean_room_runs_the_instructor_s_test_cells(edited_course: Path) -> None:
@@ -107,7 +108,7 @@ def test_a_student_chosen_error_text_is_never_shown() -> None:
                                   evalue="### BEGIN HIDDEN TESTS ...", traceback=[])  # fmt: skip
     cell.outputs = [leak]
     nb.cells = [cell]
-    from autograder.exercises import exercises_for
+    from autograder.course import exercises_for
 
     failed = course_tests.failed_course_tests(nb, exercises_for("backprop"))
     assert failed == {"relu_grad": "Leakassertx1"}

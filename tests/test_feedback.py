@@ -14,14 +14,18 @@ import nbformat
 import pytest
 import torch
 from browser_tools import screenshot, strong_colours
+from grading_tools import full_marks, points
+from mistake_cases import MISTAKES
 from notebook_tools import SOLUTION
 from PIL import Image
 
-from autograder.batch import grade_submissions
-from autograder.cli import main
+from autograder.gradebook.batch import grade_submissions
 from autograder.pipeline import Options, grade
+from autograder.verbs.cli import main
 
 pytestmark = pytest.mark.slow
+
+BY_NAME = {m.name: m for m in MISTAKES}
 
 
 def with_edit(assignment: str, grade_id: str, old: str, new: str, to: Path) -> Path:
@@ -54,7 +58,9 @@ def test_check_report_html_and_markdown(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 1  # something failed
     assert f"Feedback report: {page}" in capsys.readouterr().out
     text = _text(page.read_text(encoding="utf-8"))
-    assert "12 / 15 points" in text
+    full = full_marks("backprop")
+    left = full - points("backprop", BY_NAME["bias-averaged"].lost)
+    assert f"{left} / {full} points" in text
     assert "b.g is averaged over the batch" in text  # the hint, in words ...
     assert "bias-averaged" not in text  # ... not the catalogue's id
     assert "yours (3,), expected (3,)" not in text  # shapes only when they differ
@@ -65,7 +71,7 @@ def test_check_report_html_and_markdown(tmp_path: Path, capsys: pytest.CaptureFi
     assert not re.search(r'(src|href)="(?!data:)', page.read_text(encoding="utf-8"))
     # Markdown: the same content, pictures as files beside it that exist
     body = md.read_text(encoding="utf-8")
-    assert "# Feedback on backprop.ipynb (backprop): 12/15" in body
+    assert f"# Feedback on backprop.ipynb (backprop): {left}/{full}" in body
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", body)
     assert links and all((md.parent / link).is_file() for link in links), links
     assert all(Image.open(md.parent / link).format == "PNG" for link in links)
@@ -128,7 +134,7 @@ def test_matmul_report_has_the_speed_ladder(tmp_path: Path) -> None:
     # the lesson's point, measured: each rung is faster than the one before
     assert seconds["your matmul_loops"] > seconds["your matmul_broadcast"]
     assert seconds["your matmul_broadcast"] > seconds["torch.matmul (@)"]
-    from autograder.feedback import write_feedback
+    from autograder.report.feedback import write_feedback
 
     (page,) = write_feedback(result, tmp_path / "f.html")
     text = _text(page.read_text(encoding="utf-8"))
@@ -164,14 +170,14 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
 def test_a_report_that_fails_to_draw_costs_no_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autograder.feedback
+    import autograder.report.feedback
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(autograder.feedback, "write_feedback", broken)
+    monkeypatch.setattr(autograder.report.feedback, "write_feedback", broken)
     shutil.copytree(SOLUTION["backprop"].parent, tmp_path / "class" / "ann")
     summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     (record,) = summary.records
-    assert record["extra_data"]["status"] == "graded" and record["score"] == 15
+    assert record["extra_data"]["status"] == "graded" and record["score"] == full_marks("backprop")
     assert "RuntimeError: no fonts" in record["extra_data"]["feedback_error"]

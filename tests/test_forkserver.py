@@ -1,4 +1,4 @@
-"""The fork server (autograder/forkserver/): kernels forked from a process that has
+"""The fork server (autograder/run/forkserver/): kernels forked from a process that has
 imported torch are real, separate, fresh kernels; Jupyter's interrupts and kills reach
 them; none outlives its grading; and grading goes on when the server is gone."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
-from autograder import forkserver, sandbox
-from autograder.forkclient import process_alive
+from autograder.run import forkserver, sandbox
+from autograder.run.forkclient import process_alive
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,7 +62,7 @@ def sandbox_env(folder: Path) -> dict[str, str]:
 
 
 def _kernel(server: forkserver.ForkServer | None, tmp_path: Path) -> KernelManager:
-    extra = {"kernel_spec_manager": server.kernel_spec_manager()} if server else {}
+    extra = {"kernel_spec_manager": server.kernel_specs()} if server else {}
     km = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "k"),
                        connection_file=str(tmp_path / "kernel.json"), **extra)  # fmt: skip
     km.start_kernel(cwd=str(tmp_path), env=sandbox_env(tmp_path))
@@ -194,12 +194,12 @@ def test_nothing_outlives_a_grader_killed_outright(tmp_path: Path) -> None:
 import os, sys, time
 from pathlib import Path
 from jupyter_client.manager import KernelManager
-from autograder import forkserver
+from autograder.run import forkserver
 from test_forkserver import sandbox_env
 s = forkserver.start()
 km = KernelManager(kernel_name="python3", transport="ipc", ip={str(tmp_path / "k")!r},
                    connection_file={str(tmp_path / "kernel.json")!r},
-                   kernel_spec_manager=s.kernel_spec_manager())
+                   kernel_spec_manager=s.kernel_specs())
 km.start_kernel(cwd={str(tmp_path)!r}, env=sandbox_env(Path({str(tmp_path)!r})))
 kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=30)
 def show(msg):

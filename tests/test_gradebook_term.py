@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 from notebook_tools import SOLUTION, STUB
 
-from autograder.batch import grade_submissions, merge
-from autograder.cli import main
-from autograder.coursefiles import CourseFileError
-from autograder.exercises import exercises_for
-from autograder.exports import CANVAS_IDS, MOODLE_IDS, export_rows
-from autograder.feedback_gradebook import with_gradebook_block
-from autograder.gradebook import (
+from autograder.course import exercises_for
+from autograder.gradebook.batch import grade_submissions, merge
+from autograder.gradebook.coursefiles import CourseFileError
+from autograder.gradebook.exports import CANVAS_IDS, MOODLE_IDS, export_rows
+from autograder.gradebook.feedback_gradebook import with_gradebook_block
+from autograder.gradebook.grades import (
     MISSING,
     Course,
     class_records,
@@ -35,12 +34,13 @@ from autograder.gradebook import (
     read_grades_csv,
     summary_markdown,
 )
-from autograder.latepolicy import LatePolicy, parse_due, parse_late_policy
-from autograder.overrides import check_students, read_overrides
-from autograder.records import CheckRecord, Record, Submitted, save
-from autograder.roster import read_roster
-from autograder.submissions import find_submissions
-from autograder.submittime import FILE_TIME, GIT, NBGRADER, handed_in
+from autograder.gradebook.latepolicy import LatePolicy, parse_due, parse_late_policy
+from autograder.gradebook.overrides import check_students, read_overrides
+from autograder.gradebook.roster import read_roster
+from autograder.gradebook.submissions import find_submissions
+from autograder.gradebook.submittime import FILE_TIME, GIT, NBGRADER, handed_in
+from autograder.report.records import CheckRecord, Record, Submitted, save
+from autograder.verbs.cli import main
 
 DUE = "2026-12-10T23:59+01:00"
 
@@ -132,7 +132,7 @@ def test_every_student_on_the_roster_gets_a_row_and_strangers_are_kept(tmp_path:
     assert "2 submissions: 2 graded" in summary  # the missing are no submissions
     assert "| dan | missing |" not in summary  # and need no person
     write_path = tmp_path / "grades.csv"
-    from autograder.gradebook import write_grades_csv
+    from autograder.gradebook.grades import write_grades_csv
 
     write_grades_csv(final, write_path, course)
     assert "'=zed" in write_path.read_text()  # neutralised for spreadsheets

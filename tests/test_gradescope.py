@@ -25,11 +25,11 @@ from notebook_tools import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.bundle import CPU_TORCH_INDEX, python_floor
-from autograder.cli import main
-from autograder.exercises import ASSIGNMENTS, exercises_for
-from autograder.gradescope import CONFIG
-from autograder.notebook import read_notebook, replace_function
+from autograder.course import ASSIGNMENTS, exercises_for
+from autograder.plan.notebook import read_notebook, replace_function
+from autograder.verbs.bundle import CPU_TORCH_INDEX, python_floor
+from autograder.verbs.cli import main
+from autograder.verbs.gradescope import CONFIG
 
 # the bundles are built once, and their grader's venv made once: one worker runs these tests
 pytestmark = pytest.mark.xdist_group("gradescope")
@@ -156,7 +156,7 @@ def test_one_bundle_per_assignment_named_for_it(
         with zipfile.ZipFile(path) as z:
             z.extract(CONFIG, root / "source")
         described = subprocess.run(
-            [grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root),
+            [grader_python, "-I", "-m", "autograder.verbs.gradescope", "--root", str(root),
              "--describe"], capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert f"grades the {assignment} assignment, out of {points} points." in described
 
@@ -214,7 +214,7 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     assert [n for n, t in texts.items() if str(SEED).encode() in t] == [CONFIG]
     with zipfile.ZipFile(bundle) as z, zipfile.ZipFile(z.open(wheel)) as w:
         names = set(w.namelist())
-    assert {"autograder/gradescope.py", "autograder/kernel/wire.py",
+    assert {"autograder/verbs/gradescope.py", "autograder/kernel/wire.py",
             "coursedata/__init__.py"} <= names  # fmt: skip
     # no answers where student code runs: Gradescope's grader works without the reference
     assert not [n for n in names if n.startswith("reference/")]
@@ -381,7 +381,8 @@ def test_a_broken_bundle_is_the_grader_s_fault_not_the_student_s(
     (root / "source" / CONFIG).write_text("{not json")
     shutil.copy(ROOT / "solutions/backprop/backprop.ipynb", tmp_path / "nb.ipynb")
     env = {**os.environ}
-    done = subprocess.run([grader_python, "-I", "-m", "autograder.gradescope", "--root", str(root)],
+    done = subprocess.run([grader_python, "-I", "-m", "autograder.verbs.gradescope",
+                           "--root", str(root)],
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads((root / "results" / "results.json").read_text())
@@ -450,7 +451,7 @@ def test_a_correct_notebook_gets_full_marks_and_a_copy_costs_nothing(
     upload = {"backprop.ipynb": right, "old/backprop-Copy1.ipynb": wrong}
     results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload)
     validate_gradescope(results)
-    assert results["score"] == 15 == results["extra_data"]["max_score"]
+    assert results["score"] == full_marks("backprop") == results["extra_data"]["max_score"]
     assert all(t["score"] == t["max_score"] for t in results["tests"])
     assert results["output"].startswith("Graded backprop.ipynb. Also uploaded, not counted")
     assert "old/backprop-Copy1.ipynb (" in results["output"]
@@ -469,7 +470,8 @@ def test_in_gradescope_s_container_it_grades_and_says_how_isolated(
     results = run_gradescope(bundle, grader_python, tmp_path / "autograder", upload,
                              AUTOGRADE_SANDBOX_SIMULATE="namespaces=0")  # fmt: skip
     validate_gradescope(results)
-    assert results["score"] == results["extra_data"]["max_score"] == 15, results["output"]
+    full = full_marks("backprop")
+    assert results["score"] == results["extra_data"]["max_score"] == full, results["output"]
     assert "partly isolated" in results["extra_data"]["isolation"]
     assert "For the course staff: student code is only partly isolated" in results["output"]
     plain = run_gradescope(bundle, grader_python, tmp_path / "plain", upload)

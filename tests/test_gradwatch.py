@@ -14,18 +14,18 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, edited, fn
 from test_kernel_parts import DIMS
 from test_kernel_parts import LESSON as KERNEL_PARTS_LESSON
 
 import reference as ref
-from autograder.exercises import Case, exercises_for
-from autograder.harvest import make_plan
+from autograder.course import Case, exercises_for, get, make_inputs
+from autograder.judge.notes import harvest_notes
+from autograder.judge.readback import CallResult, Harvest
 from autograder.kernel import entry, gradwatch, recipes, state, watch
-from autograder.maths import make_inputs
-from autograder.notes import harvest_notes
 from autograder.pipeline import Options, grade
-from autograder.readback import CallResult, Harvest
+from autograder.plan.calls import make_plan
 
 CPU = torch.device("cpu")
 LINE = "Integrity: lin_grad calls PyTorch's autograd"
@@ -37,6 +37,8 @@ x, ww, bb = (t.detach().requires_grad_() for t in (inp, w, b))
 (x @ ww + bb).backward(out.g)
 inp.g, w.g, b.g = x.grad.clone(), ww.grad.clone(), bb.grad.clone()
 """
+
+LIN_GRAD = get("lin_grad").recipe
 
 
 def lin_grad(body: str, before: str = "") -> str:
@@ -140,7 +142,7 @@ def stacks() -> tuple[int, int]:
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_autograd_is_reported_whichever_route_reaches_it(route: str, facts: dict) -> None:
     inputs = lin_inputs()
-    values = entry._run_call(student(ROUTES[route]), "lin_grad", inputs, CPU, 10, {})
+    values = entry._run_call(student(ROUTES[route]), LIN_GRAD, inputs, CPU, 10, {})
     # the answer is right: it is the route that is reported, not a wrong value
     torch.testing.assert_close(values["inp.g"], inputs["out.g"] @ inputs["w"].t())
     torch.testing.assert_close(values["w.g"], inputs["inp"].t() @ inputs["out.g"])
@@ -154,7 +156,7 @@ def test_a_route_around_the_device_watch_is_seen_below_it(route: str) -> None:
     inputs = {k: v.clone() for k, v in lin_inputs().items()}
     watches = gradwatch._Watches(watch._device_watch())
     with watches:
-        values = recipes.RECIPES["lin_grad"](student(ROUTES[route]), inputs, {})
+        values = recipes.call_recipe(LIN_GRAD, student(ROUTES[route]), inputs, {})
     seen = {
         "function": watches.device.autograd,
         "dispatch": watches.dispatch.autograd,
@@ -184,7 +186,7 @@ def test_a_thread_started_before_the_call_is_seen_too(facts: dict) -> None:
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    entry._run_call(lin_grad, "lin_grad", lin_inputs(), CPU, 10, {})
+    entry._run_call(lin_grad, LIN_GRAD, lin_inputs(), CPU, 10, {})
     thread.join(10)
     assert facts.get("autograd", 0) > 0 and "unwatched" not in facts, facts
 
@@ -192,7 +194,7 @@ def test_a_thread_started_before_the_call_is_seen_too(facts: dict) -> None:
 def test_a_profiler_of_the_call_s_own_is_reported_as_switching_the_watch_off(facts: dict) -> None:
     honest = "inp.g = out.g @ w.t()\nw.g = inp.t() @ out.g\nb.g = out.g.sum(0)"
     f = student(lin_grad("with torch.profiler.profile():\n" + indented(honest)))
-    entry._run_call(f, "lin_grad", lin_inputs(), CPU, 10, {})
+    entry._run_call(f, LIN_GRAD, lin_inputs(), CPU, 10, {})
     assert facts == {"unwatched": ["the profiler's session was stopped or replaced"]}
 
 
@@ -218,7 +220,7 @@ LESSON = {name: entry for name, entry in KERNEL_PARTS_LESSON.items() if entry[0]
 def test_the_lesson_s_code_is_reported_by_no_watch(protocol: str, dtype: str, facts: dict) -> None:
     obj, dims = LESSON[protocol]
     inputs = make_inputs(protocol, Case(dims, dtype), 0, protocol)
-    entry._run_call(obj, protocol, inputs, CPU, 10, {})
+    entry._run_call(obj, get(protocol).recipe, inputs, CPU, 10, {})
     assert facts == {}
     assert stacks() == (0, 0)
 
@@ -227,8 +229,9 @@ def test_the_lesson_s_forward_and_backward_is_reported_by_no_watch(facts: dict) 
     source = "def forward_and_backward(inp, targ):\n    return _ref(inp, targ, w1, b1, w2, b2)\n"
     f = student(source, "forward_and_backward")
     f.__globals__["_ref"] = ref.forward_and_backward
-    inputs = make_inputs("forward_and_backward", Case(DIMS["network"], "float32"), 0, "fb")
-    entry._run_call(f, "forward_and_backward", inputs, CPU, 10, f.__globals__)
+    case = Case(DIMS["forward_and_backward"], "float32")
+    inputs = make_inputs("forward_and_backward", case, 0, "fb")
+    entry._run_call(f, get("forward_and_backward").recipe, inputs, CPU, 10, f.__globals__)
     assert facts == {}
 
 
@@ -266,7 +269,7 @@ def test_a_graded_notebook_that_escapes_the_device_watch_is_reported(
     path = tmp_path / "backprop.ipynb"
     nbformat.write(edited(SOLUTION["backprop"], [("lin_grad", ROUTES[route], None)]), path)
     result = grade(path, Options(seed=3))
-    assert result.score.total == result.score.max_total == 15  # points unchanged
+    assert result.score.total == result.score.max_total == full_marks("backprop")  # unchanged
     for phrase in GRADED[route]:
         assert any(n.startswith(phrase) for n in result.score.notes), result.score.notes
 
@@ -274,5 +277,5 @@ def test_a_graded_notebook_that_escapes_the_device_watch_is_reported(
 @pytest.mark.slow
 def test_the_instructor_s_solution_gets_no_autograd_line(tmp_path: Path) -> None:
     result = grade(SOLUTION["backprop"], Options(seed=3))
-    assert result.score.total == 15
+    assert result.score.total == full_marks("backprop")
     assert not [n for n in result.score.notes if "autograd" in n], result.score.notes

@@ -48,8 +48,8 @@ def test_the_dtype_hint_names_the_function_s_input() -> None:
     input, not of matmul's `a`."""
     from types import SimpleNamespace
 
-    from autograder.maths import MATMUL
-    from autograder.mistakes import mistake
+    from autograder.course import MATMUL
+    from autograder.judge.mistakes import mistake
 
     dtype = mistake("dtype")
     for value, maths, name in (("inp.g", None, "inp"), ("w.g", None, "w"), ("return", MATMUL, "a")):
@@ -62,9 +62,9 @@ def test_a_loops_exercise_answered_with_pytorch_s_product_gets_a_note() -> None:
     line, nothing for the lesson's own answers."""
     from notebook_tools import SOLUTION, STUB, edited, matmul
 
-    from autograder.exercises import exercises_for
-    from autograder.notebook import read_notebook
-    from autograder.shortcuts import shortcut_notes
+    from autograder.course import exercises_for
+    from autograder.judge.shortcuts import shortcut_notes
+    from autograder.plan.notebook import read_notebook
 
     exercises = exercises_for("matmul")
     assert shortcut_notes(read_notebook(SOLUTION["matmul"]), exercises) == ()

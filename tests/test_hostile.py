@@ -24,17 +24,19 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
 from right_answers import COURSE_BACKPROP
 
-from autograder.batch import grade_submissions
-from autograder.gradebook import read_grades_csv
-from autograder.harvest import AUTOGRADER_TAG
-from autograder.integrity import checksum
+from autograder.course import exercises_for
+from autograder.gradebook.batch import grade_submissions
+from autograder.gradebook.grades import read_grades_csv
+from autograder.judge.readback import HarvestError, read_harvest
 from autograder.kernel import RESULTS_MIME, SCHEMA
 from autograder.pipeline import Options, grade
-from autograder.readback import HarvestError, read_harvest
+from autograder.plan.calls import AUTOGRADER_TAG
+from autograder.plan.edits import checksum
 
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 
@@ -319,29 +321,37 @@ inp.g = out.g @ w.t()
 ESCAPES_THE_ALARM = "# __autograde__\n" + MSE_OK + "\nwhile True:\n    pass\n"
 
 
+# Full marks for backprop, and full marks less the exercises a broken function takes with it
+FULL = full_marks("backprop")
+
+
+def lose(*cells: str) -> int:
+    return FULL - sum(e.points for e in exercises_for("backprop") if e.cell in cells)
+
+
 CORPUS = (
     Hostile("autograd-inside-lin-grad",
             lambda: solution_with(("lin_grad", AUTOGRAD_LIN_GRAD, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd", "`(...).requires_grad_`"),
+            FULL, ("Integrity: lin_grad calls PyTorch's autograd", "`(...).requires_grad_`"),
             status="review"),
     Hostile("autograd-through-the-engine",
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_THE_ENGINE, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
+            FULL, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
             status="review"),
     Hostile("autograd-through-torch-func",
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_TORCH_FUNC, None)),
-            15, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
+            FULL, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
             status="review"),
     # the sandbox has no `reference` to import: lin_grad fails, and so does what calls it
     Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "from reference.backprop import lin_grad as r\nr(inp, out, w, b)",
                 "inp, out, w, b"), None)),
-            9, ("No module named 'reference'",)),
+            lose("lin_grad", "forward_and_backward"), ("No module named 'reference'",)),
     Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
-            15, ("the notebook replaced torch.allclose", "`torch.allclose = ...`"),
+            FULL, ("the notebook replaced torch.allclose", "`torch.allclose = ...`"),
             status="review"),
     Hostile("replaces-the-harvest", lambda: solution_with(("mse_grad", REPLACE_HARVEST, None)),
-            10, ("mse_grad is not implemented yet",)),
+            lose("mse_grad", "forward_and_backward"), ("mse_grad is not implemented yet",)),
     Hostile("forges-results-after-the-grader", lambda: stub_with_cell(FORGE_AFTER),
             0, ("the notebook registered 1 IPython post_run_cell hook(s)",)),
     Hostile("forges-results-before-the-grader", lambda: stub_with_cell(FORGE_BEFORE),
@@ -349,69 +359,74 @@ CORPUS = (
     Hostile("forges-results-from-a-thread", lambda: stub_with_cell(FORGE_FROM_A_THREAD),
             0, ("results messages, not one",)),
     Hostile("edited-test-cell", lambda: with_edited_cell("lin_grad_tests", "pass"),
-            15, ("the locked cell `lin_grad_tests` was edited",)),
+            FULL, ("the locked cell `lin_grad_tests` was edited",)),
     Hostile("deleted-test-cell", lambda: without_cell("relu_grad_tests"),
-            15, ("the test cell `relu_grad_tests` was deleted",)),
+            FULL, ("the test cell `relu_grad_tests` was deleted",)),
     Hostile("duplicated-solution-cell", lambda: with_duplicate("mse_grad"),
-            15, ("the cell `mse_grad` appears 2 times",)),
+            FULL, ("the cell `mse_grad` appears 2 times",)),
     # its own kernel: tried twice, then left for a person
     Hostile("kernel-exits", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "import os\nos._exit(1)", "inp, out"), None)),
             0, ("The kernel died twice",), status="review"),
     Hostile("kills-every-process-it-can",
-            lambda: solution_with(("mse_grad", KILLS_EVERYTHING, None)), 15,
-            ("15/15", "mse_grad's cell), line"), status="review"),
-    Hostile("stops-the-grader", stops_the_grader, 15, ("15/15", "mse_grad's cell), line"),
+            lambda: solution_with(("mse_grad", KILLS_EVERYTHING, None)), FULL,
+            (f"{FULL}/{FULL}", "mse_grad's cell), line"), status="review"),
+    Hostile("stops-the-grader", stops_the_grader, FULL,
+            (f"{FULL}/{FULL}", "mse_grad's cell), line"),
             status="review"),
-    Hostile("copies-a-classmate", copies_a_classmate, 0, ("0/15",)),
-    Hostile("leaves-a-writer-behind", lambda: stub_with_cell(LEAVES_A_WRITER), 0, ("0/15",)),
+    Hostile("copies-a-classmate", copies_a_classmate, 0, (f"0/{FULL}",)),
+    Hostile("leaves-a-writer-behind", lambda: stub_with_cell(LEAVES_A_WRITER), 0, (f"0/{FULL}",)),
     Hostile("writes-everywhere", lambda: solution_with(("mse_grad", WRITES_EVERYWHERE, None)),
-            15, ("15/15", "`import ctypes`"), status="review"),
+            FULL, (f"{FULL}/{FULL}", "`import ctypes`"), status="review"),
     Hostile("hangs-in-mse-grad", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "while True:\n    pass", "inp, targ"), None)),
-            10, ("did not finish in time", "longer than the 10 s limit")),
+            lose("mse_grad", "forward_and_backward"),
+            ("did not finish in time", "longer than the 10 s limit")),
     Hostile("escapes-the-alarm-by-name",
             lambda: solution_with(("mse_grad", ESCAPES_THE_ALARM, None)),
-            15, ("longer than the 10 s limit",)),
+            FULL, ("longer than the 10 s limit",)),
     Hostile("raises-system-exit", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "raise SystemExit(0)", "inp, out"), None)),
-            10, ("raised SystemExit",)),
+            lose("relu_grad", "forward_and_backward"), ("raised SystemExit",)),
     Hostile("asks-for-4-terabytes", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "big = torch.empty(10**12)\ninp.g = out.g @ w.t()", "inp, out, w, b"),
                 None)),
-            9, ("lin_grad", "memory")),
+            lose("lin_grad", "forward_and_backward"), ("lin_grad", "memory")),
     Hostile("eats-12-gigabytes", lambda: solution_with(("lin_grad", fn(
                 "lin_grad", "big = torch.ones(3 * 10**9)\ninp.g = out.g @ w.t()",
                 "inp, out, w, b"), None)),
-            9, ("lin_grad ran out of memory",)),
+            lose("lin_grad", "forward_and_backward"), ("lin_grad ran out of memory",)),
     Hostile("raises-its-memory-limit",
             lambda: solution_with(("lin_grad", RAISES_ITS_LIMIT, None)),
-            9, ("lin_grad ran out of memory",)),
+            lose("lin_grad", "forward_and_backward"), ("lin_grad ran out of memory",)),
     Hostile("prints-20-megabytes", lambda: solution_with(("mse_grad", PRINT_FLOOD, None)),
-            15, ("15/15",)),
+            FULL, (f"{FULL}/{FULL}",)),
     Hostile("swallows-the-timeouts", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", SWALLOW, "inp, targ"), None)),
             # the first cell that calls it: the course's own test of mse_grad (course_tests.py)
             0, ("(under \u201c1. The gradient of the loss: `mse_grad`\u201d) ran past the 10 s "
                 "limit and went on",)),
-    Hostile("no-kernelspec", without_kernelspec, 15, ("15/15",)),
+    Hostile("no-kernelspec", without_kernelspec, FULL, (f"{FULL}/{FULL}",)),
     Hostile("renamed-function", lambda: solution_with(("lin_grad", fn(
                 "linear_grad", "inp.g = out.g @ w.t()\nw.g = inp.t() @ out.g\nb.g = out.g.sum(0)",
                 "inp, out, w, b"), None)),
-            9, ("did you mean to name `linear_grad` `lin_grad`?",)),
+            lose("lin_grad", "forward_and_backward"),
+            ("did you mean to name `linear_grad` `lin_grad`?",)),
     Hostile("syntax-error-in-a-cell", lambda: solution_with(("mse_grad", fn(
                 "mse_grad", "inp.g = 2.0 * (inp[:, 0] - targ.unsqueeze(-1) / inp.shape[0]",
                 "inp, targ"), None)),
-            10, ("(mse_grad's cell) failed with SyntaxError", "so `mse_grad` was never defined")),
+            lose("mse_grad", "forward_and_backward"),
+            ("(mse_grad's cell) failed with SyntaxError", "so `mse_grad` was never defined")),
     Hostile("infinite-recursion", lambda: solution_with(("relu_grad", fn(
                 "relu_grad", "relu_grad(inp, out)", "inp, out"), None)),
-            10, ("RecursionError",)),
+            lose("relu_grad", "forward_and_backward"), ("RecursionError",)),
     Hostile("no-cells-left", lambda: nbformat.v4.new_notebook(), 0,
             ("Your notebook has no answer cell `mse_grad`, `relu_grad`",)),
     Hostile("looks-for-the-grader", lambda: solution_with(("mse_grad", LOOKS_AROUND, None)),
-            15, ("15/15",)),
+            FULL, (f"{FULL}/{FULL}",)),
     Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),
-            10, ("confines file writes to the notebook's folder",)),
+            lose("mse_grad", "forward_and_backward"),
+            ("confines file writes to the notebook's folder",)),
     Hostile("notebook-format-2", lambda: b'{"nbformat": 2, "nbformat_minor": 0, "cells": []}',
             None, ("has notebook format 2",)),
     Hostile("not-utf-8", lambda: b"\xff\xfe{\x00", None, ("not UTF-8",)),
@@ -422,8 +437,8 @@ CORPUS = (
 )  # fmt: skip
 # The honest classmates: their scores must be exactly these, whatever the attackers do.
 HONEST = tuple(
-    [(lambda: nbformat.read(SOLUTION["backprop"], as_version=4), 15)] * 10
-    + [(student_done, 15)] * 8
+    [(lambda: nbformat.read(SOLUTION["backprop"], as_version=4), FULL)] * 10
+    + [(student_done, FULL)] * 8
     + [(lambda: nbformat.read(STUB["backprop"], as_version=4), 0)] * 7
 )
 
@@ -569,7 +584,7 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     slow = ("swallows-the-timeouts", "hangs-in-mse-grad", "escapes-the-alarm-by-name")
     pool = [(h.make(), h.score) for h in CORPUS if h.id not in slow]
     pool += [
-        (nbformat.read(SOLUTION["backprop"], as_version=4), 15),
+        (nbformat.read(SOLUTION["backprop"], as_version=4), FULL),
         (nbformat.read(STUB["backprop"], as_version=4), 0),
     ]
     expected = {}
@@ -581,7 +596,7 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "2", "--quiet",
             "--seed", "3", "--cell-timeout", "10", "--call-timeout", "3"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autograder.cli", *argv],
+        [sys.executable, "-m", "autograder.verbs.cli", *argv],
         start_new_session=True,
         stderr=subprocess.DEVNULL,
     )
@@ -619,7 +634,7 @@ def test_the_output_cap_holds_in_every_cell_and_for_displays(tmp_path: Path) -> 
     path, kept = tmp_path / "backprop.ipynb", tmp_path / "executed.ipynb"
     nbformat.write(nb, path)
     result = grade(path, Options(output_kb=64, keep_executed=kept))
-    assert result.score.total == 15
+    assert result.score.total == FULL
     executed = nbformat.read(kept, as_version=4)
     sizes = [len(json.dumps(c.get("outputs", []))) for c in executed.cells[-3:]]
     assert all(size < 80 * 1024 for size in sizes), sizes  # each 3 MB cell kept to ~64 kB
@@ -644,9 +659,9 @@ subprocess.Popen(["sh", "-c", "sleep 300; : {marker}"], start_new_session=True,
     )
     path = tmp_path / "backprop.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "check", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "autograder.verbs.cli", "check", str(path)],
                           capture_output=True, timeout=240)  # fmt: skip
-    assert b"Total: 15/15" in proc.stdout
+    assert f"Total: {FULL}/{FULL}".encode() in proc.stdout
     deadline = time.monotonic() + 5
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -12,10 +12,9 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from autograder.compare import compare
-from autograder.exercises import EXERCISES, Case, exercises_for
-from autograder.maths import RELU, expected_values, make_inputs
-from autograder.readback import Value
+from autograder.course import EXERCISES, RELU, Case, exercises_for, expected_values, make_inputs
+from autograder.judge.compare import compare
+from autograder.judge.readback import Value
 
 
 def batch(protocol: str, case: Case) -> int:

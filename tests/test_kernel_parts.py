@@ -21,9 +21,26 @@ import torch
 
 import reference as ref
 from autograder import kernel
-from autograder.exercises import Case, exercises_for
-from autograder.harvest import inject, make_plan
-from autograder.kernel import answers, integrity, limits, recipes, recording, state, timing, watch
+from autograder.course import (
+    EXERCISES,
+    PROTOCOLS,
+    Case,
+    exercises_for,
+    expected_values,
+    get,
+    make_inputs,
+)
+from autograder.judge.readback import HarvestError, read_harvest
+from autograder.kernel import (
+    answers,
+    integrity,
+    limits,
+    recipes,
+    recording,
+    state,
+    timing,
+    watch,
+)
 from autograder.kernel.wire import (
     AUTOGRADER_TAG,
     RESULTS_MIME,
@@ -37,11 +54,11 @@ from autograder.kernel.wire import (
     ValueInfo,
     WireError,
 )
-from autograder.maths import expected_values, make_inputs
-from autograder.protocols import PROTOCOLS
-from autograder.readback import HarvestError, read_harvest
+from autograder.plan.calls import inject, make_plan
 
 KERNEL_DIR = Path(kernel.__file__).parent
+
+MATMUL_RECIPE = get("matmul").recipe
 
 
 def student(source: str, name: str, ns: dict | None = None, filename: str = "<cell-7>"):
@@ -59,7 +76,7 @@ def student(source: str, name: str, ns: dict | None = None, filename: str = "<ce
 def test_the_joined_source_compiles_as_the_grader_s_file_and_defines_the_entry_points() -> None:
     ns: dict = {}
     exec(compile(kernel.SOURCE, kernel.GRADER_FILE, "exec"), ns)
-    for name in ("start", "adopt", "harvest", "_State", "RECIPES", "cell_sha", "KernelPlan"):
+    for name in ("start", "adopt", "harvest", "_State", "call_recipe", "cell_sha", "KernelPlan"):
         assert name in ns, name
     assert ns["harvest"].__code__.co_filename == kernel.GRADER_FILE
     # tracebacks tell the grader's frames apart by that file name, and `adopt` reads the
@@ -79,7 +96,14 @@ def test_every_part_is_joined_small_and_importable_alone() -> None:
 
 
 def test_the_join_refuses_a_part_that_imports_one_joined_after_it() -> None:
-    order = ("state", "wire", "limits", "recording", "integrity")  # recording needs integrity
+    order = (
+        "state",
+        "calling",
+        "wire",
+        "limits",
+        "recording",
+        "integrity",
+    )  # recording needs integrity
     with pytest.raises(ValueError, match=r"recording\.py imports \.integrity"):
         kernel.join(order)
 
@@ -106,21 +130,27 @@ def test_the_grader_side_imports_no_torch_to_read_the_wire(tmp_path: Path) -> No
 # -- recipes: how each protocol calls student code ------------------------------------------
 
 
-def test_every_recipe_is_a_protocol_and_every_protocol_has_a_recipe() -> None:
-    assert set(recipes.RECIPES) == set(PROTOCOLS)
+def test_every_protocol_s_recipe_names_only_inputs_its_maths_makes() -> None:
+    """A family's recipe is data: a name in it that its inputs lack would fail every
+    student's call with a KeyError in the kernel, so it fails here instead."""
+    for name, protocol in PROTOCOLS.items():
+        r = protocol.recipe
+        case = next(c for e in EXERCISES for c in e.checks if c.protocol is protocol).cases[0]
+        made = set(make_inputs(protocol, case, 0, name))
+        named = {*r.args, *r.grads, *r.globals, *r.init, *(x for pair in r.set_g for x in pair)}
+        named |= {r.out_g} if r.out_g else set()
+        assert named <= made, (name, named - made)
+        assert r.kind == "layer" or not (r.init or r.out_g or r.call_value), name
 
 
-DIMS = {"matmul": (3, 4, 5), "mse": (6,), "relu": (5, 4), "lin": (6, 4, 3), "network": (6, 4, 3)}
+DIMS = {name: p.maths.example.dims for name, p in PROTOCOLS.items()}
+TARGETS = {c.protocol.name: c.target for e in EXERCISES for c in e.checks}
+# every protocol, called on the reference's own function or class of the graded name; None
+# for a function that reads notebook globals by design (the lesson's forward_and_backward
+# (inp, targ)): see below
 LESSON = {
-    "matmul": (ref.matmul_broadcast, DIMS["matmul"]),
-    "mse_grad": (ref.mse_grad, DIMS["mse"]),
-    "mse_class": (ref.Mse, DIMS["mse"]),
-    "relu_grad": (ref.relu_grad, DIMS["relu"]),
-    "relu_class": (ref.Relu, DIMS["relu"]),
-    "lin_grad": (ref.lin_grad, DIMS["lin"]),
-    "lin_class": (ref.Lin, DIMS["lin"]),
-    "forward_and_backward": (None, DIMS["network"]),  # the lesson's (inp, targ): see below
-    "model_class": (ref.Model, DIMS["network"]),
+    name: (None if p.recipe.globals else getattr(ref, TARGETS[name]), DIMS[name])
+    for name, p in PROTOCOLS.items()
 }
 
 
@@ -140,7 +170,7 @@ def test_a_recipe_called_on_the_lesson_s_code_gives_the_reference_s_values(
         )
     inputs = make_inputs(protocol, Case(dims, "float64"), 0, protocol)
     fresh = {k: v.clone() for k, v in inputs.items()}
-    values = recipes.RECIPES[protocol](obj, fresh, ns)
+    values = recipes.call_recipe(get(protocol).recipe, obj, fresh, ns)
     want = expected_values(protocol, inputs, ())
     assert want
     for name, exp in want.items():
@@ -161,8 +191,8 @@ def test_lin_class_notes_a_parameter_replaced_by_its_gradient(
             super().backward()
             self.b = self.out.g.sum(0)
 
-    inputs = make_inputs("lin_class", Case(DIMS["lin"], "float64"), 0, "x")
-    recipes.RECIPES["lin_class"](Lin, inputs, {})
+    inputs = make_inputs("lin_class", Case(DIMS["lin_class"], "float64"), 0, "x")
+    recipes.call_recipe(get("lin_class").recipe, Lin, inputs, {})
     assert state._State.facts == {"replaced": ["self.b"]}
 
 
@@ -173,8 +203,8 @@ def test_model_class_passes_weights_by_name_and_says_so(monkeypatch: pytest.Monk
         def __init__(self, w1, w2, b1, b2):
             super().__init__(w1, b1, w2, b2)
 
-    inputs = make_inputs("model_class", Case(DIMS["network"], "float64"), 0, "x")
-    values = recipes.RECIPES["model_class"](Model, inputs, {})
+    inputs = make_inputs("model_class", Case(DIMS["model_class"], "float64"), 0, "x")
+    values = recipes.call_recipe(get("model_class").recipe, Model, inputs, {})
     assert state._State.facts == {"arg_order": ["w1", "w2", "b1", "b2"]}
     want = expected_values("model_class", inputs, ())
     torch.testing.assert_close(values["w2.g"], want["w2.g"].value)
@@ -250,7 +280,7 @@ def test_an_error_names_the_function_and_line_it_came_from() -> None:
     )
     t = {"inp": torch.ones(2, 1), "targ": torch.ones(2)}
     with pytest.raises(ValueError) as caught:
-        recipes.RECIPES["mse_grad"](f, t, {})
+        recipes.call_recipe(get("mse_grad").recipe, f, t, {})
     error = answers._error(caught.value)
     assert error["type"] == "ValueError" and error["message"] == "shapes differ"
     assert error["function"] == "mse_grad" and error["lineno"] == 3
@@ -283,7 +313,7 @@ def test_pick_prefers_the_exercise_s_cell_then_order_then_the_last_binding(
     versions = {"matmul": [("sha-a", first, 1), ("sha-b", second, 2)]}
     monkeypatch.setattr(state._State, "versions", versions)
     monkeypatch.setattr(state._State, "ran", {"sha-a": 1, "sha-b": 2})
-    call = PlannedCall("k", "matmul", "matmul", 1.0, "c2", "sha-b", 1, 2, ("sha-a",))
+    call = PlannedCall("k", "matmul", "matmul", MATMUL_RECIPE, 1.0, "c2", "sha-b", 1, 2, ("sha-a",))
     assert recording._pick({}, call) == (second, "cell")
     assert recording._pick({}, replace(call, cell_sha="gone", other_shas=())) == (second, "order")
     assert recording._pick({}, replace(call, cell_sha=None, index=None)) == (second, "last")
@@ -368,7 +398,7 @@ def test_results_survive_json_both_ways() -> None:
 
 
 def test_a_plan_survives_json_both_ways() -> None:
-    call = PlannedCall("k", "matmul", "matmul", 3.0, "c", "sha", 0, 3, ("s1", "s2"))
+    call = PlannedCall("k", "matmul", "matmul", MATMUL_RECIPE, 3.0, "c", "sha", 0, 3, ("s1", "s2"))
     plan = KernelPlan("cpu", (call,), SpeedSpec((5, 784, 10), 0.02, 0.1), ("/grader",))
     assert KernelPlan.from_json(plan.to_json()) == plan
 
@@ -455,4 +485,4 @@ def test_the_injected_cells_carry_a_plan_the_kernel_reads() -> None:
     sent = KernelPlan.from_json(call.args[0].value)
     assert sent.device == "cpu" and sent.speed is None and sent.protected
     assert {c.key for c in sent.calls} == set(plan.calls)
-    assert all(c.timeout == 3.0 and c.protocol in recipes.RECIPES for c in sent.calls)
+    assert all(c.timeout == 3.0 and c.recipe == PROTOCOLS[c.protocol].recipe for c in sent.calls)

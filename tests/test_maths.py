@@ -1,6 +1,6 @@
-"""maths.py: the expected values come from autograd on the lesson's forward functions, the
-same with or without the instructor's hand-written `reference` installed, and where it is
-installed a disagreement with it is a GraderBug, never a grade."""
+"""course/oracle.py: the expected values come from autograd on the lesson's forward
+functions, the same with or without the instructor's hand-written `reference` installed,
+and where it is installed a disagreement with it is a GraderBug, never a grade."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import pytest
 import torch
 
 import reference
-from autograder import maths
-from autograder.exercises import EXERCISES
-from autograder.harvest import call_key
-from autograder.maths import GraderBug, expected_values, make_inputs
+from autograder.course import EXERCISES, GraderBug, expected_values, make_inputs, oracle
+from autograder.plan.calls import call_key
 
 
 def every_call():
@@ -24,7 +22,7 @@ def every_call():
 
 
 def test_the_installed_reference_is_found() -> None:
-    assert maths.hand_written() is reference
+    assert oracle.hand_written() is reference
 
 
 def test_without_the_reference_every_expected_value_is_the_same(
@@ -35,7 +33,7 @@ def test_without_the_reference_every_expected_value_is_the_same(
     calls = list(every_call())
     with_ref = [expected_values(p, make_inputs(p, case, 7, key), values)
                 for p, values, case, key in calls]  # fmt: skip
-    monkeypatch.setattr(maths, "hand_written", lambda: None)
+    monkeypatch.setattr(oracle, "hand_written", lambda: None)
     for (p, values, case, key), want in zip(calls, with_ref, strict=True):
         got = expected_values(p, make_inputs(p, case, 7, key), values)
         assert set(got) == set(want), key
@@ -47,7 +45,7 @@ def test_without_the_reference_every_expected_value_is_the_same(
 
 
 def test_relu_expects_the_lesson_s_slope_0_at_the_kink_and_allows_0_to_1() -> None:
-    from autograder.protocols import Case
+    from autograder.course import Case
 
     inputs = make_inputs("relu_grad", Case((4, 6), zeros=True), seed=1, salt="kink")
     (want,) = expected_values("relu_grad", inputs, ("inp.g",)).values()
@@ -86,6 +84,6 @@ def test_a_reference_that_disagrees_with_autograd_is_a_grader_bug(
     inputs = make_inputs(p, case, 7, key)
     values = tuple(expected_values(p, inputs, ()))  # every value the call produces
     expected_values(p, inputs, values)  # the real reference agrees
-    monkeypatch.setattr(maths, "hand_written", lambda: wrong_reference(**wrong))
+    monkeypatch.setattr(oracle, "hand_written", lambda: wrong_reference(**wrong))
     with pytest.raises(GraderBug, match="reference and autograd disagree"):
         expected_values(p, inputs, values)

@@ -12,25 +12,13 @@ from __future__ import annotations
 import pytest
 from catalogue_cases import CASES, CatalogueCase, tensor
 
-from autograder.exercises import EXERCISES, Case
-from autograder.maths import expected_values, make_inputs
-from autograder.mistakes import CATALOGUE, Observation, diagnose, observe
-from autograder.readback import Value
+from autograder.course import EXERCISES, PROTOCOLS, Case, expected_values, make_inputs
+from autograder.judge.mistakes import CATALOGUE, Observation, diagnose, observe
+from autograder.judge.readback import Value
 
-# Small inputs, no two sizes equal, so that a transposed or unsummed result has the wrong
-# shape and a square one cannot hide it: matmul (ar, ac, bc); mse (N,); relu (rows,
-# cols); lin (N, n_in, n_out); the network (N, n_in, n_hidden).
-DIMS = {
-    "matmul": (3, 4, 5),
-    "mse_grad": (6,),
-    "mse_class": (6,),
-    "relu_grad": (4, 6),
-    "relu_class": (4, 6),
-    "lin_grad": (8, 5, 3),
-    "lin_class": (8, 5, 3),
-    "forward_and_backward": (8, 5, 4),
-    "model_class": (8, 5, 4),
-}
+# Each family's example: small inputs, no two sizes equal, so that a transposed or
+# unsummed result has the wrong shape and a square one cannot hide it.
+DIMS = {name: p.maths.example.dims for name, p in PROTOCOLS.items()}
 # the graded name each protocol calls, as the exercise table has it (Mse, Relu.backward...)
 TARGETS = {c.protocol.name: c.target for e in EXERCISES for c in e.checks}
 

@@ -10,7 +10,7 @@ import pytest
 from browser_tools import strong_colours
 from PIL import Image
 
-from autograder.pictures import (
+from autograder.report.pictures import (
     REFERENCE_COLOUR,
     STUDENT_COLOUR,
     TORCH_LABEL,

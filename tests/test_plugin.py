@@ -65,7 +65,7 @@ def test_the_plugin_s_options_are_all_namespaced(project: Path) -> None:
     done = pytest_in(project, "--help")
     assert done.returncode == 0, done.stdout + done.stderr
     help_text = done.stdout
-    for flag, _ in (("--notebook", None), *SHARED_FLAGS):
+    for flag in ("--notebook", *(f.flag for f in SHARED_FLAGS)):
         assert f"--autograde-{flag.removeprefix('--')}" in help_text, flag
 
 
@@ -73,3 +73,37 @@ def test_the_plugin_does_nothing_without_a_notebook(project: Path) -> None:
     """No grading header, no points summary: another project's run looks as it did."""
     done = pytest_in(project, "--device", "cpu", "--seed", "7")
     assert "autograde:" not in done.stdout + done.stderr
+
+
+def test_each_flag_is_declared_once_with_the_options_default() -> None:
+    """The CLI and the pytest form read one list; a flag's default is its Options field's."""
+    from dataclasses import fields
+
+    from autograder.options import Options, options_from, resolve_seed
+
+    defaults = {f.name: f.default for f in fields(Options)}
+    for f in SHARED_FLAGS:
+        if f.field != "seed":
+            want = 0 if defaults[f.field] is None and f.zero_means_none else defaults[f.field]
+            assert f.default == want, f
+    assert options_from({}) == Options(seed=resolve_seed(None))
+    limits = options_from({"memory_limit": 0, "output_limit": 0, "call_timeout": 3.0})
+    assert limits.memory_mb is None and limits.output_kb is None and limits.call_timeout == 3.0
+
+
+def test_the_pytest_form_sets_every_limit_the_cli_sets(tmp_path: Path) -> None:
+    from autograder.verbs.grading.test_checks import _options
+    from autograder.verbs.plugin import _dest
+
+    given = {"notebook": str(tmp_path / "nb.ipynb"), "cell-timeout": 7.0,
+             "memory-limit": 512, "notebook-timeout": 60.0, "call-timeout": 2.0,
+             "output-limit": 0, "seed": "11"}  # fmt: skip
+
+    class Config:
+        def getoption(self, dest: str, default: object = None) -> object:
+            by_dest = {_dest(k): v for k, v in given.items()}
+            return by_dest.get(dest, default)
+
+    _, options = _options(Config())  # type: ignore[arg-type]
+    assert (options.cell_timeout, options.memory_mb, options.notebook_timeout) == (7.0, 512, 60.0)
+    assert (options.call_timeout, options.output_kb, options.seed) == (2.0, None, 11)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from grading_tools import validate_gradescope
 
-from autograder.gradebook import grades_rows, summary_markdown
+from autograder.gradebook.grades import grades_rows, summary_markdown
 from autograder.options import Options
-from autograder.records import (
+from autograder.report.records import (
     CheckRecord,
     Record,
     Submitted,

@@ -23,8 +23,13 @@ import yaml
 from notebook_tools import ROOT, SOLUTION, STUB, edited, mse_grad
 
 import reference
-from autograder.assignments import HIDDEN_TEST_MARKERS, SOLUTION_MARKERS, _regions, find_leaks
-from autograder.cli import main
+from autograder.verbs.assignments import (
+    HIDDEN_TEST_MARKERS,
+    SOLUTION_MARKERS,
+    _regions,
+    find_leaks,
+)
+from autograder.verbs.cli import main
 
 # the release is built once, and its student venv made once: one worker runs these tests
 pytestmark = pytest.mark.xdist_group("release")
@@ -199,7 +204,7 @@ def test_the_workflow_gives_feedback_and_holds_no_secret(release: Path) -> None:
     job = flow["jobs"]["run-autograding-tests"]
     assert job["name"] == "Autograding Tests"  # the check run the reporter looks for
     run = "\n".join(s.get("run", "") for s in job["steps"])
-    assert "python -m autograder.classroom" in run and "--json" in run
+    assert "python -m autograder.verbs.classroom" in run and "--json" in run
     [reporter] = [s for s in job["steps"] if "autograding-grading-reporter" in s.get("uses", "")]
     assert reporter["with"]["runners"] == "autograde"
     assert reporter["env"]["AUTOGRADE_RESULTS"] == "${{ steps.autograde.outputs.results }}"
@@ -256,12 +261,12 @@ def student_env() -> dict[str, str]:
 
 
 def run_student(python: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([python, "-m", "autograder.cli", *args], capture_output=True,
+    return subprocess.run([python, "-m", "autograder.verbs.cli", *args], capture_output=True,
                           text=True, timeout=600, env=student_env(), cwd=python.parent)  # fmt: skip
 
 
 def test_the_student_install_has_no_reference(student_python: Path) -> None:
-    probe = ("import importlib.util, autograder; from autograder.maths import hand_written; "
+    probe = ("import importlib.util, autograder; from autograder.course import hand_written; "
              "print(autograder.__file__, importlib.util.find_spec('reference'), "
              "hand_written())")  # fmt: skip
     done = subprocess.run([student_python, "-c", probe], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""The operating-system sandbox (autograder/sandbox/), attacked directly: a process
+"""The operating-system sandbox (autograder/run/sandbox/), attacked directly: a process
 enters it exactly as a kernel does, then tries what a hostile notebook would. Each test
 asserts the outcome outside the sandbox too (the victim file unchanged, the listener
 never reached, no process left), not only the error seen inside. No kernel is started:
@@ -22,12 +22,12 @@ import pytest
 from notebook_tools import ROOT
 from process_tools import processes_with
 
-from autograder import sandbox
 from autograder.options import GradingError, Options, check_sandbox
+from autograder.run import sandbox
 
 ATTEMPT = """
 import json, os, sys
-from autograder import sandbox
+from autograder.run import sandbox
 layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 results = {"layers": layers}
 def attempt(name, f):
@@ -301,7 +301,7 @@ def test_a_machine_without_a_sandbox_says_so(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_cli_warns_on_every_run_and_refuses_when_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from autograder.cli import main
+    from autograder.verbs.cli import main
 
     monkeypatch.setattr(sandbox.probing, "_PROBED", {"namespaces": False, "landlock": 0})
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # an ordinary user's grader

@@ -18,8 +18,8 @@ import pytest
 from notebook_tools import ROOT
 from test_sandbox import run_inside
 
-from autograder import forkserver, sandbox
-from autograder.forkclient import ask, read_token
+from autograder.run import forkserver, sandbox
+from autograder.run.forkclient import ask, read_token
 
 FOUND = sandbox.probe()
 ABI = FOUND["landlock"]
@@ -215,7 +215,7 @@ def test_the_fork_server_refuses_a_stranger_and_a_sandboxed_peer(server, tmp_pat
     script = f"""
 import ctypes, json, os, socket, struct, sys
 sys.path[:0] = {[str(ROOT), str(ROOT / "tests")]!r}
-from autograder.forkclient import ask, read_token
+from autograder.run.forkclient import ask, read_token
 libc = ctypes.CDLL(None, use_errno=True)
 prog = struct.pack("HBBI", 6, 0, 0, 0x7FFF0000)
 buf = ctypes.create_string_buffer(prog)
@@ -244,7 +244,7 @@ print(json.dumps(reply))
 def test_seccomp_filter_is_what_the_docstring_says() -> None:
     """The filter, instruction by instruction, refuses each listed call on this
     architecture and lets an ordinary one through (checked by interpreting it)."""
-    from autograder.sandbox import seccomp
+    from autograder.run.sandbox import seccomp
 
     if not seccomp.supported():
         pytest.skip("no seccomp filter for this architecture")
@@ -295,7 +295,7 @@ def test_seccomp_filter_is_what_the_docstring_says() -> None:
 
 TREE_BOMB = """
 import json, mmap, os, sys, time
-from autograder import sandbox
+from autograder.run import sandbox
 sandbox.enter(json.loads(os.environ["POLICY"]))
 shared = mmap.mmap(-1, 700 << 20)  # shared memory: RLIMIT_DATA does not count it
 for _ in range(700):
@@ -318,7 +318,7 @@ def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
 
     from process_tools import processes_with
 
-    from autograder.sandbox.keeper import stop_note
+    from autograder.run.sandbox.keeper import stop_note
 
     found = MODES[mode]
     if not _available(found):
@@ -376,7 +376,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 AS_NOBODY = """
 import json, os, sys
 sys.path.insert(0, REPO)
-from autograder.sandbox import enter
+from autograder.run.sandbox import enter
 layers = enter(json.loads(os.environ["POLICY"]))
 open("mine.txt", "w").write("x")
 caps = [ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0].split()[1]
@@ -394,7 +394,7 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
     notebook runs as nobody, with no group and no capability."""
     import subprocess
 
-    from autograder.sandbox.system import others_can_read
+    from autograder.run.sandbox.system import others_can_read
 
     found = MODES[mode]
     if not _available(found) or not os.path.exists(SYSTEM_PYTHON):
@@ -422,8 +422,8 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
 
 REFUSED_FOR_REAL = """
 import ctypes, errno, json, os, sys
-from autograder import sandbox
-from autograder.sandbox import seccomp
+from autograder.run import sandbox
+from autograder.run.sandbox import seccomp
 layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 libc = ctypes.CDLL(None, use_errno=True)
 col = 0 if os.uname().machine == "x86_64" else 1
@@ -445,7 +445,7 @@ def test_every_refused_call_is_refused_by_the_kernel(mode: str) -> None:
     import subprocess
     import sys
 
-    from autograder.sandbox import seccomp
+    from autograder.run.sandbox import seccomp
 
     found = MODES[mode]
     if not _available(found) or not seccomp.supported():
@@ -474,7 +474,7 @@ def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: 
 
     from test_sandbox import ATTEMPT
 
-    from autograder.sandbox.system import NOBODY, others_can_read
+    from autograder.run.sandbox.system import NOBODY, others_can_read
 
     if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
         pytest.skip("the system's Python or this checkout is not readable by every user")
@@ -513,7 +513,7 @@ def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: 
 
 ROOTLESS = """
 import json, os, sys
-from autograder import sandbox
+from autograder.run import sandbox
 try:
     layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 except sandbox.SandboxError as e:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import full_marks
 from notebook_tools import ROOT, SOLUTION
 
 from autograder.options import DEFAULT_SEED
@@ -129,7 +130,7 @@ def test_the_grading_seed_stays_with_the_instructor(tmp_path: Path) -> None:
     record = json.loads(results)
     pages = [(student / name).read_text() for name in ("feedback.html", "feedback.md")]
     shown = [record["output"], *(t["output"] for t in record["tests"]), *pages]
-    assert record["score"] == 15
+    assert record["score"] == full_marks("backprop")
     assert all(GRADING_SEED not in text for text in shown)
     assert "graded with the instructor's seed" in record["output"]
     assert record["extra_data"]["seed"] == int(GRADING_SEED)  # for the instructor
@@ -152,5 +153,6 @@ def test_the_pull_request_comment_does_not_name_the_seed(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     md = summary.read_text()
-    assert "backprop.ipynb (backprop): 15/15" in md and "the instructor's seed" in md, md
+    full = full_marks("backprop")
+    assert f"backprop.ipynb (backprop): {full}/{full}" in md and "the instructor's seed" in md, md
     assert GRADING_SEED not in md + done.stdout

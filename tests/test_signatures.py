@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.kernel.recipes import RECIPES
+from autograder.course import get
+from autograder.kernel.recipes import call_recipe
 
 OLD = torch.zeros(1)  # what a default bound at definition would hold
 SOURCES = {
@@ -29,6 +30,6 @@ def test_forward_and_backward_gets_the_grader_s_weights(source: str) -> None:
     scope = {"OLD": OLD, "seen": seen, **{k: OLD for k in ("w1", "b1", "w2", "b2")}}
     exec(source, scope)
     t = {k: torch.randn(2, 2) for k in ("inp", "targ", "w1", "b1", "w2", "b2")}
-    RECIPES["forward_and_backward"](scope["fab"], t, scope)
+    call_recipe(get("forward_and_backward").recipe, scope["fab"], t, scope)
     assert all(seen[k] is t[k] for k in ("w1", "b1", "w2", "b2")), seen
     assert scope["w1"] is OLD  # the notebook's globals restored after the call

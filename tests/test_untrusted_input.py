@@ -22,21 +22,21 @@ from markdown_it import MarkdownIt
 from notebook_tools import ROOT, STUB
 from test_ci import copy_course
 
-from autograder.batch import grade_submissions
-from autograder.cli import main
-from autograder.csvcells import FORMULA_STARTS, neutralised, restored
-from autograder.gradebook import read_grades_csv, summary_markdown, write_grades_csv
-from autograder.gradescope import CONFIG, BundleConfig, run_autograder
-from autograder.markdown import markdown_code, markdown_text
-from autograder.notebook import (
+from autograder.gradebook.batch import grade_submissions
+from autograder.gradebook.grades import read_grades_csv, summary_markdown, write_grades_csv
+from autograder.gradebook.submissions import MAX_NAME, find_submissions, safe_name
+from autograder.plan.notebook import (
     MAX_CELLS,
     MAX_JSON_DEPTH,
     MAX_NOTEBOOK_BYTES,
     NotebookError,
     load_notebook,
 )
-from autograder.records import Record, Submitted
-from autograder.submissions import MAX_NAME, find_submissions, safe_name
+from autograder.report.csvcells import FORMULA_STARTS, neutralised, restored
+from autograder.report.markdown import markdown_code, markdown_text
+from autograder.report.records import Record, Submitted
+from autograder.verbs.cli import main
+from autograder.verbs.gradescope import CONFIG, BundleConfig, run_autograder
 
 # --- the notebooks ------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def test_the_pytest_form_says_why(attack, tmp_path: Path) -> None:
     notebook = tmp_path / "backprop.ipynb"
     notebook.write_bytes(data)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.grading", "-p",
+        [sys.executable, "-m", "pytest", "--pyargs", "autograder.verbs.grading", "-p",
          "no:cacheprovider", "--autograde-notebook", str(notebook)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},

@@ -12,11 +12,12 @@ reads from the kernel's message stream. Nothing reaches the disk, and nothing he
 or returns a student object to the grader.
 
 The parts, in the order they are joined (each imports only from those before it):
-state (what the start cell records), wire (the boundary's format), limits (the sandbox
-inside the kernel), integrity (tamper detection), recording (start, the cell hooks,
-picking a definition), recipes (how each protocol calls student code), watch (the device
-watch, global reads), gradwatch (autograd seen below `__torch_function__`), timing (the
-speed ladder), answers (values, errors, the message), entry (`harvest`). The grader
+state (what the start cell records), calling (a protocol's `Recipe`, the data saying how
+student code is called), wire (the boundary's format), limits (the sandbox inside the
+kernel), integrity (tamper detection), recording (start, the cell hooks, picking a
+definition), recipes (the runners that call student code as a `Recipe` says), watch (the
+device watch, global reads), gradwatch (autograd seen below `__torch_function__`), timing
+(the speed ladder), answers (values, errors, the message), entry (`harvest`). The grader
 imports them as modules too: `wire` to write the plan and read the results,
 `recording.cell_sha` to find a cell, and the tests each part.
 
@@ -43,8 +44,8 @@ __all__ = [
     "neutralise_debuggers",
 ]
 
-PARTS = ("state", "wire", "limits", "integrity", "recording", "recipes", "watch", "gradwatch",
-         "timing", "answers", "entry")  # fmt: skip
+PARTS = ("state", "calling", "wire", "limits", "integrity", "recording", "recipes", "watch",
+         "gradwatch", "timing", "answers", "entry")  # fmt: skip
 _HERE = Path(__file__).parent
 # The joined source's first line (`wire` needs it, and a `__future__` import must come
 # first): annotations stay strings in the whole source.
@@ -57,15 +58,16 @@ def join(parts: tuple[str, ...] = PARTS) -> str:
     the top). Raises ValueError for an import the join cannot undo: a part imported
     before it is joined, a module-level import under another name, or one of a name that
     another part also defines."""
-    chunks, defined = [_FUTURE], {}
+    chunks: list[str] = [_FUTURE]
+    defined: dict[str, str] = {}  # top-level name -> the part that defines it
     for index, part in enumerate(parts):
         source = (_HERE / f"{part}.py").read_text(encoding="utf-8")
         tree = ast.parse(source)
-        drop = set()
+        drop: set[int] = set()
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and (node.level or node.module == "__future__"):
                 _check_import(node, part, parts[:index], defined)
-                drop.update(range(node.lineno, node.end_lineno + 1))
+                drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         for name in _top_level_names(tree):
             if name in defined and name != "__all__":
                 raise ValueError(f"{part}.py and {defined[name]}.py both define {name}")

@@ -67,7 +67,7 @@ def _error(exc: BaseException) -> dict:
             tb = tb.tb_next
         from IPython import get_ipython
 
-        extra = {"name": exc.name, "close": _meant(exc.name, tb, get_ipython().user_ns)}
+        extra = {"name": exc.name, "close": _meant(str(exc.name), tb, get_ipython().user_ns)}
     return {
         **extra,
         "type": type(exc).__name__,

@@ -5,6 +5,7 @@ every call of the plan run on the grader's inputs, and the results sent back.
 import difflib
 import signal
 import time
+from typing import Any
 
 import torch
 
@@ -12,12 +13,12 @@ from .answers import _describe, _error, _send
 from .gradwatch import _Watches
 from .integrity import _disarm_hooks, _integrity, _loaded_from
 from .limits import _on_alarm
-from .recipes import _PARAMS, RECIPES
+from .recipes import call_recipe
 from .recording import _pick
 from .state import _MISSING, CallTimeout, _State, adopt
 from .timing import _speed
 from .watch import _device_watch, _global_reads, _stored_attributes
-from .wire import CallEntry, KernelPlan, PlannedCall, Results, value_key
+from .wire import CallEntry, KernelPlan, PlannedCall, Results, ValueInfo, value_key
 
 __all__ = ["adopt", "harvest"]
 
@@ -46,9 +47,11 @@ def harvest(plan_json: str, inputs_b64: str) -> None:
             integrity.append(note)
     inputs = torch.load(io.BytesIO(base64.b64decode(inputs_b64)), weights_only=True)
     defined = sorted(k for k, v in ns.items() if callable(v) and not k.startswith("_"))
-    tensors, calls = {}, {}
-    hung = {}  # id of an object that ran out of time -> its limit; it is not called again
-    rungs = {}  # exercise cell -> the matmul that answered its calls without an error
+    tensors: dict[str, torch.Tensor] = {}
+    calls: dict[str, CallEntry] = {}
+    # id of an object that ran out of time -> its limit; it is not called again
+    hung: dict[int, float] = {}
+    rungs: dict[str, object] = {}  # exercise cell -> the matmul that answered without an error
     for call in plan.calls:
         calls[call.key] = _call(call, ns, inputs, device, defined, tensors, hung, rungs)
     speed = None
@@ -66,7 +69,8 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
     not called again; a matmul rung that answered goes into `rungs`, to be timed."""
     key = call.key
     obj, how = _pick(ns, call)
-    values, error = {}, None
+    values: dict[str, ValueInfo] = {}
+    error: dict[str, Any] | None = None
     started = time.perf_counter()
     if id(obj) in hung:
         error = {
@@ -84,16 +88,16 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
         }
     else:
         _State.facts = {}
-        reads = _global_reads(obj, ns, _PARAMS if call.protocol == "forward_and_backward" else ())
+        reads = _global_reads(obj, ns, call.recipe.globals)
         if reads:
             _State.facts["globals"] = reads
             own = sorted(set(reads) & _stored_attributes(obj))
             if own:
                 _State.facts["globals_stored"] = own
         try:
-            answers = _run_call(obj, call.protocol, inputs[key], device, call.timeout, ns)
+            answers = _run_call(obj, call.recipe, inputs[key], device, call.timeout, ns)
             values = {k: _describe(value_key(key, k), v, tensors) for k, v in answers.items()}
-            if call.protocol == "matmul" and call.cell:
+            if call.recipe.timed and call.cell:
                 rungs.setdefault(call.cell, obj)
         except CallTimeout:
             hung[id(obj)] = call.timeout
@@ -107,8 +111,8 @@ def _call(call: PlannedCall, ns, inputs, device, defined, tensors, hung, rungs) 
     return CallEntry(how, seconds, values, error, facts)
 
 
-def _run_call(obj, protocol, inputs, device, timeout, ns):
-    """The protocol's recipe on fresh copies of the inputs on the device, under the call's
+def _run_call(obj, recipe, inputs, device, timeout, ns):
+    """The recipe on fresh copies of the inputs on the device, under the call's
     alarm and the watches; what they saw goes into the call's facts."""
     t = {k: v.to(device).clone() for k, v in inputs.items()}
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -119,13 +123,13 @@ def _run_call(obj, protocol, inputs, device, timeout, ns):
     # run under them.) Not below the dispatcher for matmul: its rungs are Python loops of
     # thousands of ops, each slower under a dispatch mode, and autograd, which gives
     # gradients, cannot give a product.
-    watches = _Watches(_device_watch(), below=protocol != "matmul")
+    watches = _Watches(_device_watch(), below=not recipe.timed)
     values = {}
     try:
         with watches:
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
-                values = RECIPES[protocol](obj, t, ns)
+                values = call_recipe(recipe, obj, t, ns)
                 if device.type == "cuda":
                     torch.cuda.synchronize()  # surface asynchronous CUDA errors inside the call
             finally:

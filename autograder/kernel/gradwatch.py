@@ -89,7 +89,9 @@ class _EngineWatch:
         activities = {Activity.CPU}
         try:
             _prepare_profiler(config, activities)
-            _enable_profiler(config, activities,
+            # torch's stub (_C/_autograd.pyi) lacks the binding's third parameter, `scopes`
+            # (its docstring: `_enable_profiler(config, activities, scopes=set())`)
+            _enable_profiler(config, activities,  # type: ignore[call-arg]
                              {RecordScope.BACKWARD_FUNCTION, RecordScope.USER_SCOPE})  # fmt: skip
             with torch.autograd.profiler.record_function(self.marker):
                 pass
@@ -110,7 +112,7 @@ class _EngineWatch:
             events = _disable_profiler().events()
         except RuntimeError:
             return 0, False
-        backward = int(RecordScope.BACKWARD_FUNCTION)
+        backward = int(RecordScope.BACKWARD_FUNCTION.value)
         nodes = sum(1 for e in events if e.scope() == backward)
         return nodes, any(e.name() == self.marker for e in events)
 

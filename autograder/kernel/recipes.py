@@ -1,8 +1,8 @@
-"""The call recipes: how each protocol calls student code, one per protocol name in
-protocols.py (`RECIPES`, keyed by the same names).
-
-Each gets the object under test and fresh copies of the inputs on the grading device,
-calls it the way the lesson does, and returns the values to compare by name.
+"""The call recipes' runners: a protocol says how it calls student code as a `Recipe`
+(wire.py), data a course family declares (autograder/course/); `call_recipe` calls the object
+under test that way, on fresh copies of the inputs on the grading device, and returns the
+values to compare by name. One runner per kind of call: a function, a layer (or model)
+class.
 """
 
 import inspect
@@ -63,39 +63,6 @@ def _twice(first_call, second_call):
     return second
 
 
-def _matmul(fn, t, ns):
-    return {"return": fn(t["a"], t["b"])}
-
-
-def _mse_grad(fn, t, ns):
-    def call():
-        ret = fn(t["inp"], t["targ"])
-        return _with_grads({"return": ret}, {"inp": t["inp"]})
-
-    return _twice(call, call)  # the same tensors again: `.g` set, not added to
-
-
-def _relu_grad(fn, t, ns):
-    def call():
-        t["out"].g = t["out.g"]
-        ret = fn(t["inp"], t["out"])
-        return _with_grads({"return": ret}, {"inp": t["inp"]})
-
-    return _twice(call, call)
-
-
-def _lin_grad(fn, t, ns):
-    def call():
-        t["out"].g = t["out.g"]
-        ret = fn(t["inp"], t["out"], t["w"], t["b"])
-        return _with_grads({"return": ret}, {k: t[k] for k in ("inp", "w", "b")})
-
-    return _twice(call, call)
-
-
-_PARAMS = ("w1", "b1", "w2", "b2")
-
-
 def _by_name(fn, names):
     """Which of `names` `fn` takes by name: parameters so named (with or without a
     default, keyword-only too), or all of them where it takes **kwargs."""
@@ -109,29 +76,6 @@ def _by_name(fn, names):
     return [n for n in names if n in named]
 
 
-def _forward_and_backward(fn, t, ns):
-    # The lesson's forward_and_backward(inp, targ) reads w1, b1, w2, b2 from the
-    # notebook's globals: set them to the grader's tensors for the call, then restore.
-    # A version that takes them as parameters (`w1=w1`, bound when it was defined, a
-    # common way to make a function "remember" the globals) gets them by name.
-    scope = getattr(fn, "__globals__", ns)
-    saved = {k: scope.get(k, _MISSING) for k in _PARAMS}
-    scope.update({k: t[k] for k in _PARAMS})
-
-    def call():
-        ret = fn(t["inp"], t["targ"], **{k: t[k] for k in _by_name(fn, _PARAMS)})
-        return _with_grads({"return": ret}, {k: t[k] for k in ("inp", *_PARAMS)})
-
-    try:
-        return _twice(call, call)
-    finally:
-        for k, v in saved.items():
-            if v is _MISSING:
-                scope.pop(k, None)
-            else:
-                scope[k] = v
-
-
 def _output(layer, out):
     """A layer's call must return its output: say so, rather than fail on `None.g`."""
     if out is None:
@@ -141,78 +85,76 @@ def _output(layer, out):
     return out
 
 
-def _relu_class(cls, t, ns):
-    layer = cls()
+def _function(recipe, fn, t, ns):
+    # A function that reads notebook globals by design (the lesson's
+    # forward_and_backward(inp, targ) reads w1, b1, w2, b2): set them to the grader's
+    # tensors for the call, then restore. A version that takes them as parameters (`w1=w1`,
+    # bound when it was defined, a common way to make a function "remember" the globals)
+    # gets them by name.
+    scope = getattr(fn, "__globals__", ns)
+    saved = {k: scope.get(k, _MISSING) for k in recipe.globals}
+    scope.update({k: t[k] for k in recipe.globals})
+    by_name = _by_name(fn, recipe.globals) if recipe.globals else []
 
-    def run(x):
-        out = _output(layer, layer(x["inp"]))
-        out.g = x["out.g"]
-        ret = layer.backward()
-        return _with_grads({"return": ret}, {"inp": x["inp"]})
+    def call():
+        for tensor, grad in recipe.set_g:
+            t[tensor].g = t[grad]
+        ret = fn(*(t[a] for a in recipe.args), **{k: t[k] for k in by_name})
+        return _with_grads({"return": ret}, {k: t[k] for k in recipe.grads})
 
-    # the same layer a second time, on new input tensors: a layer keeps nothing between uses
-    return _twice(lambda: run(t), lambda: run(_fresh(t)))
-
-
-def _lin_class(cls, t, ns):
-    layer = cls(t["w"], t["b"])
-
-    def run(x):
-        out = _output(layer, layer(x["inp"]))
-        out.g = x["out.g"]
-        ret = layer.backward()
-        # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
-        replaced = [f"self.{k}" for k in ("w", "b") if getattr(layer, k, t[k]) is not t[k]]
-        if replaced:
-            _State.facts["replaced"] = replaced
-        return _with_grads({"return": ret}, {"inp": x["inp"], "w": t["w"], "b": t["b"]})
-
-    return _twice(lambda: run(t), lambda: run({**_fresh(t), "w": t["w"], "b": t["b"]}))
-
-
-def _mse_class(cls, t, ns):
-    layer = cls()
-
-    def run(x):
-        layer(x["inp"], x["targ"])
-        ret = layer.backward()
-        return _with_grads({"return": ret}, {"inp": x["inp"]})
-
-    return _twice(lambda: run(t), lambda: run(_fresh(t)))
-
-
-def _model_class(cls, t, ns):
     try:
-        names = list(inspect.signature(cls).parameters)[:4]
+        # the same tensors again: `.g` set, not added to
+        return _twice(call, call) if recipe.twice else call()
+    finally:
+        for k, v in saved.items():
+            if v is _MISSING:
+                scope.pop(k, None)
+            else:
+                scope[k] = v
+
+
+def _construct(recipe, cls, t):
+    init = recipe.init
+    try:
+        names = list(inspect.signature(cls).parameters)[: len(init)]
     except (TypeError, ValueError):
         names = []
-    if sorted(names) == sorted(_PARAMS) and names != list(_PARAMS):
-        # The same four weights in another order: pass them by name, and say so, rather
+    if len(init) > 1 and sorted(names) == sorted(init) and names != list(init):
+        # The same parameters in another order: pass them by name, and say so, rather
         # than fail with a shape error the student cannot connect to the cause.
         _State.facts["arg_order"] = names
-        model = cls(**{k: t[k] for k in _PARAMS})
-    else:
-        model = cls(*(t[k] for k in _PARAMS))
+        return cls(**{k: t[k] for k in init})
+    return cls(*(t[k] for k in init))
+
+
+def _layer(recipe, cls, t, ns):
+    layer = _construct(recipe, cls, t)
+    kept = {k: t[k] for k in recipe.init}
 
     def run(x):
-        loss = model(x["inp"], x["targ"])
-        ret = model.backward()
-        return _with_grads({"loss": loss, "return": ret},
-                           {"inp": x["inp"], **{k: t[k] for k in _PARAMS}})  # fmt: skip
+        values = {}
+        out = layer(*(x[a] for a in recipe.args))
+        if recipe.out_g:
+            _output(layer, out).g = x[recipe.out_g]
+        if recipe.call_value:
+            values[recipe.call_value] = out
+        values["return"] = layer.backward()
+        # `self.b = self.out.g.sum(0)` replaces the parameter with its gradient
+        replaced = [f"self.{k}" for k in recipe.replaced if getattr(layer, k, t[k]) is not t[k]]
+        if replaced:
+            _State.facts["replaced"] = replaced
+        return _with_grads(values, {k: x[k] for k in recipe.grads})
 
-    # a second forward and backward through the same model (its weights' `.g` set again):
-    # `self.layers.reverse()` in backward breaks it
-    return _twice(lambda: run(t), lambda: run({**_fresh(t), **{k: t[k] for k in _PARAMS}}))
+    if not recipe.twice:
+        return run(t)
+    # the same layer a second time, on new input tensors and the same parameters: a
+    # layer keeps nothing between uses (`self.layers.reverse()` in backward breaks it)
+    return _twice(lambda: run(t), lambda: run({**_fresh(t), **kept}))
 
 
-RECIPES = {
-    "matmul": _matmul,
-    "mse_grad": _mse_grad,
-    "mse_class": _mse_class,
-    "relu_grad": _relu_grad,
-    "relu_class": _relu_class,
-    "lin_grad": _lin_grad,
-    "lin_class": _lin_class,
-    "forward_and_backward": _forward_and_backward,
-    "model_class": _model_class,
-}
+_RUNNERS = {"function": _function, "layer": _layer}
+
+
+def call_recipe(recipe, obj, t, ns):
+    """The values `obj` gives when called as `recipe` says on the inputs `t`."""
+    return _RUNNERS[recipe.kind](recipe, obj, t, ns)

@@ -26,7 +26,7 @@ class _State:
     versions: dict = {}  # noqa: RUF012
     last: dict = {}  # noqa: RUF012
     ran: dict = {}  # noqa: RUF012  sha1 of a cell's source -> position it first ran at
-    cell_timeout = None  # seconds a student's cell may run
+    cell_timeout: float | None = None  # seconds a student's cell may run
     debugger_calls = 0  # left-over breakpoints the grader skipped
     facts: dict = {}  # noqa: RUF012  what a recipe noticed about the current call
     originals: dict = {}  # noqa: RUF012  torch's functions as the kernel started

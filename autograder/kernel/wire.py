@@ -14,8 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .calling import Recipe
+
 # Bumped whenever a field is added, removed or changes meaning, on either side.
-SCHEMA = 1
+SCHEMA = 2
 # The type of the one display message that carries the results out of the kernel.
 RESULTS_MIME = "application/vnd.autograde.results+json"
 # The tag on the grader's cells: the results are read from the output of the last one only.
@@ -66,13 +68,14 @@ def _check_schema(data: Any, what: str) -> None:
 
 @dataclass(frozen=True)
 class PlannedCall:
-    """One call of student code: which name, called how (the protocol), which definition
-    (the exercise's cell, the hashes of its source and of the other rungs' cells, its
-    place among the definitions of `target`), and its time limit."""
+    """One call of student code: which name, called how (the protocol and its recipe),
+    which definition (the exercise's cell, the hashes of its source and of the other
+    rungs' cells, its place among the definitions of `target`), and its time limit."""
 
     key: str
     target: str
     protocol: str
+    recipe: Recipe
     timeout: float
     cell: str | None = None
     cell_sha: str | None = None
@@ -109,12 +112,12 @@ class KernelPlan:
         _check_schema(data, "plan")
         try:
             speed = data.get("speed")
+            calls = [c | {"other_shas": tuple(c.get("other_shas") or ()),
+                          "recipe": Recipe.from_dict(c["recipe"])}
+                     for c in data["calls"]]  # fmt: skip
             return cls(
                 str(data["device"]),
-                tuple(
-                    PlannedCall(**{**c, "other_shas": tuple(c.get("other_shas") or ())})
-                    for c in data["calls"]
-                ),
+                tuple(PlannedCall(**c) for c in calls),
                 None if speed is None else SpeedSpec(**{**speed, "shape": tuple(speed["shape"])}),
                 tuple(data.get("protected", ())),
             )
@@ -142,7 +145,7 @@ class ValueInfo:
         kind = meta.get("kind") if isinstance(meta, dict) else None
         if kind not in VALUE_KINDS:
             raise WireError(f"unknown value kind {kind!r} for {key}")
-        items = ()
+        items: tuple[ValueInfo, ...] = ()
         if kind == "sequence":
             items = tuple(cls.from_dict(m, item_key(key, i)) for i, m in enumerate(meta["items"]))
         shape = meta.get("shape")
