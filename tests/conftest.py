@@ -1,12 +1,13 @@
 """Fixtures shared by the test modules, and how the tests share two cores.
 
-`python -m pytest` runs the tests on two pytest-xdist workers (pyproject.toml's addopts:
-`-n 2 --dist loadgroup --no-loadscope-reorder`). Tests that read one expensive result (a
-class graded once, a release built once) carry the same `xdist_group` mark and run on one
-worker; every other test goes to whichever worker is free. The workers take the tests
-in the order `pytest_collection_modifyitems` below leaves them: the longest first, so
-that neither waits alone at the end. A test marked `alone` runs while no other test does
-(see `pytest_runtest_protocol`). `-n 0` runs everything in one process, as before."""
+`python -m pytest` runs the tests on a pytest-xdist worker per core, two on this project's
+machine (pyproject.toml's addopts: `-n auto --dist loadgroup --no-loadscope-reorder`).
+Tests that read one expensive result (a class graded once, a release built once) carry
+the same `xdist_group` mark and run on one worker; every other test goes to whichever
+worker is free. The workers take the tests in the order `pytest_collection_modifyitems`
+below leaves them: the longest first, so that neither waits alone at the end. A test
+marked `alone` runs while no other test does (see `pytest_runtest_protocol`). `-n 0` runs
+everything in one process, as before."""
 
 from __future__ import annotations
 
