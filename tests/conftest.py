@@ -32,6 +32,7 @@ LONGEST_FIRST = (
     "tests/test_term.py",
     "tests/test_hostile.py",
     "tests/test_class_under_attack.py",
+    "tests/test_types.py",  # one test: mypy on the whole project
     "tests/test_batch.py",
     "tests/test_journey.py",
     "tests/test_commands_as_typed.py",

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.api import Gradebook
 from notebook_tools import SOLUTION, STUB, edited, matmul
 from right_answers import (
     COURSE_BACKPROP,
@@ -196,6 +195,10 @@ def gradebook(
     nbgrader generated (the session's, whose gradebook knows every assignment); return
     the points per test cell. Several course folders, so `nbgrader autograde` runs (each
     a kernel at a time) go side by side, each with its own gradebook."""
+    # here, not at the top: every xdist worker imports this module to collect it, and
+    # nbgrader's gradebook (sqlalchemy, alembic) took 0.6 s of that
+    from nbgrader.api import Gradebook
+
     base = generated_course
     assert set(KINDS) <= {p.name for p in (base / "assignments").iterdir()}
     # one copy of the course (gradebook included) per assignment: two `nbgrader autograde`
