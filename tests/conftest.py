@@ -1,12 +1,13 @@
 """Fixtures shared by the test modules, and how the tests share two cores.
 
-`python -m pytest` runs the tests on two pytest-xdist workers (pyproject.toml's addopts:
-`-n 2 --dist loadgroup --no-loadscope-reorder`). Tests that read one expensive result (a
-class graded once, a release built once) carry the same `xdist_group` mark and run on one
-worker; every other test goes to whichever worker is free. The workers take the tests
-in the order `pytest_collection_modifyitems` below leaves them: the longest first, so
-that neither waits alone at the end. A test marked `alone` runs while no other test does
-(see `pytest_runtest_protocol`). `-n 0` runs everything in one process, as before."""
+`python -m pytest` runs the tests on a pytest-xdist worker per core, two on this project's
+machine (pyproject.toml's addopts: `-n auto --dist loadgroup --no-loadscope-reorder`).
+Tests that read one expensive result (a class graded once, a release built once) carry
+the same `xdist_group` mark and run on one worker; every other test goes to whichever
+worker is free. The workers take the tests in the order `pytest_collection_modifyitems`
+below leaves them: the longest first, so that neither waits alone at the end. A test
+marked `alone` runs while no other test does (see `pytest_runtest_protocol`). `-n 0` runs
+everything in one process, as before."""
 
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ import pytest
 # tests follow, in file order (short ones: neither worker waits long for the other).
 LONGEST_FIRST = (
     "hostile-class",  # test_hostile.py: 62 notebooks, attackers among them
-    "course-class",  # test_grader_mistakes.py and test_one_verdict.py: a class, nbgrader
+    "course",  # the generated course, the class of test_grader_mistakes and test_one_verdict
     "tests/test_term.py",
     "tests/test_hostile.py",
     "tests/test_class_under_attack.py",
+    "tests/test_types.py",  # one test: mypy on the whole project
     "tests/test_batch.py",
     "tests/test_journey.py",
     "tests/test_commands_as_typed.py",
@@ -39,7 +41,6 @@ LONGEST_FIRST = (
     "gradescope",
     "tests/test_forkserver.py",
     "tests/test_feedback.py",
-    "assignments",
     "engine",
     "tests/test_gradebook_term.py",
     "tests/test_untrusted_input.py",
@@ -159,3 +160,18 @@ def course_class(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     from course_class import grade_class
 
     return grade_class(request.session.items, tmp_path_factory.mktemp("course-class"))
+
+
+@pytest.fixture(scope="session")
+def generated_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the course in which `nbgrader generate_assignment` ran for every
+    assignment (autograder.verbs.assignments.regenerate), once a session: its `assignments/`
+    (test_assignments.py compares them with the committed ones) and its gradebook, which
+    knows them (test_one_verdict.py autogrades in copies of it). Read it, never write it."""
+    from notebook_tools import ROOT
+
+    from autograder.verbs.assignments import regenerate
+
+    scratch = tmp_path_factory.mktemp("generated-course")
+    regenerate(ROOT, scratch)
+    return scratch

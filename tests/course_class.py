@@ -8,8 +8,8 @@ identical notebooks once and records the result for each.
 Each such module has `submissions()` (student -> (assignment, notebook), its students'
 names its own) and `students_read(item)` (the students a selected test reads). Only the
 submissions the session's selected tests read are graded: `pytest -k one-case` grades one
-notebook, not the class. Under pytest-xdist those modules share the `course-class` group,
-so one worker grades the class once (tests/conftest.py)."""
+notebook, not the class. Under pytest-xdist those modules share the `course` group, so
+one worker grades the class once (tests/conftest.py)."""
 
 from __future__ import annotations
 

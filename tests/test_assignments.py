@@ -4,20 +4,17 @@ that raise NotImplementedError, and no solution or hidden test left in them."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
 from notebook_tools import ASSIGNMENTS, ROOT, SOLUTIONS
 
-from autograder.verbs.assignments import (
-    find_leaks,
-    generated_differences,
-    regenerate,
-    secret_lines,
-)
+from autograder.verbs.assignments import find_leaks, generated_differences, secret_lines
 
-# nbgrader generates the assignments once (about 20 s): one worker runs these tests
-pytestmark = pytest.mark.xdist_group("assignments")
+# nbgrader generates the course once per session (tests/conftest.py), on the worker of the
+# `course` group: test_one_verdict.py autogrades in copies of it
+pytestmark = pytest.mark.xdist_group("course")
 
 
 def _pairs():
@@ -41,9 +38,9 @@ def test_every_solution_has_a_committed_assignment():
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """What nbgrader generates from the solutions today (once: it takes ~20 s)."""
-    return regenerate(ROOT, tmp_path_factory.mktemp("generated"))
+def generated(generated_course: Path) -> Path:
+    """What nbgrader generates from the solutions today (once a session: ~10 s)."""
+    return generated_course / "assignments"
 
 
 @pytest.mark.slow

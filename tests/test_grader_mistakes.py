@@ -36,7 +36,7 @@ from autograder.pipeline import Options, grade
 
 pytestmark = pytest.mark.slow
 # the tests that read the class: on the worker that grades it (tests/course_class.py)
-CLASS = pytest.mark.xdist_group("course-class")
+CLASS = pytest.mark.xdist_group("course")
 
 
 def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:

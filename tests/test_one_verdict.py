@@ -26,8 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.api import Gradebook
-from notebook_tools import ROOT, SOLUTION, STUB, edited, matmul
+from notebook_tools import SOLUTION, STUB, edited, matmul
 from right_answers import (
     COURSE_BACKPROP,
     COURSE_MATMUL,
@@ -44,8 +43,9 @@ from autograder.course import exercises_for
 from autograder.options import DEFAULT_SEED
 from autograder.verbs.gradescope import CONFIG, BundleConfig
 
-# one worker grades the session's class, shared with test_grader_mistakes.py
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("course-class")]
+# one worker generates the course and grades the session's class, shared with
+# test_grader_mistakes.py and test_assignments.py (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("course")]
 
 
 def _with_bug(nb_path: Path, grade_id: str, correct: str, wrong: str) -> nbformat.NotebookNode:
@@ -188,16 +188,19 @@ def notebooks(tmp_path_factory) -> dict[tuple[str, str], Path]:
 
 
 @pytest.fixture(scope="module")
-def gradebook(notebooks, tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
-    """Generate, submit and autograde every submission once with nbgrader; return the
-    points per test cell. Several course folders, so `nbgrader autograde` runs (each a
-    kernel at a time) go side by side, each with its own gradebook."""
-    base = tmp_path_factory.mktemp("generated")
-    shutil.copy2(ROOT / "nbgrader_config.py", base)
-    for a in KINDS:
-        shutil.copytree(ROOT / "solutions" / a, base / "solutions" / a)
-        run = [sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force"]
-        subprocess.run(run, cwd=base, check=True, capture_output=True)
+def gradebook(
+    notebooks, generated_course: Path, tmp_path_factory
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Submit and autograde every submission once with nbgrader, in copies of the course
+    nbgrader generated (the session's, whose gradebook knows every assignment); return
+    the points per test cell. Several course folders, so `nbgrader autograde` runs (each
+    a kernel at a time) go side by side, each with its own gradebook."""
+    # here, not at the top: every xdist worker imports this module to collect it, and
+    # nbgrader's gradebook (sqlalchemy, alembic) took 0.6 s of that
+    from nbgrader.api import Gradebook
+
+    base = generated_course
+    assert set(KINDS) <= {p.name for p in (base / "assignments").iterdir()}
     # one copy of the course (gradebook included) per assignment: two `nbgrader autograde`
     # runs side by side (measured: faster than one, and than three or four)
     parts = {i: [(a, k) for k in kinds] for i, (a, kinds) in enumerate(KINDS.items())}
