@@ -21,5 +21,5 @@ c.Execute.timeout = 120
 # pdb.set_trace() or ipdb.set_trace() (the last one fails to import where ipdb is not
 # installed) exactly as the autograder's kernel does, instead of failing the exercise.
 c.Execute.extra_arguments = [
-    "--IPKernelApp.exec_lines=__import__('autograder.kernel').kernel.neutralise_debuggers()",
+    "--IPKernelApp.exec_lines=__import__('backprop_lab.kernel').kernel.neutralise_debuggers()",
 ]

@@ -50,10 +50,10 @@ def median_wall(cmd: list[str], repeat: int) -> float:
 def submission_parts(notebooks: list[Path], repeat: int) -> dict[Path, dict[str, float]]:
     """Medians of the grader's own timings for each notebook, graded as a batch worker
     grades it: from the batch's fork server, after a first grading has warmed up."""
-    from autograder.gradebook.batch import _write_feedback
-    from autograder.options import Options
-    from autograder.pipeline import grade
-    from autograder.run import forkserver
+    from backprop_lab.gradebook.batch import _write_feedback
+    from backprop_lab.options import Options
+    from backprop_lab.pipeline import grade
+    from backprop_lab.run import forkserver
 
     server = forkserver.start(kernels=False)
     if server is None:
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> None:
     print(f"{'notebook':<40}{'check':>9}{'check --engine kernel':>23}{'papermill':>11}"
           f"{'ratios to papermill':>22}")  # fmt: skip
     for nb in notebooks:
-        check = [sys.executable, "-m", "autograder.verbs.cli", "check", str(nb)]
+        check = [sys.executable, "-m", "backprop_lab.verbs.cli", "check", str(nb)]
         fast = median_wall(check, args.repeat)
         kernel = median_wall([*check, "--engine", "kernel"], args.repeat)
         with tempfile.TemporaryDirectory() as tmp:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.gradebook.batch import grade_submissions
-from autograder.plan.cleanroom import clean_room
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.plan.cleanroom import clean_room
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "backprop" / "backprop.ipynb"

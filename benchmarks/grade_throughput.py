@@ -57,8 +57,8 @@ from nbgrader.api import Gradebook
 from rich.console import Console
 from rich.table import Table
 
-import autograder
-from autograder.course import exercises_for
+import backprop_lab
+from backprop_lab.course import exercises_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("backprop", "matmul")
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     autograde_cmd = [
         sys.executable,
         "-m",
-        "autograder.verbs.cli",
+        "backprop_lab.verbs.cli",
         "grade",
         str(course / "submitted"),
     ]
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\ncores: {cores} (usable: {usable})   N: {args.n}   workers (autograde): "
         f"{workers}   repeats: {args.repeat}\n"
         f"python {sys.version.split()[0]}   torch {version('torch')}   nbgrader "
-        f"{version('nbgrader')}   autograder {autograder.__version__}",
+        f"{version('nbgrader')}   autograder {backprop_lab.__version__}",
         highlight=False,
     )
     medians = {tool: statistics.median(times) for tool, times in runs.items()}

@@ -38,14 +38,14 @@ ENTER = """
 import json, os, sys, time
 t = time.perf_counter()
 if os.environ["P"] != "-":
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
     sandbox.enter(json.loads(os.environ["P"]))
 print(time.perf_counter() - t)
 """
 SYSCALLS = """
 import ctypes, json, os, time
 if os.environ["P"] != "-":
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
     sandbox.enter(json.loads(os.environ["P"]))
 libc = ctypes.CDLL(None)
 getppid = libc.getppid
@@ -57,7 +57,7 @@ print(time.perf_counter() - t)
 GRADE = """
 import json, sys, time
 from pathlib import Path
-from autograder.pipeline import Options, grade
+from backprop_lab.pipeline import Options, grade
 notebook, repeat = Path(sys.argv[1]), int(sys.argv[2])
 grade(notebook, Options())  # the fork server's start, not counted
 times = []
@@ -71,7 +71,7 @@ print(json.dumps(times))
 
 
 def _policy(found: dict, folder: Path) -> dict:
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
 
     (folder / "nb").mkdir()
     (folder / "k").mkdir(mode=0o700)
@@ -81,7 +81,7 @@ def _policy(found: dict, folder: Path) -> dict:
 
 def _inside(code: str, found: dict | None, repeat: int) -> float:
     """Median of what `code` prints, run in a process in the sandbox `found` (None: none)."""
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
 
     values = []
     for _ in range(repeat):
@@ -94,7 +94,7 @@ def _inside(code: str, found: dict | None, repeat: int) -> float:
 
 
 def _found(simulate: str) -> dict:
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
 
     found = dict(sandbox.probe())
     if "namespaces=0" in simulate:
@@ -106,7 +106,7 @@ def _found(simulate: str) -> dict:
 
 def keeper_count_ms(repeat: int) -> float:
     """One count of this process's tree, as the keeper makes it every EVERY seconds."""
-    from autograder.run.sandbox import keeper
+    from backprop_lab.run.sandbox import keeper
 
     proc = keeper.open_proc()
     children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
@@ -141,8 +141,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline", default="3e04f56")
     args = parser.parse_args()
-    from autograder.run import sandbox
-    from autograder.run.sandbox import keeper
+    from backprop_lab.run import sandbox
+    from backprop_lab.run.sandbox import keeper
 
     print(f"this machine: {sandbox.probe()}  ({sandbox.describe() or 'student code isolated'})")
     bare = _inside(ENTER, None, args.repeat)

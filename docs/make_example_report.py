@@ -38,7 +38,7 @@ def main() -> int:
         cmd = [
             sys.executable,
             "-m",
-            "autograder.verbs.cli",
+            "backprop_lab.verbs.cli",
             "check",
             str(path),
             "--report",

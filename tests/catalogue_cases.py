@@ -2,7 +2,7 @@
 reference values for real inputs, and what the student's code produced (a deliberately
 wrong tensor: the expected gradient times 0.5, its transpose...) or the error it raised.
 tests/test_mistakes.py turns each into an observation and asks the catalogue
-(autograder/judge/mistakes.py) to name it. Every catalogue entry has at least one case.
+(backprop_lab/judge/mistakes.py) to name it. Every catalogue entry has at least one case.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autograder.judge.readback import Value
+from backprop_lab.judge.readback import Value
 
 Tensors = dict[str, Tensor]
 
@@ -23,8 +23,8 @@ Tensors = dict[str, Tensor]
 class CatalogueCase:
     """One catalogue entry's mistake, as one call of one check observes it."""
 
-    mistake: str  # the catalogue's id (autograder/judge/mistakes.py)
-    protocol: str  # how the student's code was called (autograder/course)
+    mistake: str  # the catalogue's id (backprop_lab/judge/mistakes.py)
+    protocol: str  # how the student's code was called (backprop_lab/course)
     value: str  # the compared value that failed, e.g. "w.g"
     hint: str  # words the hint must contain
     # what the call produced, from the reference values and the inputs (float64): tensors

@@ -140,10 +140,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def sandboxed() -> dict:
-    """What this machine isolates student code with (autograder.run.sandbox.probe). Tests of
+    """What this machine isolates student code with (backprop_lab.run.sandbox.probe). Tests of
     the sandbox need user namespaces and Landlock: skipped where the machine has neither,
     except in CI (CI set), which must run them."""
-    from autograder.run import sandbox
+    from backprop_lab.run import sandbox
 
     found = sandbox.probe()
     if not (found["namespaces"] and found["landlock"]):
@@ -165,12 +165,12 @@ def course_class(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def generated_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the course in which `nbgrader generate_assignment` ran for every
-    assignment (autograder.verbs.assignments.regenerate), once a session: its `assignments/`
+    assignment (backprop_lab.verbs.assignments.regenerate), once a session: its `assignments/`
     (test_assignments.py compares them with the committed ones) and its gradebook, which
     knows them (test_one_verdict.py autogrades in copies of it). Read it, never write it."""
     from notebook_tools import ROOT
 
-    from autograder.verbs.assignments import regenerate
+    from backprop_lab.verbs.assignments import regenerate
 
     scratch = tmp_path_factory.mktemp("generated-course")
     regenerate(ROOT, scratch)

@@ -20,8 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.gradebook.batch import grade_submissions
-from autograder.options import Options
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.options import Options
 
 # How the class is graded: the grader's defaults (its seed too, as Gradescope and the
 # pytest form grade), three workers, feedback reports written.

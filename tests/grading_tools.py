@@ -3,7 +3,7 @@ Gradescope accepts."""
 
 from __future__ import annotations
 
-from autograder.course import exercises_for
+from backprop_lab.course import exercises_for
 
 GRADESCOPE_TEST_FIELDS = {"name", "score", "max_score", "status", "output", "output_format",
                           "tags", "visibility"}  # fmt: skip

@@ -3,7 +3,7 @@ the verdict the grader must give it: the checks that lose their points (exactly 
 the catalogue's name for the mistake and the words of its hint.
 
 tests/test_grader_mistakes.py grades them all; tests/test_journey.py walks a student
-through some of them. To add a mistake to the catalogue (autograder/judge/mistakes.py), add a
+through some of them. To add a mistake to the catalogue (backprop_lab/judge/mistakes.py), add a
 case here and one in tests/catalogue_cases.py.
 """
 
@@ -23,7 +23,7 @@ from right_answers import (
     MSE_CLASS_SRC,
 )
 
-# The checks, as "exercise cell: check name" (autograder/course).
+# The checks, as "exercise cell: check name" (backprop_lab/course).
 MSE_N = "mse_grad: mse_grad sets inp.g, batch > 1"
 MSE_1 = "mse_grad: mse_grad sets inp.g, batch of 1"
 RELU = "relu_grad: relu_grad sets inp.g"
@@ -54,7 +54,7 @@ class MistakeCase:
     edit: Edit  # the broken function
     lost: frozenset[str]  # exactly the checks that must fail
     flagged: str  # the check whose message carries the hint
-    mistake: str  # the catalogue's id for it (autograder/judge/mistakes.py)
+    mistake: str  # the catalogue's id for it (backprop_lab/judge/mistakes.py)
     hint: str  # words the hint must contain
 
 

@@ -12,7 +12,7 @@ import nbformat
 import papermill
 from nbformat import NotebookNode
 
-from autograder.plan.notebook import read_notebook, replace_function
+from backprop_lab.plan.notebook import read_notebook, replace_function
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))

@@ -21,8 +21,8 @@ def processes_with(marker: str) -> list[int]:
 def sandbox_for(workdir: Path) -> dict:
     """The sandbox the grader gives a notebook run in `workdir` (its kernel's sockets in
     a folder beside it): a fork server forks no child without one."""
-    from autograder.options import Options
-    from autograder.run.notebook_process import sandbox_policy
+    from backprop_lab.options import Options
+    from backprop_lab.run.notebook_process import sandbox_policy
 
     sockets = workdir.parent / f"{workdir.name}-sockets"
     sockets.mkdir(mode=0o700, exist_ok=True)

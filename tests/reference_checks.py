@@ -7,7 +7,7 @@ properties on deliberately broken copies and they must fail. A property that nev
 proves nothing, so the second half is what makes the first half worth trusting.
 
 The functions under test are looked up at call time through the submodules
-(`reference.backprop.lin_grad`, not `reference.lin_grad`), so a monkeypatched submodule
+(`backprop_lab.reference.backprop.lin_grad`, not `reference.lin_grad`), so a monkeypatched submodule
 reaches the properties exactly as it reaches `forward_and_backward` and the classes, which
 call the module-level functions too. `test_reference.py` checks that the package exports
 are those same objects.
@@ -159,7 +159,7 @@ def unchanged(**tensors: Tensor) -> Iterator[None]:
 
 def submodule(impl: ModuleType, name: str) -> ModuleType:
     # Not getattr(impl, name): the package re-exports the function `matmul`, which hides
-    # the submodule `reference.matmul` behind it.
+    # the submodule `backprop_lab.reference.matmul` behind it.
     return importlib.import_module(f"{impl.__name__}.{name}")
 
 

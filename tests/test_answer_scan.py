@@ -1,4 +1,4 @@
-"""Review flags from the answer cells' code (autograder/judge/answer_scan.py): every trick on a
+"""Review flags from the answer cells' code (backprop_lab/judge/answer_scan.py): every trick on a
 grader is found with its line, and no honest notebook the project knows raises one."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, replace_function
 
-from autograder.gradebook.batch import grade_submissions
-from autograder.judge.answer_scan import scan_answers, scan_source
-from autograder.plan.cleanroom import clean_room
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.judge.answer_scan import scan_answers, scan_source
+from backprop_lab.plan.cleanroom import clean_room
 
 # (code in an answer cell, what the finding quotes)
 TRICKS = [
@@ -37,7 +37,7 @@ TRICKS = [
     ("f = sys._getframe(1)", "sys._getframe"),
     ("x = frame.f_back", "frame.f_back"),
     ("x = frame.f_globals", "frame.f_globals"),
-    ("m = sys.modules['autograder']", "sys.modules"),
+    ("m = sys.modules['backprop_lab']", "sys.modules"),
     ("exec('x = 1')", "exec(...)"),
     ("eval('1')", "eval(...)"),
     ("c = compile('1', 'f', 'eval')", "compile(...)"),

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from notebook_tools import ASSIGNMENTS, ROOT, SOLUTIONS
 
-from autograder.verbs.assignments import find_leaks, generated_differences, secret_lines
+from backprop_lab.verbs.assignments import find_leaks, generated_differences, secret_lines
 
 # nbgrader generates the course once per session (tests/conftest.py), on the worker of the
 # `course` group: test_one_verdict.py autogrades in copies of it

@@ -18,14 +18,14 @@ import pytest
 from grading_tools import full_marks, validate_gradescope
 from notebook_tools import SOLUTION, STUB
 
-from autograder import pipeline
-from autograder.course import exercises_for
-from autograder.gradebook.batch import grade_submissions, merge
-from autograder.gradebook.grades import grades_rows, read_grades_csv
-from autograder.gradebook.merge import in_shard
-from autograder.gradebook.submissions import find_submissions
-from autograder.pipeline import Options
-from autograder.verbs.cli import main
+from backprop_lab import pipeline
+from backprop_lab.course import exercises_for
+from backprop_lab.gradebook.batch import grade_submissions, merge
+from backprop_lab.gradebook.grades import grades_rows, read_grades_csv
+from backprop_lab.gradebook.merge import in_shard
+from backprop_lab.gradebook.submissions import find_submissions
+from backprop_lab.pipeline import Options
+from backprop_lab.verbs.cli import main
 
 
 def put(path: Path, source: Path | bytes) -> Path:
@@ -223,7 +223,7 @@ def test_a_run_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
         nbformat.write(nb, tmp_path / f"class/{student}/matmul.ipynb")
     out = tmp_path / "out"
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "1", "--quiet"]
-    cmd = [sys.executable, "-m", "autograder.verbs.cli", *argv]
+    cmd = [sys.executable, "-m", "backprop_lab.verbs.cli", *argv]
     # its own session, so the kill takes its kernels too, like a closed terminal would
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

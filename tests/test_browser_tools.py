@@ -12,7 +12,7 @@ import pytest
 from browser_tools import screenshot, strong_colours
 from PIL import Image
 
-from autograder.report.pictures import heatmap_png
+from backprop_lab.report.pictures import heatmap_png
 
 
 @pytest.mark.slow

@@ -19,10 +19,10 @@ from grading_tools import full_marks, points
 from mistake_cases import MISTAKES
 from notebook_tools import ROOT
 
-from autograder.plan.notebook import read_notebook, replace_function
-from autograder.report.annotations import annotation, exercise_line
-from autograder.verbs.ci import changed_files
-from autograder.verbs.cli import main
+from backprop_lab.plan.notebook import read_notebook, replace_function
+from backprop_lab.report.annotations import annotation, exercise_line
+from backprop_lab.verbs.ci import changed_files
+from backprop_lab.verbs.cli import main
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 # The one composite action that lets the sandbox make user namespaces, for every job.
@@ -252,7 +252,7 @@ def test_annotation_escapes_what_the_runner_would_misread() -> None:
 
 def copy_course(dest: Path) -> Path:
     """What a checkout holds: the grader, the reference and the course."""
-    for name in ("autograder", "reference", "assignments", "solutions", "coursedata"):
+    for name in ("backprop_lab", "assignments", "solutions"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "constraints.txt", "README.md"):
         shutil.copy(ROOT / name, dest / name)
@@ -279,12 +279,12 @@ def write_notebook(head: Path, source_nb: Path, edits=()) -> None:
 
 def test_changed_files_compares_the_trees(base_and_head) -> None:
     base, head = base_and_head
-    (head / "autograder" / "judge" / "score.py").write_text("# edited\n")
+    (head / "backprop_lab" / "judge" / "score.py").write_text("# edited\n")
     (head / "assignments" / "new.ipynb").write_text("{}")
     (base / "solutions" / "backprop" / "backprop.ipynb").unlink()
     assert changed_files(base, head) == [
         "assignments/new.ipynb",
-        "autograder/judge/score.py",
+        "backprop_lab/judge/score.py",
         "solutions/backprop/backprop.ipynb",
     ]
 
@@ -301,7 +301,7 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
         "    w.g = out.g.t() @ inp\n    b.g = out.g.sum(0)\n",
     )])  # fmt: skip
     # ... and an edit that would give full marks if the PR's grader were used
-    score_py = head / "autograder" / "judge" / "score.py"
+    score_py = head / "backprop_lab" / "judge" / "score.py"
     score_py.write_text(score_py.read_text() + "\n\ndef score(*a, **k):\n    raise SystemExit\n")
     # ... and workflows that would post full marks if the PR's copies ran
     forged = (
@@ -327,7 +327,7 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     assert f"# Feedback on backprop.ipynb (backprop): {left}/{full}" in report
     assert "![heat map of w.g: yours against expected](feedback_files/" in report
     md = summary.read_text()
-    assert "[!WARNING]" in md and "`autograder/judge/score.py`" in md
+    assert "[!WARNING]" in md and "`backprop_lab/judge/score.py`" in md
     assert "`.github/workflows/grade-pr.yml`" in md and "`.github/workflows/ci.yml`" in md
     assert f"backprop.ipynb (backprop): {left}/{full}" in md and "❌ failed" in md
     assert "transposed" in md and "forged" not in md
@@ -339,7 +339,7 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
     warnings = [p for p in printed if p.startswith("::warning ")]
     errors = [p for p in printed if p.startswith("::error ")]
     assert len(warnings) == 1  # one warning naming every file that was not used
-    assert "3 file(s)" in warnings[0] and "autograder/judge/score.py" in warnings[0]
+    assert "3 file(s)" in warnings[0] and "backprop_lab/judge/score.py" in warnings[0]
     assert 1 <= len(errors) <= 9
     assert all(f"file={NOTEBOOK}" in e for e in errors)
     lin_grad = next(e for e in errors if "lin_grad sets w.g" in e)
@@ -367,10 +367,10 @@ def test_refuses_to_run_a_grader_that_is_not_the_base_branch(
     base_and_head, capsys: pytest.CaptureFixture
 ) -> None:
     base, head = base_and_head
-    (base / "autograder" / "judge" / "compare.py").write_text("# the base branch moved on\n")
+    (base / "backprop_lab" / "judge" / "compare.py").write_text("# the base branch moved on\n")
     assert main(["ci-grade", "--base", str(base), "--head", str(head)]) == 2
     err = capsys.readouterr().err
-    assert "not the base branch's" in err and "autograder/judge/compare.py" in err
+    assert "not the base branch's" in err and "backprop_lab/judge/compare.py" in err
 
 
 def test_no_changed_notebook_is_nothing_to_grade(

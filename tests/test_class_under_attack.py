@@ -20,7 +20,7 @@ from notebook_tools import SOLUTION, STUB
 from process_tools import processes_with
 from test_sandbox_modes import MODES, _available
 
-from autograder.gradebook.grades import read_grades_csv
+from backprop_lab.gradebook.grades import read_grades_csv
 
 pytestmark = pytest.mark.slow
 MARKER = "autograde-class-attack-left-behind"  # and the test's mode and process

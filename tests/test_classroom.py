@@ -1,4 +1,4 @@
-"""GitHub Classroom's side of a student's repository (autograder/verbs/classroom.py): the points
+"""GitHub Classroom's side of a student's repository (backprop_lab/verbs/classroom.py): the points
 in the reporter's format, as its source reads them, and annotations on the student's code."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _results(*tests: tuple[str, str, int, int]) -> dict:
 
 
 def test_the_reporter_gets_every_check_and_the_dashboard_the_points(tmp_path: Path) -> None:
-    from autograder.verbs.classroom import classroom_results
+    from backprop_lab.verbs.classroom import classroom_results
 
     nb = "assignments/backprop/backprop.ipynb"
     got = classroom_results([(nb, _results(("mse_grad", "batch > 1", 0, 1),
@@ -48,7 +48,7 @@ def test_the_workflow_step_writes_the_output_and_annotates_the_code(tmp_path: Pa
                                            ("relu_grad", "sets inp.g", 2, 2))))  # fmt: skip
     output = tmp_path / "github_output"
     done = subprocess.run(
-        [sys.executable, "-m", "autograder.verbs.classroom", f"{STUB['backprop']}={results}"],
+        [sys.executable, "-m", "backprop_lab.verbs.classroom", f"{STUB['backprop']}={results}"],
         capture_output=True, text=True, check=True,
         env={"GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The clean room (autograder/plan/cleanroom.py): points come from the course's own notebook
+"""The clean room (backprop_lab/plan/cleanroom.py): points come from the course's own notebook
 with only the student's answer cells in it, so cells a student adds cannot change a
 verdict; the notebook as the student ran it feeds the feedback, and where it scores more,
 a person looks and the student is told what to move where."""
@@ -13,11 +13,11 @@ import pytest
 from nbformat import NotebookNode
 from notebook_tools import ROOT, SOLUTION, STUB
 
-from autograder.course import exercises_for
-from autograder.gradebook.batch import grade_submissions
-from autograder.plan.cleanroom import UNMATCHED, clean_room, dependencies, room_review
-from autograder.plan.notebook import replace_function
-from autograder.verbs.assignments import shipped_problems
+from backprop_lab.course import exercises_for
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.plan.cleanroom import UNMATCHED, clean_room, dependencies, room_review
+from backprop_lab.plan.notebook import replace_function
+from backprop_lab.verbs.assignments import shipped_problems
 
 RESULTS_MIME = "application/vnd.autograde.results+json"
 
@@ -145,16 +145,16 @@ def test_the_shipped_notebooks_are_the_released_ones(tmp_path: Path) -> None:
     for rel in (
         "assignments/backprop/backprop.ipynb",
         "assignments/matmul/matmul.ipynb",
-        "autograder/released/backprop.ipynb",
-        "autograder/released/matmul.ipynb",
+        "backprop_lab/released/backprop.ipynb",
+        "backprop_lab/released/matmul.ipynb",
     ):
         (course / rel).parent.mkdir(parents=True, exist_ok=True)
         (course / rel).write_bytes((ROOT / rel).read_bytes())  # fmt: skip
     (course / "assignments/matmul/matmul.ipynb").write_text("{}")
     assert shipped_problems(course) == [
-        "autograder/released/matmul.ipynb differs from assignments/matmul/matmul.ipynb, "
+        "backprop_lab/released/matmul.ipynb differs from assignments/matmul/matmul.ipynb, "
         "which the clean room must run: cp assignments/matmul/matmul.ipynb "
-        "autograder/released/matmul.ipynb"
+        "backprop_lab/released/matmul.ipynb"
     ]
 
 

@@ -14,10 +14,10 @@ import torch
 from grading_tools import full_marks, validate_gradescope
 from notebook_tools import ROOT
 
-from autograder.course import exercises_for
-from autograder.plan.notebook import replace_function
-from autograder.verbs.cli import main
-from autograder.verbs.verify import points_problems
+from backprop_lab.course import exercises_for
+from backprop_lab.plan.notebook import replace_function
+from backprop_lab.verbs.cli import main
+from backprop_lab.verbs.verify import points_problems
 
 pytestmark = pytest.mark.slow
 

@@ -54,7 +54,7 @@ def test_one_process_grades_three_notebooks_in_turn(engine: str) -> None:
     done = python(f"""
         from pathlib import Path
         import torch
-        from autograder.pipeline import Options, grade
+        from backprop_lab.pipeline import Options, grade
 
         for name in ("backprop", "matmul", "backprop"):
             nb = Path("solutions") / name / f"{{name}}.ipynb"
@@ -80,7 +80,7 @@ def test_verify_as_typed() -> None:  # in the fast suite too: about 10 s
 @pytest.mark.slow
 def test_the_pytest_form_as_typed(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.verbs.grading", "-p",
+        [sys.executable, "-m", "pytest", "--pyargs", "backprop_lab.verbs.grading", "-p",
          "no:cacheprovider", "--autograde-notebook",
          str(ROOT / "solutions/matmul/matmul.ipynb")],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,

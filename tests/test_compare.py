@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.course import Case, Expected, expected_values, make_inputs
-from autograder.judge.compare import TOLERANCE, compare, norm_relative_error
-from autograder.judge.mistakes import Observation, diagnose
-from autograder.judge.readback import Value
+from backprop_lab.course import Case, Expected, expected_values, make_inputs
+from backprop_lab.judge.compare import TOLERANCE, compare, norm_relative_error
+from backprop_lab.judge.mistakes import Observation, diagnose
+from backprop_lab.judge.readback import Value
 
 
 def tensor_value(t: torch.Tensor, device: str = "cpu") -> Value:

@@ -1,4 +1,4 @@
-"""autograder/course: the families, each complete, and the one table built from them.
+"""backprop_lab/course: the families, each complete, and the one table built from them.
 (That each protocol's recipe names only inputs its maths makes is in test_kernel_parts.py,
 beside the kernel's side.)"""
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from autograder.course import (
+from backprop_lab.course import (
     EXERCISES,
     FAMILIES,
     MATHS,
@@ -70,7 +70,7 @@ def test_the_table_and_the_pipeline_import_without_torch() -> None:
     # grade() starts the notebook's process first, and it boots (importing torch) while
     # this process imports torch: the overlap needs the table itself to be torch-free.
     code = (
-        "import sys, autograder.course, autograder.pipeline, autograder.verbs.cli; "
+        "import sys, backprop_lab.course, backprop_lab.pipeline, backprop_lab.verbs.cli; "
         "print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The course's own tests graded beside the exercise table (autograder/plan/course_tests.py):
+"""The course's own tests graded beside the exercise table (backprop_lab/plan/course_tests.py):
 an instructor who adds a hidden test to a notebook changes autograde's verdict as it
 changes nbgrader's, and a student is never shown the hidden test's text."""
 
@@ -12,10 +12,10 @@ import pytest
 from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited
 
-from autograder.pipeline import Options, grade
-from autograder.plan import course_tests
-from autograder.plan.course_tests import ENV, all_course_tests, use_course_tests
-from autograder.plan.notebook import is_test_cell, nbgrader_meta, read_notebook
+from backprop_lab.pipeline import Options, grade
+from backprop_lab.plan import course_tests
+from backprop_lab.plan.course_tests import ENV, all_course_tests, use_course_tests
+from backprop_lab.plan.notebook import is_test_cell, nbgrader_meta, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_PLACE = """def relu_grad(inp, out):
@@ -108,7 +108,7 @@ def test_a_student_chosen_error_text_is_never_shown() -> None:
                                   evalue="### BEGIN HIDDEN TESTS ...", traceback=[])  # fmt: skip
     cell.outputs = [leak]
     nb.cells = [cell]
-    from autograder.course import exercises_for
+    from backprop_lab.course import exercises_for
 
     failed = course_tests.failed_course_tests(nb, exercises_for("backprop"))
     assert failed == {"relu_grad": "Leakassertx1"}

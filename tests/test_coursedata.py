@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import coursedata
+from backprop_lab import coursedata
 
 N_PIXELS = 64  # 8 x 8 digits
 

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from notebook_tools import ROOT
 
-from autograder.verbs.cli import build_parser
-from autograder.verbs.demo import ASSIGNMENT, STUDENTS, run_demo, student_notebook, submission
+from backprop_lab.verbs.cli import build_parser
+from backprop_lab.verbs.demo import ASSIGNMENT, STUDENTS, run_demo, student_notebook, submission
 
 
 def test_the_shipped_student_notebook_is_the_assignment() -> None:
@@ -20,7 +20,7 @@ def test_the_shipped_student_notebook_is_the_assignment() -> None:
     released = ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert student_notebook() == nbformat.read(released, as_version=4)
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "released/*.ipynb" in package_data["package-data"]["autograder"]
+    assert "released/*.ipynb" in package_data["package-data"]["backprop_lab"]
 
 
 def _solution_sources(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -45,7 +45,7 @@ def test_the_three_submissions_differ_where_they_should() -> None:
 
 def test_demo_is_an_autograde_verb() -> None:
     args = build_parser().parse_args(["demo", "--out", "somewhere"])
-    assert args.out == "somewhere" and args.func.__module__ == "autograder.verbs.demo"
+    assert args.out == "somewhere" and args.func.__module__ == "backprop_lab.verbs.demo"
 
 
 def _lost(record: dict) -> dict[str, int]:
@@ -100,7 +100,6 @@ def test_every_package_of_the_checkout_is_in_the_wheel() -> None:
                  ["packages"])  # fmt: skip
     found = {
         ".".join(p.parent.relative_to(ROOT).parts)
-        for top in ("autograder", "reference", "coursedata")
-        for p in (ROOT / top).rglob("__init__.py")
+        for p in (ROOT / "backprop_lab").rglob("__init__.py")
     }
     assert found == listed, (found - listed, listed - found)

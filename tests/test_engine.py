@@ -1,4 +1,4 @@
-"""The in-process engine (autograder/run/engine.py, cellrunner.py): a notebook run in a child
+"""The in-process engine (backprop_lab/run/engine.py, cellrunner.py): a notebook run in a child
 of the fork server comes back as a kernel would give it (streams, displays, results,
 errors, magics, state from cell to cell), stops where a kernel's run stops (a cell past
 its limit, the whole notebook past its limit, a process that exits or crashes), refuses
@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from process_tools import sandbox_for
 
-from autograder.run import engine, forkserver
-from autograder.run.cellrunner import INPUT_REFUSED
-from autograder.run.execute import Execution, run_notebook
+from backprop_lab.run import engine, forkserver
+from backprop_lab.run.cellrunner import INPUT_REFUSED
+from backprop_lab.run.execute import Execution, run_notebook
 
 pytestmark = [
     pytest.mark.skipif(not engine.available(), reason="the in-process engine is Linux-only"),
@@ -204,7 +204,7 @@ def test_a_child_of_the_fork_server_inherits_nothing_of_it(server: Path, tmp_pat
     cell = (
         "import os, sys, json\n"
         "fds = {d: os.path.realpath(f'/proc/self/fd/{d}') for d in os.listdir('/proc/self/fd')}\n"
-        "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('autograder', 'reference'))\n"
+        "ours = sorted(m for m in sys.modules if m.split('.')[0] == 'backprop_lab')\n"
         "print(json.dumps([fds, ours]))"
     )
     ex = run(notebook(cell), tmp_path, server=server)
@@ -221,7 +221,7 @@ def test_a_child_of_the_fork_server_inherits_nothing_of_it(server: Path, tmp_pat
 
 
 def test_the_engine_is_chosen_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from autograder.verbs.cli import main
+    from backprop_lab.verbs.cli import main
 
     assert engine.resolve("auto") == "inprocess" and engine.resolve("kernel") == "kernel"
     with pytest.raises(ValueError, match="unknown engine"):

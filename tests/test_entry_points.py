@@ -1,4 +1,5 @@
-"""The README's main job (`python -m reference`) and the installed `autograde` script."""
+"""The README's main job (`python -m backprop_lab.reference`) and the installed `autograde`
+script."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import reference.backprop
-from reference.__main__ import main
+import backprop_lab.reference.backprop
+from backprop_lab.reference.__main__ import main
 
 
 def test_main_job_checks_the_lesson_against_autograd(capsys):
@@ -28,7 +29,7 @@ def test_main_job_fails_when_a_gradient_is_wrong(capsys, monkeypatch):
         w.g = inp.t() @ out.g
         b.g = out.g.mean(0)  # averaged instead of summed
 
-    monkeypatch.setattr(reference.backprop, "lin_grad", lin_grad_without_bias_sum)
+    monkeypatch.setattr(backprop_lab.reference.backprop, "lin_grad", lin_grad_without_bias_sum)
     assert main([]) == 1
     assert "DIFFERS from autograd" in capsys.readouterr().out
 

@@ -19,9 +19,9 @@ from mistake_cases import MISTAKES
 from notebook_tools import SOLUTION
 from PIL import Image
 
-from autograder.gradebook.batch import grade_submissions
-from autograder.pipeline import Options, grade
-from autograder.verbs.cli import main
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.pipeline import Options, grade
+from backprop_lab.verbs.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +134,7 @@ def test_matmul_report_has_the_speed_ladder(tmp_path: Path) -> None:
     # the lesson's point, measured: each rung is faster than the one before
     assert seconds["your matmul_loops"] > seconds["your matmul_broadcast"]
     assert seconds["your matmul_broadcast"] > seconds["torch.matmul (@)"]
-    from autograder.report.feedback import write_feedback
+    from backprop_lab.report.feedback import write_feedback
 
     (page,) = write_feedback(result, tmp_path / "f.html")
     text = _text(page.read_text(encoding="utf-8"))
@@ -170,12 +170,12 @@ def test_grade_writes_a_report_per_student_and_twins_get_theirs(tmp_path: Path) 
 def test_a_report_that_fails_to_draw_costs_no_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import autograder.report.feedback
+    import backprop_lab.report.feedback
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(autograder.report.feedback, "write_feedback", broken)
+    monkeypatch.setattr(backprop_lab.report.feedback, "write_feedback", broken)
     shutil.copytree(SOLUTION["backprop"].parent, tmp_path / "class" / "ann")
     summary = grade_submissions([tmp_path / "class"], tmp_path / "out", workers=1, progress=False)
     (record,) = summary.records

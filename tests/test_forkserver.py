@@ -1,4 +1,4 @@
-"""The fork server (autograder/run/forkserver/): kernels forked from a process that has
+"""The fork server (backprop_lab/run/forkserver/): kernels forked from a process that has
 imported torch are real, separate, fresh kernels; Jupyter's interrupts and kills reach
 them; none outlives its grading; and grading goes on when the server is gone."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
-from autograder.run import forkserver, sandbox
-from autograder.run.forkclient import process_alive
+from backprop_lab.run import forkserver, sandbox
+from backprop_lab.run.forkclient import process_alive
 
 pytestmark = [
     pytest.mark.slow,
@@ -57,7 +57,8 @@ def sandbox_env(folder: Path) -> dict[str, str]:
     kernel is the server's own child and sees the test's environment."""
     found = {"namespaces": False, "landlock": sandbox.probe()["landlock"]}
     policy = sandbox.policy(scratch=str(folder), sockets=str(folder),
-                            read=sandbox.kernel_reads(), memory_mb=None, found=found)  # fmt: skip
+                            read=sandbox.kernel_reads(), listable=sandbox.kernel_lists(),
+                            memory_mb=None, found=found)  # fmt: skip
     return {**os.environ, **sandbox.environment(policy)}
 
 
@@ -81,7 +82,7 @@ def _gone(pid: int, within: float = 10.0) -> bool:
 PROBE = (
     "import os, sys, random\n"
     "print(os.getpid(), os.getppid(), os.getcwd(), random.random(), "
-    "'torch' in sys.modules, 'autograder' in sys.modules, os.environ.get('PROBE_VAR'))"
+    "'torch' in sys.modules, 'backprop_lab' in sys.modules, os.environ.get('PROBE_VAR'))"
 )
 
 
@@ -194,7 +195,7 @@ def test_nothing_outlives_a_grader_killed_outright(tmp_path: Path) -> None:
 import os, sys, time
 from pathlib import Path
 from jupyter_client.manager import KernelManager
-from autograder.run import forkserver
+from backprop_lab.run import forkserver
 from test_forkserver import sandbox_env
 s = forkserver.start()
 km = KernelManager(kernel_name="python3", transport="ipc", ip={str(tmp_path / "k")!r},

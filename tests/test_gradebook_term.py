@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from notebook_tools import SOLUTION, STUB
 
-from autograder.course import exercises_for
-from autograder.gradebook.batch import grade_submissions, merge
-from autograder.gradebook.coursefiles import CourseFileError
-from autograder.gradebook.exports import CANVAS_IDS, MOODLE_IDS, export_rows
-from autograder.gradebook.feedback_gradebook import with_gradebook_block
-from autograder.gradebook.grades import (
+from backprop_lab.course import exercises_for
+from backprop_lab.gradebook.batch import grade_submissions, merge
+from backprop_lab.gradebook.coursefiles import CourseFileError
+from backprop_lab.gradebook.exports import CANVAS_IDS, MOODLE_IDS, export_rows
+from backprop_lab.gradebook.feedback_gradebook import with_gradebook_block
+from backprop_lab.gradebook.grades import (
     MISSING,
     Course,
     class_records,
@@ -34,13 +34,13 @@ from autograder.gradebook.grades import (
     read_grades_csv,
     summary_markdown,
 )
-from autograder.gradebook.latepolicy import LatePolicy, parse_due, parse_late_policy
-from autograder.gradebook.overrides import check_students, read_overrides
-from autograder.gradebook.roster import read_roster
-from autograder.gradebook.submissions import find_submissions
-from autograder.gradebook.submittime import FILE_TIME, GIT, NBGRADER, handed_in
-from autograder.report.records import CheckRecord, Record, Submitted, save
-from autograder.verbs.cli import main
+from backprop_lab.gradebook.latepolicy import LatePolicy, parse_due, parse_late_policy
+from backprop_lab.gradebook.overrides import check_students, read_overrides
+from backprop_lab.gradebook.roster import read_roster
+from backprop_lab.gradebook.submissions import find_submissions
+from backprop_lab.gradebook.submittime import FILE_TIME, GIT, NBGRADER, handed_in
+from backprop_lab.report.records import CheckRecord, Record, Submitted, save
+from backprop_lab.verbs.cli import main
 
 DUE = "2026-12-10T23:59+01:00"
 
@@ -132,7 +132,7 @@ def test_every_student_on_the_roster_gets_a_row_and_strangers_are_kept(tmp_path:
     assert "2 submissions: 2 graded" in summary  # the missing are no submissions
     assert "| dan | missing |" not in summary  # and need no person
     write_path = tmp_path / "grades.csv"
-    from autograder.gradebook.grades import write_grades_csv
+    from backprop_lab.gradebook.grades import write_grades_csv
 
     write_grades_csv(final, write_path, course)
     assert "'=zed" in write_path.read_text()  # neutralised for spreadsheets

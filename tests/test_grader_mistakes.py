@@ -32,7 +32,7 @@ from right_answers import (
     UNUSUAL_MATMUL,
 )
 
-from autograder.pipeline import Options, grade
+from backprop_lab.pipeline import Options, grade
 
 pytestmark = pytest.mark.slow
 # the tests that read the class: on the worker that grades it (tests/course_class.py)

@@ -25,11 +25,11 @@ from notebook_tools import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.course import ASSIGNMENTS, exercises_for
-from autograder.plan.notebook import read_notebook, replace_function
-from autograder.verbs.bundle import CPU_TORCH_INDEX, python_floor
-from autograder.verbs.cli import main
-from autograder.verbs.gradescope import CONFIG
+from backprop_lab.course import ASSIGNMENTS, exercises_for
+from backprop_lab.plan.notebook import read_notebook, replace_function
+from backprop_lab.verbs.bundle import CPU_TORCH_INDEX, python_floor
+from backprop_lab.verbs.cli import main
+from backprop_lab.verbs.gradescope import CONFIG
 
 # the bundles are built once, and their grader's venv made once: one worker runs these tests
 pytestmark = pytest.mark.xdist_group("gradescope")
@@ -94,7 +94,7 @@ def bundled_python(bundle: Path, venv: Path) -> Path:
     (Path(site_packages) / "running-environment.pth").write_text(
         "".join(f"{d}\n" for d in package_dirs())
     )
-    where = subprocess.run([python, "-I", "-c", "import autograder; print(autograder.__file__)"],
+    where = subprocess.run([python, "-I", "-c", "import backprop_lab as p; print(p.__file__)"],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert where.startswith(str(venv)), where
     return python
@@ -117,7 +117,7 @@ def run_gradescope(
         (root / "submission" / name).write_bytes(data)
     # without PYTHONPATH, which Gradescope does not set: the sandbox passes it on to the
     # kernels, and one naming a checkout (`PYTHONPATH=. pytest`) mixed it into the bundled
-    # grader's imports there ("No module named 'coursedata.checks'")
+    # grader's imports there ("No module named 'backprop_lab.coursedata.checks'")
     env = {**gradescope_environ(), **env, "AUTOGRADER_ROOT": str(root),
            "AUTOGRADE_PYTHON": str(python)}  # fmt: skip
     done = subprocess.run([root / "source" / "run_autograder"], env=env, capture_output=True,
@@ -156,7 +156,7 @@ def test_one_bundle_per_assignment_named_for_it(
         with zipfile.ZipFile(path) as z:
             z.extract(CONFIG, root / "source")
         described = subprocess.run(
-            [grader_python, "-I", "-m", "autograder.verbs.gradescope", "--root", str(root),
+            [grader_python, "-I", "-m", "backprop_lab.verbs.gradescope", "--root", str(root),
              "--describe"], capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert f"grades the {assignment} assignment, out of {points} points." in described
 
@@ -214,10 +214,11 @@ def test_the_bundle_holds_what_gradescope_runs(bundle: Path) -> None:
     assert [n for n, t in texts.items() if str(SEED).encode() in t] == [CONFIG]
     with zipfile.ZipFile(bundle) as z, zipfile.ZipFile(z.open(wheel)) as w:
         names = set(w.namelist())
-    assert {"autograder/verbs/gradescope.py", "autograder/kernel/wire.py",
-            "coursedata/__init__.py"} <= names  # fmt: skip
+    assert {"backprop_lab/verbs/gradescope.py", "backprop_lab/kernel/wire.py",
+            "backprop_lab/coursedata/__init__.py"} <= names  # fmt: skip
     # no answers where student code runs: Gradescope's grader works without the reference
-    assert not [n for n in names if n.startswith("reference/")]
+    assert not [n for n in names if n.startswith("backprop_lab/reference/")]
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"backprop_lab"}
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "solutions/"))]
 
 
@@ -381,7 +382,7 @@ def test_a_broken_bundle_is_the_grader_s_fault_not_the_student_s(
     (root / "source" / CONFIG).write_text("{not json")
     shutil.copy(ROOT / "solutions/backprop/backprop.ipynb", tmp_path / "nb.ipynb")
     env = {**os.environ}
-    done = subprocess.run([grader_python, "-I", "-m", "autograder.verbs.gradescope",
+    done = subprocess.run([grader_python, "-I", "-m", "backprop_lab.verbs.gradescope",
                            "--root", str(root)],
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr

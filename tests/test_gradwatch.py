@@ -1,4 +1,4 @@
-"""Autograd seen below `__torch_function__` (autograder/kernel/gradwatch.py): every route
+"""Autograd seen below `__torch_function__` (backprop_lab/kernel/gradwatch.py): every route
 around the device watch (a TorchFunctionMode) is still seen by another watch, the lesson's
 own code by none, and what the kernel reports becomes the Integrity line a person reads.
 
@@ -19,13 +19,13 @@ from notebook_tools import SOLUTION, edited, fn
 from test_kernel_parts import DIMS
 from test_kernel_parts import LESSON as KERNEL_PARTS_LESSON
 
-import reference as ref
-from autograder.course import Case, exercises_for, get, make_inputs
-from autograder.judge.notes import harvest_notes
-from autograder.judge.readback import CallResult, Harvest
-from autograder.kernel import entry, gradwatch, recipes, state, watch
-from autograder.pipeline import Options, grade
-from autograder.plan.calls import make_plan
+from backprop_lab import reference as ref
+from backprop_lab.course import Case, exercises_for, get, make_inputs
+from backprop_lab.judge.notes import harvest_notes
+from backprop_lab.judge.readback import CallResult, Harvest
+from backprop_lab.kernel import entry, gradwatch, recipes, state, watch
+from backprop_lab.pipeline import Options, grade
+from backprop_lab.plan.calls import make_plan
 
 CPU = torch.device("cpu")
 LINE = "Integrity: lin_grad calls PyTorch's autograd"

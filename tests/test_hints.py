@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autograder.kernel.answers import _meant
+from backprop_lab.kernel.answers import _meant
 
 
 def _name_error_tb(code: str, call: str, user_ns: dict):
@@ -48,8 +48,8 @@ def test_the_dtype_hint_names_the_function_s_input() -> None:
     input, not of matmul's `a`."""
     from types import SimpleNamespace
 
-    from autograder.course import MATMUL
-    from autograder.judge.mistakes import mistake
+    from backprop_lab.course import MATMUL
+    from backprop_lab.judge.mistakes import mistake
 
     dtype = mistake("dtype")
     for value, maths, name in (("inp.g", None, "inp"), ("w.g", None, "w"), ("return", MATMUL, "a")):
@@ -62,9 +62,9 @@ def test_a_loops_exercise_answered_with_pytorch_s_product_gets_a_note() -> None:
     line, nothing for the lesson's own answers."""
     from notebook_tools import SOLUTION, STUB, edited, matmul
 
-    from autograder.course import exercises_for
-    from autograder.judge.shortcuts import shortcut_notes
-    from autograder.plan.notebook import read_notebook
+    from backprop_lab.course import exercises_for
+    from backprop_lab.judge.shortcuts import shortcut_notes
+    from backprop_lab.plan.notebook import read_notebook
 
     exercises = exercises_for("matmul")
     assert shortcut_notes(read_notebook(SOLUTION["matmul"]), exercises) == ()

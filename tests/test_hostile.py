@@ -29,14 +29,14 @@ from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
 from right_answers import COURSE_BACKPROP
 
-from autograder.course import exercises_for
-from autograder.gradebook.batch import grade_submissions
-from autograder.gradebook.grades import read_grades_csv
-from autograder.judge.readback import HarvestError, read_harvest
-from autograder.kernel import RESULTS_MIME, SCHEMA
-from autograder.pipeline import Options, grade
-from autograder.plan.calls import AUTOGRADER_TAG
-from autograder.plan.edits import checksum
+from backprop_lab.course import exercises_for
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.gradebook.grades import read_grades_csv
+from backprop_lab.judge.readback import HarvestError, read_harvest
+from backprop_lab.kernel import RESULTS_MIME, SCHEMA
+from backprop_lab.pipeline import Options, grade
+from backprop_lab.plan.calls import AUTOGRADER_TAG
+from backprop_lab.plan.edits import checksum
 
 LIMITS = Options(seed=3, cell_timeout=10, call_timeout=3)
 
@@ -342,11 +342,13 @@ CORPUS = (
             lambda: solution_with(("lin_grad", AUTOGRAD_THROUGH_TORCH_FUNC, None)),
             FULL, ("Integrity: lin_grad calls PyTorch's autograd", "lin_grad's cell), line"),
             status="review"),
-    # the sandbox has no `reference` to import: lin_grad fails, and so does what calls it
+    # the sandbox has no `reference` to import (with namespaces it is not there; under
+    # Landlock alone its folder can be listed and its files not read): lin_grad fails, and
+    # so does what calls it
     Hostile("imports-the-reference", lambda: solution_with(("lin_grad", fn(
-                "lin_grad", "from reference.backprop import lin_grad as r\nr(inp, out, w, b)",
-                "inp, out, w, b"), None)),
-            lose("lin_grad", "forward_and_backward"), ("No module named 'reference'",)),
+                "lin_grad", "from backprop_lab.reference import backprop\n"
+                "backprop.lin_grad(inp, out, w, b)", "inp, out, w, b"), None)),
+            lose("lin_grad", "forward_and_backward"), ("backprop_lab.reference",)),
     Hostile("patches-torch-allclose", lambda: solution_with(("mse_grad", PATCH_ALLCLOSE, None)),
             FULL, ("the notebook replaced torch.allclose", "`torch.allclose = ...`"),
             status="review"),
@@ -596,7 +598,7 @@ def test_a_class_of_200_survives_a_kill_and_is_finished_by_the_next_run(
     argv = ["grade", str(tmp_path / "class"), "--out", str(out), "--workers", "2", "--quiet",
             "--seed", "3", "--cell-timeout", "10", "--call-timeout", "3"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autograder.verbs.cli", *argv],
+        [sys.executable, "-m", "backprop_lab.verbs.cli", *argv],
         start_new_session=True,
         stderr=subprocess.DEVNULL,
     )
@@ -659,7 +661,7 @@ subprocess.Popen(["sh", "-c", "sleep 300; : {marker}"], start_new_session=True,
     )
     path = tmp_path / "backprop.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "autograder.verbs.cli", "check", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "backprop_lab.verbs.cli", "check", str(path)],
                           capture_output=True, timeout=240)  # fmt: skip
     assert f"Total: {FULL}/{FULL}".encode() in proc.stdout
     deadline = time.monotonic() + 5

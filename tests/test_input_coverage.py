@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from autograder.course import EXERCISES, RELU, Case, exercises_for, expected_values, make_inputs
-from autograder.judge.compare import compare
-from autograder.judge.readback import Value
+from backprop_lab.course import EXERCISES, RELU, Case, exercises_for, expected_values, make_inputs
+from backprop_lab.judge.compare import compare
+from backprop_lab.judge.readback import Value
 
 
 def batch(protocol: str, case: Case) -> int:

@@ -36,11 +36,11 @@ from notebook_tools import SOLUTION, STUB, Edit, edited, lin_grad, matmul, relu_
 from process_tools import sandbox_for
 from right_answers import LIN_B_OK, LIN_W_OK, LIN_X_OK, LOOPS, MSE_CLASS_SRC, WEIGHTS_AS_PARAMETERS
 
-from autograder.course import exercises_for
-from autograder.plan.notebook import read_notebook
-from autograder.run import engine, forkserver
-from autograder.run.execute import run_notebook
-from autograder.verbs.cli import main
+from backprop_lab.course import exercises_for
+from backprop_lab.plan.notebook import read_notebook
+from backprop_lab.run import engine, forkserver
+from backprop_lab.run.execute import run_notebook
+from backprop_lab.verbs.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The kernel code's parts (autograder/kernel/), each tested as a plain module: no kernel,
+"""The kernel code's parts (backprop_lab/kernel/), each tested as a plain module: no kernel,
 no notebook run, milliseconds each. What only a kernel can show (the cell hooks, the
 sandbox's audit hooks, a whole grading) is in test_hostile.py and test_grader_mistakes.py.
 """
@@ -19,9 +19,9 @@ import nbformat
 import pytest
 import torch
 
-import reference as ref
-from autograder import kernel
-from autograder.course import (
+from backprop_lab import kernel
+from backprop_lab import reference as ref
+from backprop_lab.course import (
     EXERCISES,
     PROTOCOLS,
     Case,
@@ -30,8 +30,8 @@ from autograder.course import (
     get,
     make_inputs,
 )
-from autograder.judge.readback import HarvestError, read_harvest
-from autograder.kernel import (
+from backprop_lab.judge.readback import HarvestError, read_harvest
+from backprop_lab.kernel import (
     answers,
     integrity,
     limits,
@@ -41,7 +41,7 @@ from autograder.kernel import (
     timing,
     watch,
 )
-from autograder.kernel.wire import (
+from backprop_lab.kernel.wire import (
     AUTOGRADER_TAG,
     RESULTS_MIME,
     SCHEMA,
@@ -54,7 +54,7 @@ from autograder.kernel.wire import (
     ValueInfo,
     WireError,
 )
-from autograder.plan.calls import inject, make_plan
+from backprop_lab.plan.calls import inject, make_plan
 
 KERNEL_DIR = Path(kernel.__file__).parent
 
@@ -122,7 +122,9 @@ def test_the_grader_side_imports_no_torch_to_read_the_wire(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    code = "import sys, autograder.kernel.wire, autograder.kernel; print('torch' in sys.modules)"
+    code = (
+        "import sys, backprop_lab.kernel.wire, backprop_lab.kernel; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -349,7 +351,17 @@ def test_integrity_reports_a_replaced_torch_function_and_puts_it_back(
     assert "the notebook replaced torch.allclose" in notes
     assert torch.allclose is original
     monkeypatch.setattr(state._State, "modules", ())
-    assert "autograder" in integrity._loaded_from([str(KERNEL_DIR.parent)])
+    loaded = integrity._loaded_from([str(KERNEL_DIR.parent)])
+    assert "backprop_lab.kernel" in loaded and "backprop_lab.reference" in loaded
+    # what every notebook imports is not the grader's
+    assert "backprop_lab.coursedata" not in loaded and "backprop_lab" not in loaded
+
+
+def test_the_course_data_is_the_only_part_of_the_package_a_notebook_may_import() -> None:
+    assert integrity.grader_modules(["backprop_lab", "backprop_lab.coursedata",
+                                     "backprop_lab.coursedata.checks", "torch"]) == []  # fmt: skip
+    found = ["backprop_lab.reference.backprop", "backprop_lab.judge", "backprop_lab.judge.score"]
+    assert integrity.grader_modules(found) == ["backprop_lab.judge", "backprop_lab.reference"]
 
 
 def test_the_output_cap_keeps_a_cell_s_first_bytes_and_says_so(

@@ -9,13 +9,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import autograder
+import backprop_lab
 
-PACKAGE = Path(autograder.__file__).parent
-LAYERS = ("course", "plan", "run", "judge", "report", "gradebook", "verbs")
+PACKAGE = Path(backprop_lab.__file__).parent
+# `coursedata` (what notebooks import) and `reference` (the lesson's answers) come first:
+# they import nothing of the grader
+LAYERS = ("coursedata", "reference", "course", "plan", "run", "judge", "report", "gradebook",
+          "verbs")  # fmt: skip
 # besides the layers: the package's own __init__, the options every front end shares, the
 # one grading pipeline that joins the layers, and the kernel's code
-TOP = {"autograder", "autograder.options", "autograder.pipeline"}
+TOP = {"backprop_lab", "backprop_lab.options", "backprop_lab.pipeline"}
 
 
 def _name(path: Path) -> str:
@@ -64,7 +67,7 @@ def layer(module: str) -> int | None:
 
 def test_every_module_is_in_a_layer() -> None:
     loose = {m for m in MODULES if layer(m) is None and m not in TOP
-             and not m.startswith("autograder.kernel")}  # fmt: skip
+             and not m.startswith("backprop_lab.kernel")}  # fmt: skip
     assert not loose, f"modules outside the layers: {sorted(loose)}"
 
 
@@ -108,8 +111,8 @@ def test_no_module_imports_from_a_later_layer() -> None:
 
 def test_the_kernel_imports_nothing_of_the_grader() -> None:
     for m, deps in GRAPH.items():
-        if m.startswith("autograder.kernel"):
-            outside = {d for d in deps if not d.startswith("autograder.kernel")}
+        if m.startswith("backprop_lab.kernel"):
+            outside = {d for d in deps if not d.startswith("backprop_lab.kernel")}
             assert not outside, (m, outside)
 
 
@@ -120,22 +123,26 @@ def test_there_is_no_import_cycle() -> None:
 def test_the_checks_find_an_upward_import_and_a_cycle() -> None:
     """The checks above can fail: on a graph with a judge module importing a verb, and
     two modules importing each other (lazily, as the CLI and the demo once did)."""
-    score, cli, demo = "autograder.judge.score", "autograder.verbs.cli", "autograder.verbs.demo"
+    score, cli, demo = (
+        "backprop_lab.judge.score",
+        "backprop_lab.verbs.cli",
+        "backprop_lab.verbs.demo",
+    )
     bad = {**GRAPH, score: GRAPH[score] | {cli}, demo: {cli}, cli: GRAPH[cli] | {demo}}
-    assert upward(bad) == ["autograder.judge.score -> autograder.verbs.cli"]
-    assert any("autograder.verbs.cli -> autograder.verbs.demo -> autograder.verbs.cli" in c
+    assert upward(bad) == ["backprop_lab.judge.score -> backprop_lab.verbs.cli"]
+    assert any("backprop_lab.verbs.cli -> backprop_lab.verbs.demo -> backprop_lab.verbs.cli" in c
                for c in cycles(bad))  # fmt: skip
     # and the reader sees imports inside functions, not those for type checking
-    assert "autograder.course.table" in imports("autograder.course.oracle")
-    assert "autograder.gradebook.submissions" not in imports("autograder.report.records")
+    assert "backprop_lab.course.table" in imports("backprop_lab.course.oracle")
+    assert "backprop_lab.gradebook.submissions" not in imports("backprop_lab.report.records")
 
 
 def test_every_module_named_for_preloading_exists() -> None:
     """Preloading skips a name that does not import, silently: each must be a module."""
     import importlib
 
-    from autograder.gradebook.workers import WORKER_PRELOAD
-    from autograder.run.forkserver.preload import KERNEL_PRELOAD, PRELOAD
+    from backprop_lab.gradebook.workers import WORKER_PRELOAD
+    from backprop_lab.run.forkserver.preload import KERNEL_PRELOAD, PRELOAD
 
     for name in (*WORKER_PRELOAD, *PRELOAD):
         importlib.import_module(name)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from notebook_tools import SOLUTION, STUB
 
-from autograder.gradebook.batch import grade_submissions
-from autograder.gradebook.submissions import find_submissions
-from autograder.plan.notebook import NotebookError, load_notebook
+from backprop_lab.gradebook.batch import grade_submissions
+from backprop_lab.gradebook.submissions import find_submissions
+from backprop_lab.plan.notebook import NotebookError, load_notebook
 
 
 def _copy(src: Path, dest: Path) -> Path:

@@ -9,9 +9,9 @@ import types
 import pytest
 import torch
 
-import reference
-from autograder.course import EXERCISES, GraderBug, expected_values, make_inputs, oracle
-from autograder.plan.calls import call_key
+from backprop_lab import reference
+from backprop_lab.course import EXERCISES, GraderBug, expected_values, make_inputs, oracle
+from backprop_lab.plan.calls import call_key
 
 
 def every_call():
@@ -45,7 +45,7 @@ def test_without_the_reference_every_expected_value_is_the_same(
 
 
 def test_relu_expects_the_lesson_s_slope_0_at_the_kink_and_allows_0_to_1() -> None:
-    from autograder.course import Case
+    from backprop_lab.course import Case
 
     inputs = make_inputs("relu_grad", Case((4, 6), zeros=True), seed=1, salt="kink")
     (want,) = expected_values("relu_grad", inputs, ("inp.g",)).values()

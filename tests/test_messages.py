@@ -16,14 +16,14 @@ from markdown_it import MarkdownIt  # rich's own Markdown parser
 from notebook_tools import SOLUTION
 from rich.console import Console
 
-from autograder.gradebook.grades import summary_markdown, unscored_results
-from autograder.judge.score import CheckResult, Score
-from autograder.pipeline import GradeResult
-from autograder.plan.notebook import read_notebook, replace_function
-from autograder.report.annotations import annotation
-from autograder.report.feedback import feedback_html, feedback_markdown
-from autograder.report.formats import gradescope_results, markdown_report, print_table
-from autograder.report.markdown import markdown_text
+from backprop_lab.gradebook.grades import summary_markdown, unscored_results
+from backprop_lab.judge.score import CheckResult, Score
+from backprop_lab.pipeline import GradeResult
+from backprop_lab.plan.notebook import read_notebook, replace_function
+from backprop_lab.report.annotations import annotation
+from backprop_lab.report.feedback import feedback_html, feedback_markdown
+from backprop_lab.report.formats import gradescope_results, markdown_report, print_table
+from backprop_lab.report.markdown import markdown_text
 
 # What students' messages hold: code in backticks with brackets and pipes inside, and
 # outside them brackets, stars, underscores, pipes, angle brackets, ampersands, tildes
@@ -115,7 +115,7 @@ def test_markdown_text_escapes_only_what_markdown_would_read() -> None:
 
 
 def _check(notebook: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[str, dict]:
-    from autograder.verbs.cli import main
+    from backprop_lab.verbs.cli import main
 
     out = tmp_path / "results.json"
     assert main(["check", str(notebook), "--json", str(out)]) == 1
@@ -200,8 +200,8 @@ def test_advice_is_its_own_section_once_per_text_and_never_a_failure(tmp_path: P
 
 
 def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
-    from autograder.course import exercises_for
-    from autograder.judge.score import _attributed
+    from backprop_lab.course import exercises_for
+    from backprop_lab.judge.score import _attributed
 
     def check(cell: str, name: str, passed: bool, message="", hint=None, mistake=None):
         return CheckResult(exercise=cell, exercise_title=cell, name=name, max_score=1,
@@ -228,8 +228,8 @@ def test_a_cascade_is_put_down_to_its_cause_and_a_hint_is_given_once() -> None:
 
 
 def test_a_noisy_timing_gives_no_ratio_and_says_why(tmp_path: Path) -> None:
-    from autograder.judge.readback import Speed
-    from autograder.judge.speed import NOISY, ratio_text
+    from backprop_lab.judge.readback import Speed
+    from backprop_lab.judge.speed import NOISY, ratio_text
 
     rows = (("your matmul_einsum", 3e-4, True, False), ("torch.matmul (@)", 2e-5, False, False))
     result = result_with("", tmp_path)
@@ -249,8 +249,8 @@ def test_a_stopped_or_wrong_rung_is_shown_but_never_ranked(tmp_path: Path) -> No
     """A triple loop stopped after 0.3 s is a bound, not a time: beside the lesson's
     measured loops it would look faster than they are. A rung with a wrong answer (a
     `return` inside the loop, fast because it stops early) is no rung of the ladder."""
-    from autograder.judge.readback import Speed
-    from autograder.judge.speed import ladder
+    from backprop_lab.judge.readback import Speed
+    from backprop_lab.judge.speed import ladder
 
     rows = (("your matmul_loops", 0.3, True, True),
             ("your matmul_elementwise", 0.077, True, False),
@@ -281,9 +281,9 @@ def test_a_stopped_or_wrong_rung_is_shown_but_never_ranked(tmp_path: Path) -> No
 def test_the_2019_shifted_relu_is_recognised() -> None:
     import torch
 
-    from autograder.course import Expected
-    from autograder.judge.mistakes import Observation, diagnose
-    from autograder.judge.readback import Value
+    from backprop_lab.course import Expected
+    from backprop_lab.judge.mistakes import Observation, diagnose
+    from backprop_lab.judge.readback import Value
 
     gen = torch.Generator().manual_seed(0)
     t = {k: torch.randn(*shape, generator=gen, dtype=torch.float64) for k, shape in

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from catalogue_cases import CASES, CatalogueCase, tensor
 
-from autograder.course import EXERCISES, PROTOCOLS, Case, expected_values, make_inputs
-from autograder.judge.mistakes import CATALOGUE, Observation, diagnose, observe
-from autograder.judge.readback import Value
+from backprop_lab.course import EXERCISES, PROTOCOLS, Case, expected_values, make_inputs
+from backprop_lab.judge.mistakes import CATALOGUE, Observation, diagnose, observe
+from backprop_lab.judge.readback import Value
 
 # Each family's example: small inputs, no two sizes equal, so that a transposed or
 # unsummed result has the wrong shape and a square one cannot hide it.

@@ -4,8 +4,8 @@ left-over debuggers, a known bug) graded by every path a course uses:
 - `nbgrader autograde`, the notebooks' own test cells;
 - `autograde grade`;
 - the pytest form,
-  `pytest --pyargs autograder.verbs.grading --autograde-notebook NB --junitxml ...`;
-- Gradescope's `run_autograder` (`python -m autograder.verbs.gradescope` on an /autograder tree).
+  `pytest --pyargs backprop_lab.verbs.grading --autograde-notebook NB --junitxml ...`;
+- Gradescope's `run_autograder` (`python -m backprop_lab.verbs.gradescope` on an /autograder tree).
 A right answer gets full marks from each; a wrong one loses the same exercises in each
 (nbgrader's all-or-nothing test cells may cost more points, never other exercises), and
 the three paths that share the exercise table agree to the point. nbgrader also gives
@@ -39,9 +39,9 @@ from right_answers import (
     WEIGHTS_AS_PARAMETERS,
 )
 
-from autograder.course import exercises_for
-from autograder.options import DEFAULT_SEED
-from autograder.verbs.gradescope import CONFIG, BundleConfig
+from backprop_lab.course import exercises_for
+from backprop_lab.options import DEFAULT_SEED
+from backprop_lab.verbs.gradescope import CONFIG, BundleConfig
 
 # one worker generates the course and grades the session's class, shared with
 # test_grader_mistakes.py and test_assignments.py (tests/conftest.py)
@@ -250,7 +250,7 @@ def students_read(item: pytest.Item) -> set[str]:
 @pytest.fixture(scope="module")
 def autograded(course_class) -> dict[tuple[str, str], dict[str, int]]:
     """`autograde grade` on the class: points per exercise."""
-    from autograder.gradebook.grades import read_grades_csv
+    from backprop_lab.gradebook.grades import read_grades_csv
 
     points = {}
     for row in read_grades_csv(course_class.out / "grades.csv"):
@@ -264,7 +264,7 @@ def autograded(course_class) -> dict[tuple[str, str], dict[str, int]]:
 def _run_pytest_form(notebook: Path, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "autograder.verbs.grading",
+        [sys.executable, "-m", "pytest", "--pyargs", "backprop_lab.verbs.grading",
          "--autograde-notebook", str(notebook), f"--junitxml={folder / 'junit.xml'}", "-p",
          "no:cacheprovider", "-q"],
         cwd=folder, capture_output=True, text=True, timeout=600,
@@ -279,8 +279,9 @@ def _run_gradescope(notebook: Path, assignment: str, root: Path) -> dict:
     (root / "source" / CONFIG).write_text(json.dumps(asdict(config)))
     (root / "submission").mkdir()
     shutil.copy(notebook, root / "submission" / notebook.name)
-    subprocess.run([sys.executable, "-I", "-m", "autograder.verbs.gradescope", "--root", str(root)],
-                   capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    subprocess.run([sys.executable, "-I", "-m", "backprop_lab.verbs.gradescope",
+                    "--root", str(root)], capture_output=True, text=True, timeout=600,
+                   check=True)  # fmt: skip
     return json.loads((root / "results" / "results.json").read_text())
 
 

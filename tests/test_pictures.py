@@ -10,7 +10,7 @@ import pytest
 from browser_tools import strong_colours
 from PIL import Image
 
-from autograder.report.pictures import (
+from backprop_lab.report.pictures import (
     REFERENCE_COLOUR,
     STUDENT_COLOUR,
     TORCH_LABEL,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.options import SHARED_FLAGS
+from backprop_lab.options import SHARED_FLAGS
 
 CONFTEST = """
 def pytest_addoption(parser):
@@ -79,7 +79,7 @@ def test_each_flag_is_declared_once_with_the_options_default() -> None:
     """The CLI and the pytest form read one list; a flag's default is its Options field's."""
     from dataclasses import fields
 
-    from autograder.options import Options, options_from, resolve_seed
+    from backprop_lab.options import Options, options_from, resolve_seed
 
     defaults = {f.name: f.default for f in fields(Options)}
     for f in SHARED_FLAGS:
@@ -92,8 +92,8 @@ def test_each_flag_is_declared_once_with_the_options_default() -> None:
 
 
 def test_the_pytest_form_sets_every_limit_the_cli_sets(tmp_path: Path) -> None:
-    from autograder.verbs.grading.test_checks import _options
-    from autograder.verbs.plugin import _dest
+    from backprop_lab.verbs.grading.test_checks import _options
+    from backprop_lab.verbs.plugin import _dest
 
     given = {"notebook": str(tmp_path / "nb.ipynb"), "cell-timeout": 7.0,
              "memory-limit": 512, "notebook-timeout": 60.0, "call-timeout": 2.0,

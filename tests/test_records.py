@@ -8,9 +8,9 @@ from pathlib import Path
 
 from grading_tools import validate_gradescope
 
-from autograder.gradebook.grades import grades_rows, summary_markdown
-from autograder.options import Options
-from autograder.report.records import (
+from backprop_lab.gradebook.grades import grades_rows, summary_markdown
+from backprop_lab.options import Options
+from backprop_lab.report.records import (
     CheckRecord,
     Record,
     Submitted,
@@ -74,7 +74,7 @@ def test_gradebook_reads_records_or_their_json() -> None:
 
 
 def test_only_signed_records_of_the_same_grading_are_reused(tmp_path: Path) -> None:
-    from autograder import __version__
+    from backprop_lab import __version__
 
     record = Record(**{**GRADED.__dict__, "grader_version": __version__})
     saved = save(tmp_path, "ann/backprop", record)

@@ -21,7 +21,7 @@ from reference_checks import (
     submodule,
 )
 
-import reference
+from backprop_lab import reference
 
 DEVICES = [
     "cpu",

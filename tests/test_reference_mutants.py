@@ -1,7 +1,7 @@
 """The test of the tests: the properties of `test_reference.py` fail on broken references.
 
 Each mutant is one mistake students of the lesson make (as the grader's hints name them), patched
-into `reference.backprop`, `reference.matmul` or `reference.modules` with monkeypatch.
+into `backprop_lab.reference`'s `backprop`, `matmul` or `modules` with monkeypatch.
 `forward_and_backward` and the classes call the module-level functions, so a patched
 `lin_grad` reaches them too. Every (mutant, property) pair below must raise the
 AssertionError the property raises for a wrong result; a pair that passes means the
@@ -25,7 +25,7 @@ from reference_checks import (
 )
 from torch import Tensor
 
-import reference
+from backprop_lab import reference
 
 # --- lin_grad -----------------------------------------------------------------------------
 

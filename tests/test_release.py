@@ -22,14 +22,14 @@ import pytest
 import yaml
 from notebook_tools import ROOT, SOLUTION, STUB, edited, mse_grad
 
-import reference
-from autograder.verbs.assignments import (
+from backprop_lab import reference
+from backprop_lab.verbs.assignments import (
     HIDDEN_TEST_MARKERS,
     SOLUTION_MARKERS,
     _regions,
     find_leaks,
 )
-from autograder.verbs.cli import main
+from backprop_lab.verbs.cli import main
 
 # the release is built once, and its student venv made once: one worker runs these tests
 pytestmark = pytest.mark.xdist_group("release")
@@ -138,8 +138,10 @@ def test_the_release_holds_the_student_course_and_nothing_else(release: Path) ->
         got = (release / "assignments" / name / f"{name}.ipynb").read_bytes()
         assert got == STUB[name].read_bytes()
     with zipfile.ZipFile(wheel(release)) as z:
-        tops = {n.split("/")[0] for n in z.namelist() if ".dist-info/" not in n}
-        assert tops == {"autograder", "coursedata"}, tops  # no `reference`
+        names = [n for n in z.namelist() if ".dist-info/" not in n]
+        assert {n.split("/")[0] for n in names} == {"backprop_lab"}, names  # one namespace
+        assert "backprop_lab/coursedata/__init__.py" in names
+        assert not [n for n in names if n.startswith("backprop_lab/reference/")]  # no answers
     assert f"./grader/{wheel(release).name}" in (release / "requirements.txt").read_text()
 
 
@@ -175,7 +177,7 @@ def test_nothing_in_the_gradescope_bundle_gives_an_answer_away(
         assert [f for f in leaks(folder, secrets) if not f.startswith("course_tests.json:")] == []
         [whl] = folder.glob("*.whl")
         with zipfile.ZipFile(whl) as z:
-            assert not [n for n in z.namelist() if n.startswith("reference/")]
+            assert not [n for n in z.namelist() if n.startswith("backprop_lab/reference/")]
 
 
 def test_every_graded_function_is_searched_for(secrets: set[str]) -> None:
@@ -186,12 +188,12 @@ def test_every_graded_function_is_searched_for(secrets: set[str]) -> None:
 
 def test_the_search_finds_answers_where_they_are(secrets: set[str], tmp_path: Path) -> None:
     """The instructor's repository holds them: the search above would see a leak."""
-    for folder in ("reference", "solutions"):
+    for folder in ("backprop_lab/reference", "solutions"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     found = leaks(tmp_path, secrets)
-    assert "reference/backprop.py: 'inp.g = out.g @ w.t()'" in found
-    assert "reference/matmul.py: 'c[i, j] += a[i, k] * b[k, j]'" in found
-    assert "reference/modules.py: 'relu_grad(self.inp, self.out)'" in found
+    assert "backprop_lab/reference/backprop.py: 'inp.g = out.g @ w.t()'" in found
+    assert "backprop_lab/reference/matmul.py: 'c[i, j] += a[i, k] * b[k, j]'" in found
+    assert "backprop_lab/reference/modules.py: 'relu_grad(self.inp, self.out)'" in found
     hidden = 'check_close(f"matmul(a, b) for float64 {shape_a} @ {shape_b}", matmul(a, b), a @ b)'
     assert f"solutions/matmul/matmul.ipynb: {hidden!r}" in found
 
@@ -204,7 +206,7 @@ def test_the_workflow_gives_feedback_and_holds_no_secret(release: Path) -> None:
     job = flow["jobs"]["run-autograding-tests"]
     assert job["name"] == "Autograding Tests"  # the check run the reporter looks for
     run = "\n".join(s.get("run", "") for s in job["steps"])
-    assert "python -m autograder.verbs.classroom" in run and "--json" in run
+    assert "python -m backprop_lab.verbs.classroom" in run and "--json" in run
     [reporter] = [s for s in job["steps"] if "autograding-grading-reporter" in s.get("uses", "")]
     assert reporter["with"]["runners"] == "autograde"
     assert reporter["env"]["AUTOGRADE_RESULTS"] == "${{ steps.autograde.outputs.results }}"
@@ -261,13 +263,13 @@ def student_env() -> dict[str, str]:
 
 
 def run_student(python: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([python, "-m", "autograder.verbs.cli", *args], capture_output=True,
+    return subprocess.run([python, "-m", "backprop_lab.verbs.cli", *args], capture_output=True,
                           text=True, timeout=600, env=student_env(), cwd=python.parent)  # fmt: skip
 
 
 def test_the_student_install_has_no_reference(student_python: Path) -> None:
-    probe = ("import importlib.util, autograder; from autograder.course import hand_written; "
-             "print(autograder.__file__, importlib.util.find_spec('reference'), "
+    probe = ("import importlib.util, backprop_lab; from backprop_lab.course import hand_written; "
+             "print(backprop_lab.__file__, importlib.util.find_spec('backprop_lab.reference'), "
              "hand_written())")  # fmt: skip
     done = subprocess.run([student_python, "-c", probe], capture_output=True, text=True,
                           env=student_env(), cwd=student_python.parent, check=True)  # fmt: skip
@@ -297,9 +299,9 @@ def test_the_student_install_grades_as_the_instructor_s(
 # execs it scored 15/15. Where students' code runs there is no such file to find.
 EXEC_THE_REFERENCE = """
 import glob, sys
-found = [p for d in sys.path for p in glob.glob(d + "/reference/backprop.py")]
+found = [p for d in sys.path for p in glob.glob(d + "/backprop_lab/reference/backprop.py")]
 if not found:
-    raise FileNotFoundError("no reference/backprop.py anywhere on sys.path")
+    raise FileNotFoundError("no backprop_lab/reference/backprop.py anywhere on sys.path")
 answers = {}
 exec(open(found[0]).read(), answers)
 answers["mse_grad"](inp, targ)
@@ -317,5 +319,5 @@ def test_a_notebook_that_execs_the_installed_reference_finds_none(
     results = json.loads((tmp_path / "r.json").read_text())
     mse = [t for t in results["tests"] if t["name"].startswith("mse_grad")]
     assert mse and all(t["score"] == 0 for t in mse), mse
-    assert any("no reference/backprop.py" in t["output"] for t in mse), mse
+    assert any("no backprop_lab/reference/backprop.py" in t["output"] for t in mse), mse
     assert results["score"] < 15

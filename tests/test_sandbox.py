@@ -1,4 +1,4 @@
-"""The operating-system sandbox (autograder/run/sandbox/), attacked directly: a process
+"""The operating-system sandbox (backprop_lab/run/sandbox/), attacked directly: a process
 enters it exactly as a kernel does, then tries what a hostile notebook would. Each test
 asserts the outcome outside the sandbox too (the victim file unchanged, the listener
 never reached, no process left), not only the error seen inside. No kernel is started:
@@ -22,12 +22,12 @@ import pytest
 from notebook_tools import ROOT
 from process_tools import processes_with
 
-from autograder.options import GradingError, Options, check_sandbox
-from autograder.run import sandbox
+from backprop_lab.options import GradingError, Options, check_sandbox
+from backprop_lab.run import sandbox
 
 ATTEMPT = """
-import json, os, sys
-from autograder.run import sandbox
+import importlib, json, os, sys
+from backprop_lab.run import sandbox
 layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 results = {"layers": layers}
 def attempt(name, f):
@@ -49,7 +49,8 @@ def run_inside(
     scratch.mkdir()
     sockets.mkdir(mode=0o700)
     policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets),
-                            read=sandbox.kernel_reads(), memory_mb=limits.pop("memory_mb", 1024),
+                            read=sandbox.kernel_reads(), listable=sandbox.kernel_lists(),
+                            memory_mb=limits.pop("memory_mb", 1024),
                             found=found, **limits)  # fmt: skip
     script = ATTEMPT + textwrap.dedent(body) + '\nprint("RESULTS" + json.dumps(results))\n'
     env = {**os.environ, "POLICY": json.dumps(policy), "AUTOGRADE_SOCKETS": f"{sockets}/k"}
@@ -110,17 +111,20 @@ def test_reads_only_what_a_notebook_needs(tmp_path: Path, sandboxed: dict) -> No
         tmp_path,
         f"""
 attempt("solutions", lambda: open({str(ROOT / "solutions/backprop/backprop.ipynb")!r}).read(10))
-attempt("reference", lambda: __import__("reference"))
+attempt("reference", lambda: __import__("backprop_lab.reference"))
+attempt("answers", lambda: open({str(ROOT / "backprop_lab/reference/backprop.py")!r}).read(10))
+attempt("grader", lambda: open({str(ROOT / "backprop_lab/verbs/cli.py")!r}).read(10))
 attempt("classmate", lambda: open({str(classmate)!r}).read())
 attempt("home", lambda: os.listdir(os.path.expanduser("~root")))
 attempt("repository", lambda: os.listdir({str(ROOT)!r}))
-attempt("coursedata", lambda: __import__("coursedata").get_data().x_train.shape)
+attempt("coursedata", lambda: importlib.import_module("backprop_lab.coursedata").get_data().x_train
+        .shape)
 attempt("torch", lambda: float(__import__("torch").ones(3).sum()))
 """,
     )
-    refused(r, "solutions", "reference", "classmate", "home")
-    # the repository's folder is refused, or (under a writable /tmp) holds the data alone
-    assert r["repository"][0] == "refused" or r["repository"][1] == "['coursedata']"
+    refused(r, "solutions", "reference", "answers", "grader", "classmate", "home")
+    # the repository's folder is refused, or (under a writable /tmp) holds the package alone
+    assert r["repository"][0] == "refused" or r["repository"][1] == "['backprop_lab']"
     assert r["coursedata"][0] == "done" and r["torch"] == ["done", "3.0"]
 
 
@@ -301,7 +305,7 @@ def test_a_machine_without_a_sandbox_says_so(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_cli_warns_on_every_run_and_refuses_when_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from autograder.verbs.cli import main
+    from backprop_lab.verbs.cli import main
 
     monkeypatch.setattr(sandbox.probing, "_PROBED", {"namespaces": False, "landlock": 0})
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # an ordinary user's grader
@@ -322,7 +326,8 @@ def test_sigint_reaches_the_kernel_not_its_stand_in(tmp_path: Path, sandboxed: d
     scratch.mkdir()
     sockets.mkdir()
     policy = sandbox.policy(scratch=str(scratch), sockets=str(sockets),
-                            read=sandbox.kernel_reads(), memory_mb=None)  # fmt: skip
+                            read=sandbox.kernel_reads(), listable=sandbox.kernel_lists(),
+                            memory_mb=None)  # fmt: skip
     script = ATTEMPT + textwrap.dedent("""
         import signal, time
         got = []

@@ -18,8 +18,8 @@ import pytest
 from notebook_tools import ROOT
 from test_sandbox import run_inside
 
-from autograder.run import forkserver, sandbox
-from autograder.run.forkclient import ask, read_token
+from backprop_lab.run import forkserver, sandbox
+from backprop_lab.run.forkclient import ask, read_token
 
 FOUND = sandbox.probe()
 ABI = FOUND["landlock"]
@@ -53,6 +53,7 @@ def grading_folders(found: dict, read: list[str] | None = None, **limits) -> tup
     limits.setdefault("memory_mb", 1024)
     policy = sandbox.policy(scratch=str(folders / "nb"), sockets=str(folders / "k"),
                             read=sandbox.kernel_reads() if read is None else read,
+                            listable=sandbox.kernel_lists(),
                             found=found, **limits)  # fmt: skip
     return folders, policy
 
@@ -215,7 +216,7 @@ def test_the_fork_server_refuses_a_stranger_and_a_sandboxed_peer(server, tmp_pat
     script = f"""
 import ctypes, json, os, socket, struct, sys
 sys.path[:0] = {[str(ROOT), str(ROOT / "tests")]!r}
-from autograder.run.forkclient import ask, read_token
+from backprop_lab.run.forkclient import ask, read_token
 libc = ctypes.CDLL(None, use_errno=True)
 prog = struct.pack("HBBI", 6, 0, 0, 0x7FFF0000)
 buf = ctypes.create_string_buffer(prog)
@@ -244,7 +245,7 @@ print(json.dumps(reply))
 def test_seccomp_filter_is_what_the_docstring_says() -> None:
     """The filter, instruction by instruction, refuses each listed call on this
     architecture and lets an ordinary one through (checked by interpreting it)."""
-    from autograder.run.sandbox import seccomp
+    from backprop_lab.run.sandbox import seccomp
 
     if not seccomp.supported():
         pytest.skip("no seccomp filter for this architecture")
@@ -295,7 +296,7 @@ def test_seccomp_filter_is_what_the_docstring_says() -> None:
 
 TREE_BOMB = """
 import json, mmap, os, sys, time
-from autograder.run import sandbox
+from backprop_lab.run import sandbox
 sandbox.enter(json.loads(os.environ["POLICY"]))
 shared = mmap.mmap(-1, 700 << 20)  # shared memory: RLIMIT_DATA does not count it
 for _ in range(700):
@@ -318,7 +319,7 @@ def test_memory_is_limited_over_the_whole_tree(mode, tmp_path: Path) -> None:
 
     from process_tools import processes_with
 
-    from autograder.run.sandbox.keeper import stop_note
+    from backprop_lab.run.sandbox.keeper import stop_note
 
     found = MODES[mode]
     if not _available(found):
@@ -346,7 +347,7 @@ def test_a_root_grader_without_walls_says_so_before_grading(
     import shutil
     import tempfile
 
-    from autograder.options import GradingError, Options, check_sandbox
+    from backprop_lab.options import GradingError, Options, check_sandbox
 
     base = Path(tempfile.mkdtemp(prefix="autograde-test-", dir=sandbox.host_folder()))
     private, public = base / "private" / "python", base / "public" / "python"
@@ -376,7 +377,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 AS_NOBODY = """
 import json, os, sys
 sys.path.insert(0, REPO)
-from autograder.run.sandbox import enter
+from backprop_lab.run.sandbox import enter
 layers = enter(json.loads(os.environ["POLICY"]))
 open("mine.txt", "w").write("x")
 caps = [ln for ln in open("/proc/self/status") if ln.startswith("CapEff")][0].split()[1]
@@ -394,14 +395,14 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
     notebook runs as nobody, with no group and no capability."""
     import subprocess
 
-    from autograder.run.sandbox.system import others_can_read
+    from backprop_lab.run.sandbox.system import others_can_read
 
     found = MODES[mode]
     if not _available(found) or not os.path.exists(SYSTEM_PYTHON):
         pytest.skip(f"no {SYSTEM_PYTHON}, or this machine cannot simulate {mode}")
-    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
+    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "backprop_lab"))):
         pytest.skip("the system's Python or this checkout is not readable by every user")
-    folders, policy = grading_folders(found, read=[str(ROOT / "autograder")])
+    folders, policy = grading_folders(found, read=[str(ROOT / "backprop_lab")])
     try:
         out = subprocess.run(
             [SYSTEM_PYTHON, "-I", "-S", "-c", f"REPO = {str(ROOT)!r}\n" + AS_NOBODY],
@@ -422,8 +423,8 @@ def test_a_root_grader_s_notebook_is_nobody_where_nobody_can_read_python(
 
 REFUSED_FOR_REAL = """
 import ctypes, errno, json, os, sys
-from autograder.run import sandbox
-from autograder.run.sandbox import seccomp
+from backprop_lab.run import sandbox
+from backprop_lab.run.sandbox import seccomp
 layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 libc = ctypes.CDLL(None, use_errno=True)
 col = 0 if os.uname().machine == "x86_64" else 1
@@ -445,7 +446,7 @@ def test_every_refused_call_is_refused_by_the_kernel(mode: str) -> None:
     import subprocess
     import sys
 
-    from autograder.run.sandbox import seccomp
+    from backprop_lab.run.sandbox import seccomp
 
     found = MODES[mode]
     if not _available(found) or not seccomp.supported():
@@ -474,9 +475,9 @@ def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: 
 
     from test_sandbox import ATTEMPT
 
-    from autograder.run.sandbox.system import NOBODY, others_can_read
+    from backprop_lab.run.sandbox.system import NOBODY, others_can_read
 
-    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "autograder"))):
+    if not (others_can_read(SYSTEM_PYTHON) and others_can_read(str(ROOT / "backprop_lab"))):
         pytest.skip("the system's Python or this checkout is not readable by every user")
     found = {"namespaces": False, "landlock": 0}
     folders, policy = grading_folders(found, read=[])
@@ -513,7 +514,7 @@ def test_neither_layer_as_an_ordinary_user_holds_what_the_readme_says(tmp_path: 
 
 ROOTLESS = """
 import json, os, sys
-from autograder.run import sandbox
+from backprop_lab.run import sandbox
 try:
     layers = sandbox.enter(json.loads(os.environ["POLICY"]))
 except sandbox.SandboxError as e:

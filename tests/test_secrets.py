@@ -19,7 +19,7 @@ import pytest
 from grading_tools import full_marks
 from notebook_tools import ROOT, SOLUTION
 
-from autograder.options import DEFAULT_SEED
+from backprop_lab.options import DEFAULT_SEED
 
 # Run in the mse_grad answer cell (the clean room runs it): everything of the grader's
 # environment and memory the notebook's process can find, raised as the cell's error so
@@ -95,7 +95,7 @@ def test_the_grader_s_memory_stays_out(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os
         from pathlib import Path
-        from autograder.pipeline import Options, grade
+        from backprop_lab.pipeline import Options, grade
 
         HELD = {{"token": {token!r}}}  # the grader's own state, as options and keys are
         os.environ["AUTOGRADE_TEST_SECRET"] = HELD["token"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.course import get
-from autograder.kernel.recipes import call_recipe
+from backprop_lab.course import get
+from backprop_lab.kernel.recipes import call_recipe
 
 OLD = torch.zeros(1)  # what a default bound at definition would hold
 SOURCES = {

@@ -106,7 +106,7 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     _add_hidden_test(course, before="before * 2")
     # 2. Generate, as the README says
     typed(term, "python", "-m", "nbgrader", "generate_assignment", "backprop", "--force")
-    shutil.copy(course / "assignments/backprop/backprop.ipynb", course / "autograder/released/")
+    shutil.copy(course / "assignments/backprop/backprop.ipynb", course / "backprop_lab/released/")
     # 3. Verify: the slip fails the instructor's own solution
     out = typed(term, "autograde", "verify", ok=(1,))
     assert "BAD solution   solutions/backprop/backprop.ipynb: 13/15" in out, out

@@ -1,2 +1,0 @@
-"""Grading checks as pytest tests:
-`pytest --pyargs autograder.verbs.grading --autograde-notebook NB`."""

@@ -1,0 +1,2 @@
+"""Grading checks as pytest tests:
+`pytest --pyargs backprop_lab.verbs.grading --autograde-notebook NB`."""
