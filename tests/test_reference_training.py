@@ -14,11 +14,10 @@ import torch.nn.functional as F
 from reference_checks import as64, assert_matches, autograd, masked_relu, unchanged
 from torch import Tensor
 
-import coursedata
-import reference
-import reference.backprop
-import reference.training
-from reference.__main__ import main
+import backprop_lab.reference.backprop
+import backprop_lab.reference.training
+from backprop_lab import coursedata, reference
+from backprop_lab.reference.__main__ import main
 
 DEVICES = [
     "cpu",
@@ -31,8 +30,8 @@ DEVICES = [
 ]
 DTYPES = [torch.float32, torch.float64]
 # The real functions, kept before any test monkeypatches their modules.
-LIN_GRAD = reference.backprop.lin_grad
-CROSS_ENTROPY_GRAD = reference.training.cross_entropy_grad
+LIN_GRAD = backprop_lab.reference.backprop.lin_grad
+CROSS_ENTROPY_GRAD = backprop_lab.reference.training.cross_entropy_grad
 # (N, C): a batch of one, non-square both ways, two classes, the digits' ten.
 SHAPES = [(1, 3), (5, 3), (3, 7), (4, 2), (16, 10)]
 
@@ -299,7 +298,7 @@ def test_fit_clears_gradients_between_steps(monkeypatch: pytest.MonkeyPatch) -> 
     # step's gradient its own batch's. Three steps (the last a partial batch of 1).
     x, y, params = small_problem()
     want, want_losses = sgd_by_autograd(params, x, y, lr=0.3, bs=3)
-    monkeypatch.setattr(reference.backprop, "lin_grad", accumulating_lin_grad)
+    monkeypatch.setattr(backprop_lab.reference.backprop, "lin_grad", accumulating_lin_grad)
 
     # The control: the same steps without clearing do drift from the fresh-gradient SGD,
     # so the comparison below can fail.
@@ -362,7 +361,7 @@ def test_training_on_the_digits_lowers_the_loss_and_learns() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# python -m reference, and the exports
+# python -m backprop_lab.reference, and the exports
 # ---------------------------------------------------------------------------------------
 
 
@@ -384,7 +383,7 @@ def test_main_fails_when_the_cross_entropy_gradient_is_wrong(capsys, monkeypatch
         CROSS_ENTROPY_GRAD(inp, targ)
         inp.g = inp.g * inp.shape[0]  # summed over the batch instead of averaged
 
-    monkeypatch.setattr(reference.training, "cross_entropy_grad", without_the_mean)
+    monkeypatch.setattr(backprop_lab.reference.training, "cross_entropy_grad", without_the_mean)
     assert main([]) == 1
     out = capsys.readouterr().out
     assert "cross-entropy DIFFERS from autograd" in out
@@ -392,7 +391,7 @@ def test_main_fails_when_the_cross_entropy_gradient_is_wrong(capsys, monkeypatch
 
 
 def test_exports_are_the_training_module_s_objects() -> None:
-    training = reference.training
+    training = backprop_lab.reference.training
     for name in training.__all__:
         assert getattr(reference, name) is getattr(training, name), name
         assert name in reference.__all__, name

@@ -6,7 +6,7 @@ Tensor does not declare: hence each `type: ignore[attr-defined]`), never uses au
 and creates nothing on another device or in another dtype than its inputs.
 
 The functions call one another by their module-level names, so a monkeypatched
-`reference.training.cross_entropy_grad` reaches `CrossEntropy`, `Classifier` and `fit`.
+`backprop_lab.reference.training.cross_entropy_grad` reaches `CrossEntropy`, `Classifier` and `fit`.
 """
 
 from __future__ import annotations
@@ -144,9 +144,9 @@ def init_params(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """w1, b1, w2, b2 for `Classifier`, initialised as `python -m reference` does the MLP:
-    Kaiming (std sqrt(2 / fan_in)) for the layer a relu follows, 1 / sqrt(fan_in) for the
-    output layer, zero biases."""
+    """w1, b1, w2, b2 for `Classifier`, initialised as `python -m backprop_lab.reference`
+    does the MLP: Kaiming (std sqrt(2 / fan_in)) for the layer a relu follows,
+    1 / sqrt(fan_in) for the output layer, zero biases."""
     # Drawn and scaled in float32 on the CPU (the generator's device), then converted: one
     # seed gives the same values on every device, and float64 parameters hold exactly the
     # float32 ones (a float64 reference run starts where a float32 one does; randn drawn
