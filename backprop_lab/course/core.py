@@ -50,7 +50,9 @@ class GraderBug(RuntimeError):
 class Case:
     """One set of inputs. `dims` is read by the check's protocol's maths: matmul
     (ar, ac, bc); mse (N,); relu (rows, cols); lin (N, n_in, n_out); network
-    (N, n_in, n_hidden)."""
+    (N, n_in, n_hidden); cross-entropy (N, classes); training (N, n_in, n_hidden,
+    classes, batch size, epochs). `variant` is a family's own kind of input, named as it
+    reads in a check ("logits of +-1000", "labels shaped (N, 1)")."""
 
     dims: tuple[int, ...]
     dtype: str = "float32"
@@ -58,12 +60,14 @@ class Case:
     # matrices as non-contiguous views (a transpose's strides), as `x.t()` or a slice
     # gives them: code written with `.view` fails on them
     strided: bool = False
+    variant: str = ""
 
     @property
     def name(self) -> str:
         sizes = " x ".join(str(d) for d in self.dims)
         return (f"{sizes}, {self.dtype}" + (", with exact zeros" if self.zeros else "")
-                + (", non-contiguous" if self.strided else ""))  # fmt: skip
+                + (", non-contiguous" if self.strided else "")
+                + (f", {self.variant}" if self.variant else ""))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import lin, matmul, mse, network, relu
+from . import crossentropy, lin, matmul, mse, network, relu, training
 from .core import Exercise, Maths, Protocol
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # In the order of the notebooks: an assignment's exercises are listed in this order.
-FAMILIES: tuple[ModuleType, ...] = (matmul, mse, relu, lin, network)
+FAMILIES: tuple[ModuleType, ...] = (matmul, mse, relu, lin, network, crossentropy, training)
 
 EXERCISES: tuple[Exercise, ...] = tuple(e for f in FAMILIES for e in f.EXERCISES)
 ASSIGNMENTS: tuple[str, ...] = tuple(dict.fromkeys(e.assignment for e in EXERCISES))

@@ -25,6 +25,11 @@ class Recipe:
     same `init` tensors. `replaced` names attributes (`self.w`) that must still be the
     tensors given to `init`.
 
+    "function" also takes `groups`, arguments that are lists of inputs (fit's `params`:
+    w1, b1, w2, b2), and `scalars`, inputs given as Python numbers by keyword (fit's lr,
+    epochs, bs); `updated` names inputs whose values after the call are compared, under
+    their own names (the parameters fit updates in place).
+
     Both: the values compared are "return", `call_value`, and `name.g` (and `name.grad`)
     for each of `grads`. With `twice`, the call runs a second time and is graded on the
     second (a gradient set, not added to; a model that reverses its layers in place).
@@ -42,6 +47,9 @@ class Recipe:
     replaced: tuple[str, ...] = ()
     twice: bool = True
     timed: bool = False
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    scalars: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in RECIPE_KINDS:
@@ -68,4 +76,17 @@ class Recipe:
             replaced=names("replaced"),
             twice=bool(data.get("twice", True)),
             timed=bool(data.get("timed", False)),
+            groups=tuple(
+                (str(g), tuple(str(n) for n in members)) for g, members in data.get("groups", ())
+            ),
+            scalars=names("scalars"),
+            updated=names("updated"),
         )
+
+    def inputs(self) -> set[str]:
+        """Every input the recipe reads."""
+        grouped = dict(self.groups)
+        named = {m for a in self.args for m in grouped.get(a, (a,))}
+        return (named | set(self.grads) | {x for pair in self.set_g for x in pair}
+                | set(self.globals) | set(self.init) | set(self.scalars) | set(self.updated)
+                | ({self.out_g} if self.out_g else set()))  # fmt: skip

@@ -96,11 +96,19 @@ def _function(recipe, fn, t, ns):
     scope.update({k: t[k] for k in recipe.globals})
     by_name = _by_name(fn, recipe.globals) if recipe.globals else []
 
+    groups = dict(recipe.groups)
+
     def call():
         for tensor, grad in recipe.set_g:
             t[tensor].g = t[grad]
-        ret = fn(*(t[a] for a in recipe.args), **{k: t[k] for k in by_name})
-        return _with_grads({"return": ret}, {k: t[k] for k in recipe.grads})
+        args = [[t[m] for m in groups[a]] if a in groups else t[a] for a in recipe.args]
+        numbers = {k: t[k].item() for k in recipe.scalars}
+        ret = fn(*args, **{k: t[k] for k in by_name}, **numbers)
+        values = _with_grads({"return": ret}, {k: t[k] for k in recipe.grads})
+        # the caller's own tensors, as the call left them: an update that rebinds a name
+        # (`p = p - lr * p.g`) leaves them as they were
+        values.update({k: t[k].detach().clone() for k in recipe.updated})
+        return values
 
     try:
         # the same tensors again: `.g` set, not added to

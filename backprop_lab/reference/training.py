@@ -99,10 +99,11 @@ def cross_entropy_grad(inp: Tensor, targ: Tensor) -> None:
 
 
 def accuracy(out: Tensor, targ: Tensor) -> Tensor:
-    """The fraction of rows whose largest logit is at the label, as a float32 scalar."""
+    """The fraction of rows whose largest logit is at the label, as a scalar of the logits'
+    dtype (float32 for the lesson's)."""
     # argmax of logits = argmax of probabilities (softmax is increasing), so no softmax.
-    # .float() before .mean(): the mean of a bool tensor is an error.
-    return (out.argmax(-1) == _labels(out, targ)).float().mean()
+    # A float before .mean(): the mean of a bool tensor is an error.
+    return (out.argmax(-1) == _labels(out, targ)).to(out.dtype).mean()
 
 
 class CrossEntropy:
