@@ -35,6 +35,7 @@ class CatalogueCase:
     dtype: str = "float32"  # the inputs'
     device: str = "cpu"  # where the inputs were
     id: str = ""  # the test's id, where one entry has several cases
+    variant: str = ""  # the case's variant (Case.variant: "logits of +-1000")
 
 
 def raised(kind: str, message: str = "", line: str | None = None, **extra: Any) -> dict:
@@ -58,7 +59,109 @@ def shifted_relu_grads(x: Tensors) -> Tensors:
 
 NO_ATTRIBUTE_G = "'Tensor' object has no attribute 'g'"
 
+
+def naive_log_softmax(x: Tensor) -> Tensor:
+    """The lesson's first log_softmax, from the definition: inf and NaN on large logits."""
+    return (x.exp() / x.exp().sum(-1, keepdim=True)).log()
+
+
+def sgd(x: Tensors, piled: bool) -> Tensors:
+    """fit's parameters after SGD from fresh gradients, or with every step's gradients
+    summed (`piled`), as a `.g +=` that is never cleared gives."""
+    from backprop_lab.course import lesson
+
+    names = ("w1", "b1", "w2", "b2")
+    params, kept = [x[k] for k in names], [torch.zeros_like(x[k]) for k in names]
+    xs, ys, lr, bs = x["x_train"], x["y_train"].long(), x["lr"].item(), int(x["bs"].item())
+    for _ in range(int(x["epochs"].item())):
+        for i in range(0, len(xs), bs):
+            leaves = [p.detach().requires_grad_() for p in params]
+            grads = torch.autograd.grad(
+                lesson.classifier_loss(xs[i : i + bs], ys[i : i + bs], *leaves), leaves
+            )
+            kept = [k + g for k, g in zip(kept, grads, strict=True)] if piled else list(grads)
+            params = [p.detach() - lr * g for p, g in zip(leaves, kept, strict=True)]
+    return dict(zip(names, params, strict=True))
+
+
+LARGE = "logits of +-1000"
+
 CASES = (
+    CatalogueCase(
+        mistake="softmax-overflow",
+        protocol="log_softmax",
+        value="return",
+        variant=LARGE,
+        got=lambda want, x: {"return": naive_log_softmax(x["inp"])},
+        hint="Subtract each row's maximum first",
+    ),
+    CatalogueCase(
+        mistake="softmax-overflow",
+        id="softmax-overflow-in-the-gradient",
+        protocol="cross_entropy_grad",
+        value="inp.g",
+        variant=LARGE,
+        got=lambda want, x: {"inp.g": naive_log_softmax(x["inp"]).exp() / len(x["inp"])},
+        hint="the logsumexp trick",
+    ),
+    CatalogueCase(
+        mistake="softmax-wrong-dimension",
+        protocol="log_softmax",
+        value="return",
+        got=lambda want, x: {"return": x["inp"] - x["inp"].logsumexp(0, keepdim=True)},
+        hint="over each row's classes, the last dimension",
+    ),
+    CatalogueCase(
+        mistake="softmax-wrong-dimension",
+        id="logsumexp-wrong-dimension",
+        protocol="logsumexp",
+        value="return",
+        got=lambda want, x: {"return": x["inp"].logsumexp(0)},
+        hint="`logsumexp(-1)`",
+    ),
+    CatalogueCase(
+        mistake="labels-as-columns",
+        protocol="nll",
+        value="return",
+        got=lambda want, x: {"return": -x["inp"][:, x["targ"].long()].mean()},
+        hint="`inp[range(len(targ)), targ]`",
+    ),
+    CatalogueCase(
+        mistake="loss-mean-forgotten",
+        protocol="cross_entropy",
+        value="return",
+        got=lambda want, x: {"return": want["return"] * len(x["inp"])},
+        hint="N times too large",
+    ),
+    CatalogueCase(
+        mistake="loss-mean-forgotten",
+        id="gradient-mean-forgotten",
+        protocol="cross_entropy_grad",
+        value="inp.g",
+        got=lambda want, x: {"inp.g": want["inp.g"] * len(x["inp"])},
+        hint="divide by N",
+    ),
+    CatalogueCase(
+        mistake="target-not-subtracted",
+        protocol="cross_entropy_grad",
+        value="inp.g",
+        got=lambda want, x: {"inp.g": x["inp"].softmax(-1) / len(x["inp"])},
+        hint="the softmax minus the one-hot target",
+    ),
+    CatalogueCase(
+        mistake="parameters-not-updated",
+        protocol="fit",
+        value="w1",
+        got=lambda want, x: {k: x[k] for k in ("w1", "b1", "w2", "b2")},
+        hint="`p -= lr * p.g`",
+    ),
+    CatalogueCase(
+        mistake="gradients-not-cleared",
+        protocol="fit",
+        value="w2",
+        got=lambda want, x: sgd(x, piled=True),
+        hint="the gradients pile up",
+    ),
     CatalogueCase(
         mistake="not-implemented",
         protocol="mse_grad",

@@ -26,7 +26,8 @@ TARGETS = {c.protocol.name: c.target for e in EXERCISES for c in e.checks}
 def observe_case(case: CatalogueCase) -> Observation:
     """The observation score.py builds for `case`: a verdict when the call returned, the
     error when it raised."""
-    inputs = make_inputs(case.protocol, Case(DIMS[case.protocol], case.dtype), 0, case.mistake)
+    inputs = make_inputs(case.protocol, Case(DIMS[case.protocol], case.dtype, variant=case.variant),
+                         0, case.mistake)  # fmt: skip
     want = expected_values(case.protocol, inputs, (case.value,))
     produced = case.got(
         {k: e.value for k, e in want.items()}, {k: v.double() for k, v in inputs.items()}

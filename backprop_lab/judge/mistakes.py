@@ -35,6 +35,15 @@ from .detectors import (
     who,
 )
 from .observation import Mistake, Observation, observe
+from .training_detectors import (
+    gradients_piled_up,
+    mean_forgotten,
+    params_unchanged,
+    softmax_over_rows,
+    target_not_subtracted,
+    unstable,
+    whole_columns,
+)
 
 __all__ = ["CATALOGUE", "Mistake", "Observation", "diagnose", "mistake", "observe"]
 
@@ -272,6 +281,63 @@ CATALOGUE: tuple[Mistake, ...] = (
         lambda o: mse_values(o) and batch(o) > 1 and scaled(o, batch(o)),
         "the gradient is N times too large: the loss is a mean over N examples, so mse_grad "
         "divides by N (`inp.shape[0]`)",
+    ),
+    Mistake(
+        "softmax-overflow",
+        unstable,
+        lambda o: (
+            f"{o.value} holds inf or NaN on logits of +-1000: `exp(1000)` overflows to inf, "
+            "and inf / inf is NaN. Subtract each row's maximum first (the logsumexp trick: "
+            "logsumexp(x) = m + log(sum(exp(x - m))), m = x.max(-1, keepdim=True)), which "
+            "changes nothing in exact arithmetic"
+        ),
+    ),
+    Mistake(
+        "softmax-wrong-dimension",
+        softmax_over_rows,
+        "the softmax is taken down each column, over the batch: it is over each row's "
+        "classes, the last dimension (`x.max(-1, keepdim=True)`, `.sum(-1, keepdim=True)`, "
+        "`logsumexp(-1)`)",
+    ),
+    Mistake(
+        "labels-as-columns",
+        whole_columns,
+        "`inp[:, targ]` takes every label's column for every row, an (N, N) matrix: each row "
+        "wants its own label, `inp[range(len(targ)), targ]` (with labels shaped (N,): "
+        "`targ.reshape(-1)` or `targ.flatten()` first where they come as (N, 1))",
+    ),
+    Mistake(
+        "loss-mean-forgotten",
+        mean_forgotten,
+        lambda o: (
+            f"{o.value} is N times too large: the loss is the mean over the N examples, so "
+            "take `.mean()` (or, for the gradient, divide by N, `inp.shape[0]`)"
+        ),
+    ),
+    Mistake(
+        "target-not-subtracted",
+        target_not_subtracted,
+        "inp.g is softmax(inp) / N: the gradient of cross-entropy is the softmax minus the "
+        "one-hot target, so subtract 1 at each row's label (`g[range(N), targ] -= 1`) "
+        "before dividing by N",
+    ),
+    Mistake(
+        "parameters-not-updated",
+        params_unchanged,
+        lambda o: (
+            f"fit left `{o.value}` as it was: `p = p - lr * p.g` makes a new tensor and "
+            "rebinds the name `p`, and the model keeps the old one. Update the tensor "
+            "itself, `p -= lr * p.g`, inside `with torch.no_grad():`"
+        ),
+    ),
+    Mistake(
+        "gradients-not-cleared",
+        gradients_piled_up,
+        lambda o: (
+            f"each step of fit applied the sum of every gradient so far to `{o.value}`: "
+            "the gradients pile up from step to step. Clear them after each update "
+            "(`p.g = None`, or `p.g.zero_()`), or set them with `=` in backward"
+        ),
     ),
     Mistake(
         "sign",
