@@ -211,6 +211,40 @@ def test_model_class_passes_weights_by_name_and_says_so(monkeypatch: pytest.Monk
     torch.testing.assert_close(values["w2.g"], want["w2.g"].value)
 
 
+def test_fit_is_given_a_list_and_numbers_and_its_updates_are_read_from_the_caller_s_tensors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fit recipe passes [w1, b1, w2, b2] as one list and lr, epochs, bs as Python
+    numbers by keyword, and compares the caller's tensors after the call: an update that
+    rebinds the name (`p = p - lr * p.g`) leaves them as they were."""
+    monkeypatch.setattr(state._State, "facts", {})
+    seen: dict = {}
+
+    def rebinding_fit(params, x_train, y_train, x_valid, y_valid, *, lr, epochs, bs):
+        seen.update(params=params, numbers=(lr, epochs, bs))
+        model = ref.Classifier(*params)
+        with torch.no_grad():
+            model(x_train, y_train)
+            model.backward()
+            for p in params:
+                p = p - lr * p.g  # the mistake under test
+
+    inputs = make_inputs("fit", Case(DIMS["fit"], "float64"), 0, "x")
+    fresh = {k: v.clone() for k, v in inputs.items()}
+    values = recipes.call_recipe(get("fit").recipe, rebinding_fit, fresh, {})
+    assert all(p is fresh[k] for p, k in zip(seen["params"], ("w1", "b1", "w2", "b2"), strict=True))
+    assert all(type(n) in (float, int) for n in seen["numbers"]), seen["numbers"]
+    for k in ("w1", "b1", "w2", "b2"):  # as given: nothing was updated in place
+        assert torch.equal(values[k], inputs[k]), k
+    # the reference's fit, called the same way, updates them to the oracle's values
+    fresh = {k: v.clone() for k, v in inputs.items()}
+    values = recipes.call_recipe(get("fit").recipe, ref.fit, fresh, {})
+    want = expected_values("fit", inputs, ())
+    for k in ("w1", "b1", "w2", "b2"):
+        torch.testing.assert_close(values[k], want[k].value, rtol=1e-10, atol=1e-12)
+        assert not torch.equal(values[k], inputs[k]), k
+
+
 # -- watch: global reads, the device watch ---------------------------------------------------
 
 

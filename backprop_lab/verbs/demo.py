@@ -3,11 +3,13 @@ a class does before grading a real one.
 
 Three students hand in the backprop notebook: one with the reference's answers, one with
 the same answers but the classic mistake of an `mse_grad` without the factor 2, and one
-who changed nothing. They are written from the student notebook shipped in this package
-(`released/`, the copy of `assignments/backprop/backprop.ipynb` the clean room runs) and
-the `reference` package's code, into nbgrader's `submitted/` layout, then graded by
-`autograde grade` itself (the same parser, options and batch), and the class table is
-printed from the files that grading wrote.
+who changed nothing; the first hands in every other assignment too, so that the demo
+grades one notebook of each. They are written from the student notebooks shipped in this
+package (`released/`, the copies of `assignments/NAME/NAME.ipynb` the clean room runs) and
+the reference's code (each stub answered by the reference's function or method of its
+name), into nbgrader's `submitted/` layout, then graded by `autograde grade` itself (the
+same parser, options and batch), and the class table is printed from the files that
+grading wrote.
 """
 
 from __future__ import annotations
@@ -16,22 +18,25 @@ import argparse
 import ast
 import inspect
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
 
-from ..course import exercises_for, hand_written
+from ..course import ASSIGNMENTS, hand_written
 from ..plan.cleanroom import released_notebook
 from ..report.records import RESULTS, CheckRecord, Record, submission_dir
 
 __all__ = [
     "ASSIGNMENT",
+    "CLASS",
     "STUDENTS",
     "DemoUnavailable",
     "add_arguments",
@@ -45,8 +50,12 @@ __all__ = [
     "write_class",
 ]
 
-ASSIGNMENT = "backprop"
+ASSIGNMENT = "backprop"  # the one every student hands in
 STUDENTS = ("correct", "mse-grad-without-2", "untouched")
+# what each student hands in: the correct student every assignment, in the course's order
+CLASS: dict[str, tuple[str, ...]] = {
+    "correct": ASSIGNMENTS, "mse-grad-without-2": (ASSIGNMENT,), "untouched": (ASSIGNMENT,),
+}  # fmt: skip
 # The one mistake: the mse_grad body without its factor 2 (a gradient half the size).
 MISTAKE = ("mse_grad", "2.0 * ", "")
 _STUB = "# YOUR CODE HERE"
@@ -56,15 +65,34 @@ class DemoUnavailable(RuntimeError):
     """This install has no reference answers to write the demo's correct student from."""
 
 
-def student_notebook() -> NotebookNode:
+def student_notebook(assignment: str = ASSIGNMENT) -> NotebookNode:
     """The notebook students are given, as shipped inside this package."""
-    return released_notebook(ASSIGNMENT)
+    return released_notebook(assignment)
 
 
-def _answers() -> dict[str, Callable]:
-    """Each stub of the notebook (a function, or a class's method) and the reference code
-    that answers it. The answers are the instructor's: the grader students install has no
-    `reference`, and so no demo (DemoUnavailable)."""
+def _stubs(nb: NotebookNode) -> list[tuple[str, str]]:
+    """(answer cell, name) of each stub in `nb`: a top-level function or a class's method
+    (`Relu.backward`) whose body raises NotImplementedError."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or _STUB not in cell.source:
+            continue
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        for node in ast.parse(cell.source).body:
+            functions = [(node.name, node)] if isinstance(node, ast.FunctionDef) else (
+                [(f"{node.name}.{m.name}", m) for m in node.body if isinstance(m, ast.FunctionDef)]
+                if isinstance(node, ast.ClassDef) else [])  # fmt: skip
+            found += [(grade_id, name) for name, fn in functions
+                      if "NotImplementedError" in ast.unparse(fn)]  # fmt: skip
+    return found
+
+
+def _answers(assignment: str = ASSIGNMENT) -> dict[str, Callable]:
+    """Each stub of the assignment's notebook (a function, or a class's method) and the
+    reference code that answers it: the reference's function named for the stub's cell
+    where there is one (matmul's rungs are each `matmul`, in cells `matmul_loops`...), else
+    the one of the stub's own name. The answers are the instructor's: the grader students
+    install has no `reference`, and so no demo (DemoUnavailable)."""
 
     if hand_written() is None:
         raise DemoUnavailable(
@@ -74,16 +102,16 @@ def _answers() -> dict[str, Callable]:
         )
     from backprop_lab import reference
 
-    # every graded name of the assignment: a function is answered by the reference's
-    # function of that name, a class (Relu, Lin, Mse, Model) by its backward
     answers: dict[str, Callable] = {}
-    for exercise in exercises_for(ASSIGNMENT):
-        for check in exercise.checks:
-            answer = getattr(reference, check.target)
-            if isinstance(answer, type):
-                answers[f"{check.target}.backward"] = getattr(answer, "backward")  # noqa: B009
-            else:
-                answers[check.target] = answer
+    for cell, name in _stubs(student_notebook(assignment)):
+        answer: Any = getattr(reference, cell, None) if "." not in name else None
+        if not callable(answer) or isinstance(answer, type):
+            answer = reference
+            for part in name.split("."):
+                answer = getattr(answer, part, None)
+        if not callable(answer):
+            raise KeyError(f"the reference has no answer for {assignment}'s stub {name}")
+        answers[f"{cell}/{name}"] = answer
     return answers
 
 
@@ -100,7 +128,28 @@ def _body(fn: Callable) -> str:
     while lines[start - 1].strip().startswith("#"):
         start -= 1
     body = textwrap.dedent("\n".join(lines[start : node.end_lineno]))
-    return body.replace("backprop.", "")
+    # the reference's submodules by name, which a notebook has as top-level names
+    body = re.sub(r"\b(backprop|training|matmul|modules)\.(?=[a-z_])", "", body)
+    return "".join(_helper(fn, name) for name in _private_names(node, fn)) + body
+
+
+def _private_names(node: ast.FunctionDef, fn: Callable) -> list[str]:
+    """The reference module's private functions `fn` calls (matmul's `_shapes`), which
+    the notebook does not have."""
+    called = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id.startswith("_")}
+    scope = getattr(fn, "__globals__", {})
+    return sorted(n for n in called if inspect.isfunction(scope.get(n)))
+
+
+def _helper(fn: Callable, name: str) -> str:
+    """The private function `name` of `fn`'s module, as a nested definition: without its
+    annotations (the notebook has no `Tensor` to evaluate them with)."""
+    node = ast.parse(textwrap.dedent(inspect.getsource(fn.__globals__[name]))).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    node.returns = None
+    for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
+        arg.annotation = None
+    return ast.unparse(node) + "\n"
 
 
 def _definition(tree: ast.Module, name: str) -> ast.FunctionDef | None:
@@ -116,11 +165,14 @@ def _definition(tree: ast.Module, name: str) -> ast.FunctionDef | None:
     return None
 
 
-def _answer(nb: NotebookNode, name: str, body: str) -> None:
-    """Replace the stub of `name` (its `# YOUR CODE HERE` and `raise NotImplementedError()`)
-    with `body`, in place, as a student would type it."""
+def _answer(nb: NotebookNode, where: str, body: str) -> None:
+    """Replace the stub `where` (`cell/name`: its `# YOUR CODE HERE` and `raise
+    NotImplementedError()`) with `body`, in place, as a student would type it."""
+    grade_id, _, name = where.partition("/")
     for cell in nb.cells:
         if cell.cell_type != "code" or _STUB not in cell.source:
+            continue
+        if cell.metadata.get("nbgrader", {}).get("grade_id") != grade_id:
             continue
         node = _definition(ast.parse(cell.source), name)
         if node is None:
@@ -136,30 +188,31 @@ def _answer(nb: NotebookNode, name: str, body: str) -> None:
     raise KeyError(f"the student notebook has no stub for {name}")
 
 
-def submission(student: str) -> NotebookNode:
-    """What `student` (one of STUDENTS) hands in."""
-    nb = student_notebook()
+def submission(student: str, assignment: str = ASSIGNMENT) -> NotebookNode:
+    """What `student` (one of STUDENTS) hands in for `assignment`."""
+    nb = student_notebook(assignment)
     if student == "untouched":
         return nb
-    for name, fn in _answers().items():
+    for where, fn in _answers(assignment).items():
         body = _body(fn)
         target, wrong, right = MISTAKE
-        if student == "mse-grad-without-2" and name == target:
+        if student == "mse-grad-without-2" and where.split("/")[-1] == target:
             if wrong not in body:
-                raise ValueError(f"the reference's {name} no longer holds {wrong!r}")
+                raise ValueError(f"the reference's {target} no longer holds {wrong!r}")
             body = body.replace(wrong, right)
-        _answer(nb, name, body)
+        _answer(nb, where, body)
     return nb
 
 
 def write_class(folder: Path) -> Path:
-    """The class in nbgrader's layout, `folder/submitted/STUDENT/backprop/backprop.ipynb`;
-    returns `folder/submitted`."""
+    """The class in nbgrader's layout, `folder/submitted/STUDENT/NAME/NAME.ipynb`; returns
+    `folder/submitted`."""
     submitted = Path(folder) / "submitted"
-    for student in STUDENTS:
-        path = submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(submission(student), path)
+    for student, assignments in CLASS.items():
+        for assignment in assignments:
+            path = submitted / student / assignment / f"{assignment}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(submission(student, assignment), path)
     return submitted
 
 
@@ -197,21 +250,27 @@ def print_class(graded: Path, console=None) -> None:
     from rich.table import Table
 
     console = console or Console(highlight=False, markup=False)
-    table = Table(title=f"The demo class: {ASSIGNMENT}", show_lines=True)
-    for column in ("student", "score", "points lost, and why"):
+    table = Table(title="The demo class", show_lines=True)
+    for column in ("student", "assignment", "score", "points lost, and why"):
         table.add_column(column, overflow="fold")
-    for student in STUDENTS:
-        record = Record.from_dict(json.loads(_results(graded, student).read_text("utf-8")))
+    for student, assignment in _handed_in():
+        path = _results(graded, student, assignment)
+        record = Record.from_dict(json.loads(path.read_text("utf-8")))
         score = f"{record.score:g}/{record.max_score}"
-        table.add_row(student, score, "\n".join(lost_points(record)) or "nothing")
+        table.add_row(student, assignment, score, "\n".join(lost_points(record)) or "nothing")
     console.print(table)
-    reports = submission_dir(graded, f"STUDENT/{ASSIGNMENT}") / "feedback.html"
+    reports = submission_dir(graded, "STUDENT/ASSIGNMENT") / "feedback.html"
     console.print(f"Feedback reports: {reports} (and .md)")
     console.print(f"The class: {graded / 'grades.csv'} and {graded / 'summary.md'}")
 
 
-def _results(graded: Path, student: str) -> Path:
-    return submission_dir(graded, f"{student}/{ASSIGNMENT}") / RESULTS
+def _handed_in() -> list[tuple[str, str]]:
+    """(student, assignment) of each submission, in the table's order."""
+    return [(s, a) for s, assignments in CLASS.items() for a in assignments]
+
+
+def _results(graded: Path, student: str, assignment: str = ASSIGNMENT) -> Path:
+    return submission_dir(graded, f"{student}/{assignment}") / RESULTS
 
 
 def run_demo(folder: Path | None = None) -> int:
@@ -219,16 +278,19 @@ def run_demo(folder: Path | None = None) -> int:
     its reports), grade it with `autograde grade`, run as a command of its own as a user
     types it, and print the table. Returns grade's exit code: 0 when every submission was
     graded (whatever it scored)."""
-    _answers()  # DemoUnavailable before any folder is made, where there are no answers
+    for assignment in ASSIGNMENTS:  # DemoUnavailable before any folder is made
+        _answers(assignment)
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autograde-demo-"))
     submitted = write_class(folder)
     graded = folder / "graded"
-    print(f"Three submissions in {submitted}: {', '.join(STUDENTS)}.", flush=True)
+    handed_in = _handed_in()
+    print(f"{len(handed_in)} submissions in {submitted}: "
+          + ", ".join(f"{s}/{a}" for s, a in handed_in) + ".", flush=True)  # fmt: skip
     print(f"$ autograde grade {submitted} --out {graded}", flush=True)
     sys.stdout.flush()
     code = subprocess.call([sys.executable, "-m", "backprop_lab.verbs.cli", "grade",
                             str(submitted), "--out", str(graded), "--quiet"])  # fmt: skip
-    if all(_results(graded, s).is_file() for s in STUDENTS):
+    if all(_results(graded, s, a).is_file() for s, a in handed_in):
         print_class(graded)
     return code
 
