@@ -183,7 +183,11 @@ FIT = Protocol(
 
 CLASSIFIER_CASES = (Case((16, 12, 6, 10)), Case((1, 9, 4, 3)), Case((10, 6, 3, 4), "float64"))
 # (N, n_in, n_hidden, classes, batch size, epochs)
-ONE_STEP = (Case((12, 6, 5, 4, 12, 1)), Case((7, 5, 4, 3, 7, 1), "float64"))
+ONE_STEP = (
+    Case((12, 6, 5, 4, 12, 1)),
+    Case((1, 5, 4, 3, 1, 1)),
+    Case((7, 5, 4, 3, 7, 1), "float64"),
+)
 # a last batch smaller than the others, and a second epoch: every step from fresh gradients
 EVERY_STEP = (Case((10, 5, 4, 3, 4, 2)), Case((9, 4, 6, 3, 2, 3), "float64"))
 ON_THE_DIGITS = (Case((1437, 64, 32, 10, 64, 1), variant=DIGITS),)
@@ -191,7 +195,7 @@ ON_THE_DIGITS = (Case((1437, 64, 32, 10, 64, 1), variant=DIGITS),)
 EXERCISES = (
     Exercise("training", "accuracy", "accuracy", (
         Check("accuracy returns the fraction of labels predicted", 1, "accuracy", ACCURACY,
-              ("return",), (Case((6, 4)), Case((1, 10)), Case((100, 10)))),
+              ("return",), (Case((6, 4)), Case((1, 10)), Case((100, 10)), Case((5, 3), "float64"))),
     )),
     Exercise("training", "classifier", "the Classifier class", (
         Check("classifier.backward() sets every .g", 1, "Classifier", CLASSIFIER,
