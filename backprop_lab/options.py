@@ -126,7 +126,8 @@ class Flag:
 SHARED_FLAGS: tuple[Flag, ...] = (
     Flag("--device", "device", "where the student's code runs", choices=("cpu", "cuda")),
     Flag("--seed", "seed", "seed for the grader's inputs"),
-    Flag("--assignment", "assignment", "matmul, backprop or training (default: detected from the notebook)"),
+    Flag("--assignment", "assignment", "the assignment: matmul, backprop or training "
+         "(default: detected from the notebook)"),
     Flag("--require-sandbox", "require_sandbox", "refuse to grade where student code cannot "
          "be isolated (namespaces and Landlock; Linux)", switch=True),
     Flag("--engine", "engine", "how notebooks run: inprocess (a sandboxed process forked per "

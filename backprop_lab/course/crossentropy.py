@@ -29,7 +29,9 @@ def _logits(case: Case, gen: torch.Generator) -> Inputs:
     from .tensors import randn
 
     n, classes = case.dims
-    scale = 1000.0 if case.variant == LARGE else 3.0
+    # 1.5: a batch of one whose loss is near 0 (one confident right answer) leaves float32
+    # rounding above the tolerance; at 3.0 one seed in 4,000 did
+    scale = 1000.0 if case.variant == LARGE else 1.5
     targ = torch.randint(0, classes, (n,), generator=gen)
     return {
         "inp": randn(gen, case, n, classes) * scale,
@@ -89,7 +91,8 @@ def _lesson(name: str) -> Callable[[Inputs], Tensor]:
             return t["inp"].logsumexp(-1)
         if name == "log_softmax":
             return lesson.log_softmax(t["inp"])
-        return getattr(lesson, name)(t["inp"], t["targ"])
+        loss: Callable[[Tensor, Tensor], Tensor] = getattr(lesson, name)
+        return loss(t["inp"], t["targ"])
 
     return value
 

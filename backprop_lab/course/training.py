@@ -190,7 +190,9 @@ ONE_STEP = (
 )
 # a last batch smaller than the others, and a second epoch: every step from fresh gradients
 EVERY_STEP = (Case((10, 5, 4, 3, 4, 2)), Case((9, 4, 6, 3, 2, 3), "float64"))
-ON_THE_DIGITS = (Case((1437, 64, 32, 10, 64, 1), variant=DIGITS),)
+# in float64: over 23 steps a float32 run can flip a relu whose input is within 1e-7 of 0
+# and end 1e-3 away from the float64 answer, for no fault of the student's
+ON_THE_DIGITS = (Case((1437, 64, 32, 10, 64, 1), "float64", variant=DIGITS),)
 
 EXERCISES = (
     Exercise("training", "accuracy", "accuracy", (

@@ -19,7 +19,6 @@ from .modules import Lin, Model, Mse, Relu
 from .training import (
     Classifier,
     CrossEntropy,
-    FitRecord,
     accuracy,
     cross_entropy,
     cross_entropy_grad,
@@ -35,7 +34,6 @@ __all__ = [
     "LADDER",
     "Classifier",
     "CrossEntropy",
-    "FitRecord",
     "Lin",
     "Model",
     "Mse",

@@ -58,19 +58,10 @@ class _Layer(Protocol):
     def backward(self) -> None: ...
 
 
-class _Loss(Protocol):
-    """What Model asks of its loss: Mse here, training.CrossEntropy for the classifier."""
-
-    def __call__(self, inp: Tensor, targ: Tensor) -> Tensor: ...
-
-    def backward(self) -> None: ...
-
-
 class Model:
     def __init__(self, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> None:
         self.layers: list[_Layer] = [Lin(w1, b1), Relu(), Lin(w2, b2)]
-        # Declared as the protocol so that a subclass (training.Classifier) can swap it.
-        self.loss: _Loss = Mse()
+        self.loss = Mse()
 
     def __call__(self, x: Tensor, targ: Tensor) -> Tensor:
         for layer in self.layers:
