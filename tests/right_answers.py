@@ -1,11 +1,20 @@
 """Right answers, as students write them: the course's own code and unusual but correct
 code. Every one must get full marks (tests/test_grader_mistakes.py, and every grading path
 in tests/test_one_verdict.py). tests/mistake_cases.py breaks some of these lines on purpose.
+
+`course_notebook(assignment)` is the notebook as handed out with the course's own code
+pasted in. An exercise added since the lesson (no code of its own here) is answered by the
+reference, as `autograde demo`'s correct student answers it: a new exercise needs no entry
+in this file. Where the reference's answer cannot be pasted in (matmul's rungs call the
+reference's helpers), the missing exercise is named.
 """
 
 from __future__ import annotations
 
-from notebook_tools import Edit, fn, lin_grad, matmul, mse_grad, relu_grad
+from nbformat import NotebookNode
+from notebook_tools import STUB, Edit, edited, fn, lin_grad, matmul, mse_grad, relu_grad
+
+from autograder.course import exercises_for
 
 # lin_grad's three lines, as the lesson writes them
 LIN_X_OK = "inp.g = out.g @ w.t()"
@@ -316,3 +325,42 @@ return c
 """,
     ),
 )
+
+
+# assignment -> the course's own code, as Edits of the notebook handed out
+COURSE = {
+    "matmul": tuple(matmul(cell, body) for cell, body in COURSE_MATMUL.items()),
+    "backprop": COURSE_BACKPROP,
+}
+
+
+def _answers(edit: Edit, cell: str, target: str) -> bool:
+    """Whether `edit` writes `target` (a function or class) where exercise `cell` grades it."""
+    return edit.function == target and edit.cell in (None, cell)
+
+
+def course_notebook(assignment: str) -> NotebookNode:
+    """The notebook handed out with every stub answered: the course's own code where the
+    lesson has it, the reference's answer (the demo's) for an exercise it has none for."""
+    from autograder.verbs import demo
+
+    edits = COURSE.get(assignment, ())
+    nb = edited(STUB[assignment], edits)
+    for exercise in exercises_for(assignment):
+        for target in dict.fromkeys(c.target for c in exercise.checks):
+            if any(_answers(e, exercise.cell, target) for e in edits):
+                continue
+            if assignment != demo.ASSIGNMENT:
+                raise LookupError(
+                    f"tests/right_answers.py: the course's code has no answer for exercise "
+                    f"{exercise.cell!r} of {assignment} ({target}), and the reference's cannot "
+                    f"be pasted in: add the lesson's code for it to COURSE_{assignment.upper()}"
+                )
+            answers = demo._answers()  # name -> the reference's function (a class's backward)
+            name = target if target in answers else f"{target}.backward"
+            if name not in answers:
+                raise LookupError(f"tests/right_answers.py: no answer for exercise "
+                                  f"{exercise.cell!r} ({target}), neither the course's nor "
+                                  "the reference's")  # fmt: skip
+            demo._answer(nb, name, demo._body(answers[name]))
+    return nb

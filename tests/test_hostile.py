@@ -27,7 +27,7 @@ import torch
 from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
-from right_answers import COURSE_BACKPROP
+from right_answers import course_notebook
 
 from autograder.course import exercises_for
 from autograder.gradebook.batch import grade_submissions
@@ -71,7 +71,7 @@ def solution_with(*edits) -> nbformat.NotebookNode:
 
 def student_done() -> nbformat.NotebookNode:
     """A student notebook (with nbgrader's checksums) completed with the course's code."""
-    return edited(STUB["backprop"], COURSE_BACKPROP)
+    return course_notebook("backprop")
 
 
 def without_cell(grade_id: str) -> nbformat.NotebookNode:
