@@ -3,7 +3,7 @@ Gradescope accepts."""
 
 from __future__ import annotations
 
-from backprop_lab.course import exercises_for
+from backprop_lab.course import EXERCISES, Exercise, exercises_for
 
 GRADESCOPE_TEST_FIELDS = {"name", "score", "max_score", "status", "output", "output_format",
                           "tags", "visibility"}  # fmt: skip
@@ -30,6 +30,13 @@ def validate_gradescope(data: dict, *, tests_required: bool = True) -> None:
 
 def full_marks(assignment: str) -> int:
     return sum(e.points for e in exercises_for(assignment))
+
+
+def exercise(cell: str) -> Exercise:
+    """The exercise whose solution cell is `cell` (its nbgrader grade_id)."""
+    found = [e for e in EXERCISES if e.cell == cell]
+    assert len(found) == 1, f"no one exercise {cell!r} in the table: {found}"
+    return found[0]
 
 
 def points(assignment: str, checks: frozenset[str]) -> int:

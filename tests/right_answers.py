@@ -1,11 +1,20 @@
 """Right answers, as students write them: the course's own code and unusual but correct
 code. Every one must get full marks (tests/test_grader_mistakes.py, and every grading path
 in tests/test_one_verdict.py). tests/mistake_cases.py breaks some of these lines on purpose.
+
+`course_notebook(assignment)` is the notebook as handed out with the course's own code
+pasted in. An exercise added since the lesson (no code of its own here) is answered by the
+reference, as `autograde demo`'s correct student answers it: a new exercise needs no entry
+in this file. Where the reference's answer cannot be pasted in (matmul's rungs call the
+reference's helpers), the missing exercise is named.
 """
 
 from __future__ import annotations
 
-from notebook_tools import Edit, fn, lin_grad, matmul, mse_grad, relu_grad
+from nbformat import NotebookNode
+from notebook_tools import STUB, Edit, edited, fn, lin_grad, matmul, mse_grad, relu_grad
+
+from backprop_lab.course import exercises_for
 
 # lin_grad's three lines, as the lesson writes them
 LIN_X_OK = "inp.g = out.g @ w.t()"
@@ -316,3 +325,22 @@ return c
 """,
     ),
 )
+
+
+# assignment -> the course's own code, as Edits of the notebook handed out
+COURSE = {
+    "matmul": tuple(matmul(cell, body) for cell, body in COURSE_MATMUL.items()),
+    "backprop": COURSE_BACKPROP,
+}
+
+
+def course_notebook(assignment: str) -> NotebookNode:
+    """The notebook handed out with every stub answered: the course's own code where the
+    lesson has it, the reference's answer (the demo's) for every stub left."""
+    from backprop_lab.verbs import demo
+
+    nb = edited(STUB[assignment], COURSE.get(assignment, ()))
+    answers = demo._answers(assignment)  # "cell/name" -> the reference's function
+    for cell, name in demo._stubs(nb):
+        demo._answer(nb, f"{cell}/{name}", demo._body(answers[f"{cell}/{name}"]))
+    return nb

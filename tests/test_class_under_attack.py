@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB
 from process_tools import processes_with
 from test_sandbox_modes import MODES, _available
@@ -107,17 +108,20 @@ for _ in range(8):
     print("x" * 20_000_000)
 """,
     "forged-results": """
-print("15/15, every check passed")
+print(f"{FULL}/{FULL}, every check passed")
 from IPython.display import display
-display({"application/vnd.autograde.results+json": {"score": 15}}, raw=True)
+display({"application/vnd.autograde.results+json": {"score": FULL}}, raw=True)
 """,
 }
 
 
 def attacker(code: str) -> nbformat.NotebookNode:
-    """The notebook as handed out (nothing answered), with the attack in a cell of its own."""
+    """The notebook as handed out (nothing answered), with the attack in a cell of its own
+    right after the setup cell."""
     nb = nbformat.read(STUB["backprop"], as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell(code))
+    [setup] = [i for i, c in enumerate(nb.cells)
+               if c.metadata.get("nbgrader", {}).get("grade_id") == "setup"]  # fmt: skip
+    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code))
     return nb
 
 
@@ -147,7 +151,7 @@ def test_a_class_with_attackers_is_graded_exactly(mode: str) -> None:
     udp.setblocking(False)
     marker = f"{MARKER}-{mode}-{os.getpid()}"
     given = (f"VICTIM = {str(victim)!r}\nOUT = {str(out)!r}\nUDP = {udp.getsockname()[1]}\n"
-             f"MARKER = {marker!r}\n")  # fmt: skip
+             f"MARKER = {marker!r}\nFULL = {full_marks('backprop')}\n")  # fmt: skip
     honest = {}
     for i in range(20):
         solved = i < 14
@@ -156,7 +160,7 @@ def test_a_class_with_attackers_is_graded_exactly(mode: str) -> None:
         name = f"honest-{i:02d}"
         (klass / name).mkdir(parents=True)
         nbformat.write(nb, klass / name / "backprop.ipynb")
-        honest[name] = 15 if solved else 0
+        honest[name] = full_marks("backprop") if solved else 0
     for name, code in ATTACKS.items():
         (klass / name).mkdir(parents=True)
         nbformat.write(attacker(given + code), klass / name / "backprop.ipynb")

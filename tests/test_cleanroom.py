@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import exercise, full_marks
 from nbformat import NotebookNode
 from notebook_tools import ROOT, SOLUTION, STUB
 
@@ -34,9 +35,32 @@ def cell(nb: NotebookNode, grade_id: str) -> NotebookNode:
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+def where(nb: NotebookNode, c: NotebookNode) -> str:
+    """`c` as the student finds it in `nb`: its position (from 1) and the heading above."""
+    at = next(i for i, x in enumerate(nb.cells) if x is c)
+    titles = [ln.lstrip("#").strip() for m in nb.cells[:at] if m.cell_type == "markdown"
+              for ln in m.source.splitlines() if ln.startswith("#")]  # fmt: skip
+    return f"cell {at + 1} (under \u201c{titles[-1]}\u201d)"
+
+
+def timing_cell(nb: NotebookNode) -> NotebookNode:
+    """The notebook's own code (no nbgrader cell) that times forward_and_backward: it runs
+    in a full run, as the student ran it."""
+    [found] = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader")
+               and "forward_and_backward(" in c.source]  # fmt: skip
+    return found
+
+
 RELU_WITH_HELPER = "def relu_grad(inp, out):\n    inp.g = _mask(inp) * out.g\n"
 HELPER = "def _mask(x):\n    return (x > 0).float()"
-CELL_31 = "cell 31 (under \u201cHow fast is it?\u201d)"
+# The solution with HELPER added at its end: where the student sees it, and the timing
+# cell above it (which calls relu_grad before `_mask` is defined, in a full run)
+_WITH_HELPER = nb_of(SOLUTION["backprop"])
+_WITH_HELPER.cells.append(code(HELPER))
+HELPER_CELL = where(_WITH_HELPER, _WITH_HELPER.cells[-1])
+TIMING_CELL = where(_WITH_HELPER, timing_cell(_WITH_HELPER))
+FULL = full_marks("backprop")
+MSE, RELU, FAB = (exercise(e).points for e in ("mse_grad", "relu_grad", "forward_and_backward"))
 
 
 def answer_sources(nb: NotebookNode) -> dict[str, str]:
@@ -71,12 +95,13 @@ def test_added_and_changed_cells_stay_out_and_ask_for_a_full_run() -> None:
     given.source += "\nw1 = w1 * 0  # sabotage the given weights"
     room = clean_room(student, "backprop")
     assert room.needs_full_run
-    assert [w for w, _ in room.extra] == ["cell 7 (under \u201cInitialisation\u201d)", CELL_31]
+    appended = student.cells[-1]
+    assert [w for w, _ in room.extra] == [where(student, given), where(student, appended)]
     sources = [c.source for c in room.notebook.cells]
     assert "def _mask(x):\n    return (x > 0).float()" not in sources
     assert not any("sabotage" in s for s in sources)
     assert dependencies(room, "def relu_grad(inp, out):\n    inp.g = _mask(inp) * out.g") == [
-        ("_mask", "cell 31 (under \u201cHow fast is it?\u201d)")
+        ("_mask", where(student, appended))
     ]
 
 
@@ -121,16 +146,16 @@ def test_review_says_what_to_move_where() -> None:
     student.cells.append(code(HELPER))
     room = clean_room(student, "backprop")
     full = {e.cell: (sum(c.points for c in e.checks),) * 2 for e in exercises}
-    clean = {**full, "relu_grad": (0, 2), "forward_and_backward": (0, 3)}
+    clean = {**full, "relu_grad": (0, RELU), "forward_and_backward": (0, FAB)}
     reasons = room_review(room, exercises, clean, full)
     assert reasons == (
-        "relu_grad scores 2/2 in your notebook as you ran it but 0/2 with only your answer "
-        "cells in the course's notebook, which is what counts: it uses `_mask`, defined in "
-        "cell 31 (under \u201cHow fast is it?\u201d), a cell that is not an answer cell: move "
-        "it into relu_grad's cell.",
-        "forward_and_backward scores 3/3 in your notebook as you ran it but 0/3 with only "
-        "your answer cells in the course's notebook, which is what counts: caused by "
-        "relu_grad, above.",
+        f"relu_grad scores {RELU}/{RELU} in your notebook as you ran it but 0/{RELU} with only "
+        "your answer cells in the course's notebook, which is what counts: it uses `_mask`, "
+        f"defined in {HELPER_CELL}, a cell that is not an answer cell: move it into "
+        "relu_grad's cell.",
+        f"forward_and_backward scores {FAB}/{FAB} in your notebook as you ran it but 0/{FAB} "
+        "with only your answer cells in the course's notebook, which is what counts: caused "
+        "by relu_grad, above.",
     )
     assert room_review(room, exercises, full, full) == ()  # no better as run: nothing to say
     assert room_review(room, exercises, clean, {}) == ()  # not run as it is: nothing to say
@@ -230,7 +255,7 @@ for _name, _versions in _state.versions.items():
 
 def _strips_the_results() -> NotebookNode:
     nb = replace_function(nb_of(SOLUTION["backprop"]), "mse_grad", AUTOGRAD_MSE_GRAD)
-    nb.cells.insert(2, code(STRIPS_THE_RESULTS))
+    nb.cells.insert(nb.cells.index(cell(nb, "setup")), code(STRIPS_THE_RESULTS))  # early
     return nb
 
 
@@ -247,26 +272,27 @@ def _answer_retyped_elsewhere() -> NotebookNode:
     return nb
 
 
-# student -> (notebook, score, status, phrases in the record's output)
+# student -> (notebook, score, status, phrases in the record's output); a score is full
+# marks less the points of what the clean room's answers fail (an answer and what calls it)
 CLASS = {
-    "correct": (lambda: nb_of(SOLUTION["backprop"]), 15, "graded", ()),
-    "helper-later": (_helper_later, 10, "review", (
-        "it uses `_mask`, defined in cell 31", "move it into relu_grad's cell",
-        "forward_and_backward scores 3/3 in your notebook as you ran it but 0/3",
-        "Cell 29 (under \u201cHow fast is it?\u201d) failed with NameError")),
-    "scratch-redefines": (_scratch_redefines, 15, "graded", ()),
+    "correct": (lambda: nb_of(SOLUTION["backprop"]), FULL, "graded", ()),
+    "helper-later": (_helper_later, FULL - RELU - FAB, "review", (
+        f"it uses `_mask`, defined in {HELPER_CELL}", "move it into relu_grad's cell",
+        f"forward_and_backward scores {FAB}/{FAB} in your notebook as you ran it but 0/{FAB}",
+        f"{TIMING_CELL[0].upper()}{TIMING_CELL[1:]} failed with NameError")),
+    "scratch-redefines": (_scratch_redefines, FULL, "graded", ()),
     # the grader calls each answer cell's own definition, in either run: stubs score 0
     "answers-in-an-added-cell": (_answers_in_an_added_cell, 0, "graded", ()),
     # the stripping cell changes nothing; the autograd answer is reported, run and read
-    # the measured attack: 15/15 before the clean room
+    # the measured attack: full marks before the clean room
     "swaps-the-recorded-definitions": (_swaps_the_recorded_definitions, 0, "review", (
-        "mse_grad scores 2/2 in your notebook as you ran it but 0/2",
+        f"mse_grad scores {MSE}/{MSE} in your notebook as you ran it but 0/{MSE}",
         "it depends on a cell you added or changed")),
-    "strips-the-results": (_strips_the_results, 15, "review", (
+    "strips-the-results": (_strips_the_results, FULL, "review", (
         "Integrity: mse_grad calls PyTorch's autograd",
         "line 2: `(...).requires_grad_`: it asks PyTorch's autograd to track the tensor")),
-    "no-metadata": (_no_metadata, 15, "review", (UNMATCHED,)),
-    "answer-retyped-elsewhere": (_answer_retyped_elsewhere, 10, "review", (
+    "no-metadata": (_no_metadata, FULL, "review", (UNMATCHED,)),
+    "answer-retyped-elsewhere": (_answer_retyped_elsewhere, FULL - MSE - FAB, "review", (
         "its answer is not in the cell given for it (the cell `mse_grad` is gone)",)),
 }  # fmt: skip
 

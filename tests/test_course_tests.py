@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_tools import full_marks
+from grading_tools import exercise, full_marks
 from notebook_tools import SOLUTION, STUB, edited
 
 from backprop_lab.pipeline import Options, grade
@@ -59,8 +59,10 @@ def test_a_new_hidden_test_changes_autograde_s_verdict_as_nbgrader_s(
     solution = grade(SOLUTION["backprop"], Options())
     assert solution.score.total == full_marks("backprop")  # the solution passes the new test
     caught = grade(student, Options())
-    # nbgrader gives relu_grad's test cell 0 of its 2 points: so does autograde now
-    assert (caught.score.total, _points(caught, "relu_grad")) == (13, 0)
+    # nbgrader gives relu_grad's test cell 0 of its points: so does autograde now, and only
+    # relu_grad's (the hidden test is in relu_grad's test cell alone)
+    lost = exercise("relu_grad").points
+    assert (caught.score.total, _points(caught, "relu_grad")) == (full_marks("backprop") - lost, 0)
     [failed] = {c.message for c in caught.score.checks if c.exercise == "relu_grad"}
     assert "the course's own tests for" in failed and "AssertionError" in failed
     text = json.dumps([c.__dict__ for c in caught.score.checks], default=str)

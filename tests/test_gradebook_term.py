@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from grading_tools import exercise, full_marks
 from notebook_tools import SOLUTION, STUB
 
 from backprop_lab.course import exercises_for
@@ -43,6 +44,10 @@ from backprop_lab.report.records import CheckRecord, Record, Submitted, save
 from backprop_lab.verbs.cli import main
 
 DUE = "2026-12-10T23:59+01:00"
+# backprop's points as the exercise table gives them: full marks, and lin_grad's share of
+# them (the exercise most records here lose)
+FULL = full_marks("backprop")
+LIN = exercise("lin_grad").points
 
 
 def rec(
@@ -117,14 +122,14 @@ def test_every_student_on_the_roster_gets_a_row_and_strangers_are_kept(tmp_path:
     course = Course(roster=roster)
     final = class_records(records, course)
     assert [(r.student, r.status, r.score) for r in final] == [
-        ("ann", "graded", 15),
-        ("=zed", "graded", 15),
+        ("ann", "graded", FULL),
+        ("=zed", "graded", FULL),
         ("dan", MISSING, 0),
     ]
     _, rows = grades_rows(final, course)
     row = {r["student"]: r for r in rows}
     assert row["dan"]["status"] == "missing" and row["dan"]["score"] == "0"
-    assert row["dan"]["max"] == "15" and row["dan"]["assignment"] == "backprop"
+    assert row["dan"]["max"] == str(FULL) and row["dan"]["assignment"] == "backprop"
     assert row["=zed"]["flags"] == "not on roster" and row["ann"]["flags"] == ""
     summary = summary_markdown(final, course)
     assert "## No submission" in summary and "- dan (Dan D) (backprop)" in summary
@@ -164,17 +169,20 @@ def test_a_roster_file_that_cannot_be_used_names_its_line(tmp_path: Path) -> Non
 
 
 def test_an_override_changes_exactly_that_students_grade_and_says_why(tmp_path: Path) -> None:
+    part = LIN - 1  # lin_grad regraded by hand: all but a point
+    graded, given = FULL - LIN, FULL - LIN + part
     overrides = read_overrides(
         overrides_file(
-            tmp_path, "bob,backprop,lin_grad,2,regraded by hand: right up to a transpose"
+            tmp_path, f"bob,backprop,lin_grad,{part},regraded by hand: right up to a transpose"
         )
     )
     records = [rec("ann", ("lin_grad",)), rec("bob", ("lin_grad",))]
     final = by_student(class_records(records, Course(overrides=overrides)))
     assert final["ann"] == records[0]  # untouched
     bob = final["bob"]
-    assert (bob.score, bob.autograded_score) == (14, 12)
-    assert bob.per_exercise()["lin_grad"] == 2 and bob.autograded().per_exercise()["lin_grad"] == 0
+    assert (bob.score, bob.autograded_score) == (given, graded)
+    assert bob.per_exercise()["lin_grad"] == part
+    assert bob.autograded().per_exercise()["lin_grad"] == 0
     assert bob.autograded() == records[1]  # the grader's record is all still there
     # and it survives results.json
     assert Record.from_dict(json.loads(json.dumps(bob.to_dict()))) == bob
@@ -182,38 +190,39 @@ def test_an_override_changes_exactly_that_students_grade_and_says_why(tmp_path: 
     _, rows = grades_rows(final.values(), course)
     row = {r["student"]: r for r in rows}
     assert (row["bob"]["score"], row["bob"]["lin_grad"], row["bob"]["autograded"]) == (
-        "14",
-        "2",
-        "12",
+        str(given),
+        str(part),
+        str(graded),
     )
     assert row["bob"]["flags"] == "override" and row["ann"]["lin_grad"] == "0"
     summary = summary_markdown(final.values(), course)
     assert (
-        "| bob | backprop | lin\\_grad | 0 | 2 | regraded by hand: right up to a transpose |"
+        f"| bob | backprop | lin\\_grad | 0 | {part} | regraded by hand: right up to a transpose |"
         in (summary)
     )
-    page = with_gradebook_block("# Feedback on bob.ipynb: 12/15\n\nGraded.\n", bob, as_html=False)
-    assert "Your grade: 14/15 (the grader's checks gave 12/15)" in page
-    assert "exercise lin\\_grad from 0 to 2 points. Reason: regraded by hand" in page
-    html_page = with_gradebook_block("<h1>Feedback</h1>\n<p>12 / 15</p>\n", bob, as_html=True)
+    feedback = f"# Feedback on bob.ipynb: {graded}/{FULL}\n\nGraded.\n"
+    page = with_gradebook_block(feedback, bob, as_html=False)
+    assert f"Your grade: {given}/{FULL} (the grader's checks gave {graded}/{FULL})" in page
+    assert f"exercise lin\\_grad from 0 to {part} points. Reason: regraded by hand" in page
+    html_page = with_gradebook_block(f"<h1>Feedback</h1>\n<p>{graded} / {FULL}</p>\n", bob,
+                                     as_html=True)  # fmt: skip
     assert "Reason: regraded by hand: right up to a transpose</li>" in html_page
     # without the override: the grader's grade, and no block in the page
     plain = by_student(class_records(final.values(), Course()))
     assert plain["bob"] == records[1]
-    assert with_gradebook_block(page, plain["bob"], as_html=False) == (
-        "# Feedback on bob.ipynb: 12/15\n\nGraded.\n"
-    )
+    assert with_gradebook_block(page, plain["bob"], as_html=False) == feedback
 
 
 def test_a_total_override_is_the_last_word(tmp_path: Path) -> None:
-    overrides = read_overrides(overrides_file(tmp_path, "ann,,total,15,excused: paper copy"))
+    overrides = read_overrides(overrides_file(tmp_path, f"ann,,total,{FULL},excused: paper copy"))
     late = rec("ann", ("lin_grad",), at=parse_due(DUE) + timedelta(days=5))
     course = Course(overrides=overrides, policy=parse_late_policy("10%/day", parse_due(DUE)))
     ann = class_records([late], course)[0]
-    assert ann.score == 15 and ann.autograded_score == 12
+    graded = FULL - LIN
+    assert ann.score == FULL and ann.autograded_score == graded
     assert [(a.kind, a.before, a.after) for a in ann.adjustments] == [
-        ("late", 12, 6),
-        ("override", 6, 15),
+        ("late", graded, pytest.approx(graded * 0.5)),  # five started days at 10%
+        ("override", pytest.approx(graded * 0.5), FULL),
     ]
 
 
@@ -223,7 +232,10 @@ def test_a_total_override_is_the_last_word(tmp_path: Path) -> None:
         ("ann,backprop,lin_grads,2,typo", r"overrides.csv, line 2: unknown exercise 'lin_grads'"),
         ("ann,backprops,lin_grad,2,x", r"line 2: unknown assignment 'backprops'"),
         ("ann,matmul,lin_grad,2,x", r"line 2: exercise 'lin_grad' is in backprop, not matmul"),
-        ("ann,backprop,lin_grad,4,x", r"line 2: 4 points for lin_grad is out of range \(0 to 3\)"),
+        (
+            f"ann,backprop,lin_grad,{LIN + 1},x",
+            rf"line 2: {LIN + 1} points for lin_grad is out of range \(0 to {LIN}\)",
+        ),
         ("ann,backprop,lin_grad,two,x", r"line 2: points 'two' is not a number"),
         ("ann,backprop,lin_grad,2,", r"line 2: no reason"),
     ],
@@ -282,14 +294,14 @@ def test_a_late_submission_loses_exactly_the_policys_points() -> None:
         rec("unknown"),  # no hand-in time: nothing to judge
     ]
     final = by_student(class_records(records, course))
-    assert {s: r.score for s, r in final.items()} == {
-        "early": 15,
-        "ontime": 15,
-        "minute": 13.5,
-        "two": 9.6,
+    assert {s: r.score for s, r in final.items()} == pytest.approx({
+        "early": FULL,
+        "ontime": FULL,
+        "minute": FULL * 0.9,  # one started day: 10% off
+        "two": (FULL - LIN) * 0.8,  # two started days: 20% off what lin_grad left
         "gone": 0,
-        "unknown": 15,
-    }
+        "unknown": FULL,
+    })  # fmt: skip
     assert final["early"].adjustments == () and final["early"].late.seconds_late == 0  # type: ignore[union-attr]
     assert final["two"].late.days_late == 2 and final["two"].late.percent == 20  # type: ignore[union-attr]
     assert final["gone"].late.after_cutoff  # type: ignore[union-attr]
@@ -298,13 +310,13 @@ def test_a_late_submission_loses_exactly_the_policys_points() -> None:
     assert "## Late" in summary and "| minute | backprop |" in summary
     assert "| early |" not in summary.split("## Late")[1].split("##")[0]
     assert "1 min late (due 2026-12-10T23:59:00+01:00); 1 started day(s): 10% off" in summary
-    page = with_gradebook_block("# F: 12/15\n", final["two"], as_html=False)
+    page = with_gradebook_block(f"# F: {FULL - LIN}/{FULL}\n", final["two"], as_html=False)
     assert "from the nbgrader timestamp.txt" in page and "20% off" in page
-    assert "Late penalty: 12 to 9.6 points." in page
+    assert f"Late penalty: {FULL - LIN} to {(FULL - LIN) * 0.8:g} points." in page
     # with no policy, nothing changes; with a due date alone, lateness is reported, free
     assert class_records(records, Course()) == tuple(records)
     free = by_student(class_records(records, Course(policy=LatePolicy(due))))
-    assert free["minute"].score == 15 and free["minute"].late.seconds_late == 60  # type: ignore[union-attr]
+    assert free["minute"].score == FULL and free["minute"].late.seconds_late == 60  # type: ignore[union-attr]
 
 
 def test_an_extension_on_the_roster_makes_it_on_time(tmp_path: Path) -> None:
@@ -313,8 +325,8 @@ def test_an_extension_on_the_roster_makes_it_on_time(tmp_path: Path) -> None:
     course = Course(roster, policy=parse_late_policy("10%/day", due))
     at = due + timedelta(days=1)
     final = by_student(class_records([rec("ann", at=at), rec("bob", at=at)], course))
-    assert final["ann"].score == 15 and final["ann"].late.seconds_late == 0  # type: ignore[union-attr]
-    assert final["bob"].score == 13.5
+    assert final["ann"].score == FULL and final["ann"].late.seconds_late == 0  # type: ignore[union-attr]
+    assert final["bob"].score == pytest.approx(FULL * 0.9)
 
 
 def test_due_dates_and_policies_that_cannot_be_read() -> None:
@@ -411,9 +423,9 @@ def test_exports_have_the_columns_each_importer_documents(tmp_path: Path) -> Non
     final = class_records([rec("ann", ("lin_grad",)), rec("zed")], course)
     canvas = export_rows("canvas", final, roster)
     assert canvas.rows[0] == [*CANVAS_IDS, "backprop"]
-    assert canvas.rows[1] == ["Points Possible", "", "", "", "", "15"]
+    assert canvas.rows[1] == ["Points Possible", "", "", "", "", str(FULL)]
     assert canvas.rows[2:] == [
-        ["Aa, Ann", "101", "S1", "", "A", "12"],
+        ["Aa, Ann", "101", "S1", "", "A", str(FULL - LIN)],
         ["Dd Dan", "104", "S4", "", "B", "0"],
     ]
     assert canvas.left_out == ("zed",)  # no id to match zed by
@@ -422,7 +434,7 @@ def test_exports_have_the_columns_each_importer_documents(tmp_path: Path) -> Non
     moodle = export_rows("moodle", final, roster)
     assert moodle.rows == [
         [*MOODLE_IDS, "backprop"],
-        ["ann@u.edu", "101", "12"],
+        ["ann@u.edu", "101", str(FULL - LIN)],
         ["dan@u.edu", "104", "0"],
     ]
     plain = export_rows("plain", final, roster)
@@ -441,7 +453,7 @@ def test_exports_have_the_columns_each_importer_documents(tmp_path: Path) -> Non
         "flags",
     ]
     rows = {r[0]: dict(zip(plain.rows[0], r, strict=True)) for r in plain.rows[1:]}
-    assert rows["ann"]["lin_grad"] == "0" and rows["ann"]["score"] == "12"
+    assert rows["ann"]["lin_grad"] == "0" and rows["ann"]["score"] == str(FULL - LIN)
     assert rows["dan"]["status"] == "missing" and rows["zed"]["flags"] == "not on roster"
     with pytest.raises(ValueError, match="needs --roster"):
         export_rows("moodle", final, None)
@@ -469,8 +481,10 @@ def test_a_term_as_typed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         "cat,Cat,cat@u,3,,,",
         "dan,Dan,dan@u,4,,,",
     )
+    ann_total = FULL - 1  # one point off the solution's full marks
+    bob_late = f"{FULL * 0.8:g}"  # 2 started days late at 10%/day, as grades.csv writes it
     overrides = overrides_file(
-        tmp_path, "ann,backprop,total,14,one point off: plagiarised docstring"
+        tmp_path, f"ann,backprop,total,{ann_total},one point off: plagiarised docstring"
     )
     out = tmp_path / "out"
     flags = ["--roster", str(roster), "--due", DUE, "--late-policy", "10%/day"]
@@ -478,21 +492,21 @@ def test_a_term_as_typed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([*argv, "--overrides", str(overrides)]) == 1  # cat's PDF is ungradeable
     rows = {r["student"]: r for r in read_grades_csv(out / "grades.csv")}
     assert {s: (r["score"], r["status"]) for s, r in rows.items()} == {
-        "ann": ("14", "graded"),
-        "bob": ("12", "graded"),
+        "ann": (str(ann_total), "graded"),
+        "bob": (bob_late, "graded"),
         "cat": ("0", "ungradeable"),
         "dan": ("0", "missing"),
     }
-    assert rows["bob"]["autograded"] == "15" and rows["bob"]["time_source"] == NBGRADER
+    assert rows["bob"]["autograded"] == str(FULL) and rows["bob"]["time_source"] == NBGRADER
     assert "found backprop.pdf (a PDF)" in rows["cat"]["message"]
     ann = json.loads((out / "submissions/ann/backprop/results.json").read_text())
-    assert ann["score"] == 14 and ann["extra_data"]["autograded_score"] == 15
+    assert ann["score"] == ann_total and ann["extra_data"]["autograded_score"] == FULL
     assert ann["extra_data"]["adjustments"][0]["reason"] == "one point off: plagiarised docstring"
     feedback = (out / "submissions/ann/backprop/feedback.md").read_text()
     assert "Reason: one point off: plagiarised docstring" in feedback
     assert "plagiarised docstring" in (out / "submissions/ann/backprop/feedback.html").read_text()
     bob_page = (out / "submissions/bob/backprop/feedback.html").read_text()
-    assert "Late penalty: 15 to 12 points." in bob_page
+    assert f"Late penalty: {FULL} to {bob_late} points." in bob_page
     summary = (out / "summary.md").read_text()
     assert "## Overrides" in summary and "## Late" in summary and "- dan (Dan)" in summary
     assert "## Identical notebooks" in summary  # ann and bob handed in the same file
@@ -519,8 +533,8 @@ def test_a_term_as_typed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         exported = list(csv.reader(f))
     assert exported[0] == [*CANVAS_IDS, "backprop"] and exported[1][0] == "Points Possible"
     assert [r[1:2] + r[-1:] for r in exported[2:]] == [
-        ["1", "14"],
-        ["2", "12"],
+        ["1", str(ann_total)],
+        ["2", bob_late],
         ["3", "0"],
         ["4", "0"],
     ]
@@ -530,7 +544,7 @@ def test_a_term_as_typed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     )
     assert "differ from the last grade/merge (first: ann)" in capsys.readouterr().err
     assert main(argv) == 1
-    assert read_grades_csv(out / "grades.csv")[0]["score"] == "15"
+    assert read_grades_csv(out / "grades.csv")[0]["score"] == str(FULL)
     assert "Reason" not in (out / "submissions/ann/backprop/feedback.md").read_text()
     assert (
         "autograded_score"

@@ -27,7 +27,7 @@ import torch
 from grading_tools import full_marks
 from notebook_tools import SOLUTION, STUB, edited, fn
 from process_tools import processes_with
-from right_answers import COURSE_BACKPROP
+from right_answers import course_notebook
 
 from backprop_lab.course import exercises_for
 from backprop_lab.gradebook.batch import grade_submissions
@@ -71,7 +71,7 @@ def solution_with(*edits) -> nbformat.NotebookNode:
 
 def student_done() -> nbformat.NotebookNode:
     """A student notebook (with nbgrader's checksums) completed with the course's code."""
-    return edited(STUB["backprop"], COURSE_BACKPROP)
+    return course_notebook("backprop")
 
 
 def without_cell(grade_id: str) -> nbformat.NotebookNode:
@@ -323,6 +323,13 @@ ESCAPES_THE_ALARM = "# __autograde__\n" + MSE_OK + "\nwhile True:\n    pass\n"
 
 # Full marks for backprop, and full marks less the exercises a broken function takes with it
 FULL = full_marks("backprop")
+# what a notebook with no cells is told: every answer cell of the notebook handed out,
+# in its order there
+NO_ANSWER_CELLS = "Your notebook has no answer cell " + ", ".join(
+    f"`{c.metadata['nbgrader']['grade_id']}`"
+    for c in nbformat.read(STUB["backprop"], as_version=4).cells
+    if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+)
 
 
 def lose(*cells: str) -> int:
@@ -423,7 +430,7 @@ CORPUS = (
                 "relu_grad", "relu_grad(inp, out)", "inp, out"), None)),
             lose("relu_grad", "forward_and_backward"), ("RecursionError",)),
     Hostile("no-cells-left", lambda: nbformat.v4.new_notebook(), 0,
-            ("Your notebook has no answer cell `mse_grad`, `relu_grad`",)),
+            (NO_ANSWER_CELLS + " (the cells given",)),
     Hostile("looks-for-the-grader", lambda: solution_with(("mse_grad", LOOKS_AROUND, None)),
             FULL, (f"{FULL}/{FULL}",)),
     Hostile("writes-outside-its-folder", lambda: solution_with(("mse_grad", WRITE_HOME, None)),

@@ -26,10 +26,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from notebook_tools import SOLUTION, STUB, edited, matmul
+from notebook_tools import SOLUTION, STUB, edited
 from right_answers import (
-    COURSE_BACKPROP,
-    COURSE_MATMUL,
     DEBUGGERS,
     MODEL_ORDER,
     MODULE_STYLE,
@@ -37,6 +35,7 @@ from right_answers import (
     UNUSUAL_BACKPROP_2,
     UNUSUAL_MATMUL,
     WEIGHTS_AS_PARAMETERS,
+    course_notebook,
 )
 
 from backprop_lab.course import exercises_for
@@ -81,14 +80,7 @@ SUBMISSIONS = {
     # inputs. autograde gives it full marks (the dtype is 0-point advice), and so must the
     # notebook's hidden float64 tests under nbgrader: one verdict. Likewise the course's
     # backprop answers.
-    "lesson": lambda a: (
-        edited(
-            STUB["matmul"],
-            [matmul(c, body) for c, body in COURSE_MATMUL.items()],
-        )
-        if a == "matmul"
-        else edited(STUB["backprop"], COURSE_BACKPROP)
-    ),
+    "lesson": course_notebook,
     # right, but not as the lesson writes it (einsum, .T, the 2019 Module base class, a
     # Model taking its weights in another order, torch.where at relu's kink, the weights as
     # parameters with defaults)
@@ -126,48 +118,37 @@ SAMPLE = (
     else [("matmul", "untouched"), ("backprop", "one_bug")]
 )  # fmt: skip
 
-EXPECTED = {
-    ("matmul", "solution"): {
-        "matmul_loops_tests": 3,
-        "matmul_elementwise_tests": 2,
-        "matmul_broadcast_tests": 5,
-    },
-    ("matmul", "untouched"): {
-        "matmul_loops_tests": 0,
-        "matmul_elementwise_tests": 0,
-        "matmul_broadcast_tests": 0,
-    },
-    ("matmul", "one_bug"): {
-        "matmul_loops_tests": 3,
-        "matmul_elementwise_tests": 2,
-        "matmul_broadcast_tests": 0,
-    },
-    ("matmul", "lesson"): {
-        "matmul_loops_tests": 3,
-        "matmul_elementwise_tests": 2,
-        "matmul_broadcast_tests": 5,
-    },
-    ("backprop", "solution"): {
-        "mse_grad_tests": 2,
-        "relu_grad_tests": 2,
-        "lin_grad_tests": 3,
-        "forward_and_backward_tests": 3,
-        "layer_classes_tests": 3,
-        "model_class_tests": 2,
-    },
-    # forward_and_backward calls lin_grad, so it loses its points too.
-    ("backprop", "one_bug"): {
-        "mse_grad_tests": 2,
-        "relu_grad_tests": 2,
-        "lin_grad_tests": 0,
-        "forward_and_backward_tests": 0,
-        "layer_classes_tests": 3,
-        "model_class_tests": 2,
-    },
+# The answers each submission gets wrong, by solution cell: the untouched notebook all of
+# them, the one bug its exercise; the solution and the lesson's code none (full marks).
+WRONG: dict[tuple[str, str], tuple[str, ...]] = {
+    ("matmul", "solution"): (),
+    ("matmul", "untouched"): tuple(e.cell for e in exercises_for("matmul")),
+    ("matmul", "one_bug"): ("matmul_broadcast",),
+    ("matmul", "lesson"): (),
+    ("backprop", "solution"): (),
+    ("backprop", "one_bug"): ("lin_grad",),
+    ("backprop", "lesson"): (),
 }
 
 
-EXPECTED["backprop", "lesson"] = EXPECTED["backprop", "solution"]  # full marks
+def broken(assignment: str, wrong: tuple[str, ...]) -> set[str]:
+    """The exercises `wrong` takes with it: those wrong, and every exercise that builds on
+    one (forward_and_backward calls lin_grad, so its test cell fails too)."""
+    out = set(wrong)
+    while grown := {e.cell for e in exercises_for(assignment)
+                    if e.cell not in out and out & set(e.builds_on)}:  # fmt: skip
+        out |= grown
+    return out
+
+
+def points_per_test_cell(assignment: str, wrong: tuple[str, ...]) -> dict[str, int]:
+    """nbgrader's points per test cell: each exercise's points from the table, 0 where the
+    submission breaks it."""
+    lost = broken(assignment, wrong)
+    return {e.test_cell: 0 if e.cell in lost else e.points for e in exercises_for(assignment)}
+
+
+EXPECTED = {case: points_per_test_cell(case[0], wrong) for case, wrong in WRONG.items()}
 PATHS = ("nbgrader", "autograde", "pytest", "gradescope")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from grading_tools import full_marks
 from notebook_tools import ROOT, SOLUTION, STUB, edited, mse_grad
 
 from backprop_lab import reference
@@ -282,16 +283,17 @@ def test_the_student_install_has_no_reference(student_python: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("notebook", "code", "total"),
-    [(SOLUTION["backprop"], 0, "15/15"), (STUB["backprop"], 1, "0/15"),
-     (SOLUTION["matmul"], 0, "10/10")],
+    ("assignment", "solved"), [("backprop", True), ("backprop", False), ("matmul", True)],
+    ids=["backprop-solution", "backprop-stub", "matmul-solution"],
 )  # fmt: skip
 def test_the_student_install_grades_as_the_instructor_s(
-    student_python: Path, notebook: Path, code: int, total: str
+    student_python: Path, assignment: str, solved: bool
 ) -> None:
+    notebook = (SOLUTION if solved else STUB)[assignment]
     done = run_student(student_python, "check", str(notebook))
-    assert done.returncode == code, done.stdout + done.stderr
-    assert f"Total: {total}" in done.stdout, done.stdout
+    assert done.returncode == (0 if solved else 1), done.stdout + done.stderr
+    full = full_marks(assignment)
+    assert f"Total: {full if solved else 0}/{full}" in done.stdout, done.stdout
     assert "Integrity" not in done.stdout
 
 
@@ -319,5 +321,5 @@ def test_a_notebook_that_execs_the_installed_reference_finds_none(
     results = json.loads((tmp_path / "r.json").read_text())
     mse = [t for t in results["tests"] if t["name"].startswith("mse_grad")]
     assert mse and all(t["score"] == 0 for t in mse), mse
-    assert any("no backprop_lab/reference/backprop.py" in t["output"] for t in mse), mse
-    assert results["score"] < 15
+    assert any("no reference/backprop.py" in t["output"] for t in mse), mse
+    assert results["score"] < full_marks("backprop")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_tools import exercise, full_marks
 from notebook_tools import ROOT, SOLUTION, edited
 from test_course_tests import IN_PLACE, NEW_HIDDEN_TEST
 from test_gradescope import bundled_python, gradescope_environ, package_dirs
@@ -32,6 +33,9 @@ HIDDEN = NEW_HIDDEN_TEST.replace("out.g, before)", "out.g, {before})").replace(
     "### BEGIN HIDDEN TESTS\n", "### BEGIN HIDDEN TESTS\n# the incoming gradient is the caller's\n"
 )
 DUE = "2026-12-10T23:59+00:00"
+# backprop's full marks, and what the new hidden test in relu_grad's test cell costs
+FULL = full_marks("backprop")
+RELU = exercise("relu_grad").points
 
 
 def _copy_course(dest: Path) -> Path:
@@ -109,7 +113,7 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     shutil.copy(course / "assignments/backprop/backprop.ipynb", course / "backprop_lab/released/")
     # 3. Verify: the slip fails the instructor's own solution
     out = typed(term, "autograde", "verify", ok=(1,))
-    assert "BAD solution   solutions/backprop/backprop.ipynb: 13/15" in out, out
+    assert f"BAD solution   solutions/backprop/backprop.ipynb: {FULL - RELU}/{FULL}" in out, out
     assert "verify: all good" not in out
     _add_hidden_test(course, before="before")  # ... fixed
     out = typed(term, "autograde", "verify")
@@ -147,10 +151,12 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     rows = {
         r["student"]: r for r in csv.DictReader(io.StringIO((graded / "grades.csv").read_text()))
     }
-    assert (rows["alice"]["score"], rows["alice"]["status"]) == ("15", "graded")
-    # the new hidden test costs relu_grad's 2 points; the override gives 1 back
-    assert (rows["bob"]["autograded"], rows["bob"]["score"]) == ("13", "14"), rows["bob"]
-    assert float(rows["carol"]["score"]) == 12 and "late" in rows["carol"]["flags"]  # 2 days
+    assert (rows["alice"]["score"], rows["alice"]["status"]) == (str(FULL), "graded")
+    # the new hidden test costs relu_grad's points; the override gives 1 back
+    bob = (str(FULL - RELU), str(FULL - RELU + 1))
+    assert (rows["bob"]["autograded"], rows["bob"]["score"]) == bob, rows["bob"]
+    carol = float(rows["carol"]["score"])  # 2 days late at 10%/day
+    assert carol == pytest.approx(FULL * 0.8) and "late" in rows["carol"]["flags"]
     assert rows["dave"]["score"] == "0" and "backprop.pdf" in rows["dave"]["message"]
     assert rows["erin"]["status"] == "missing"
     assert "not on roster" in rows["frank"]["flags"]
@@ -164,7 +170,7 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     assert canvas[1][0] == "Points Possible"
     by_id = {r[1]: r for r in canvas[2:]}
-    assert by_id["40101"][5] == "14" and by_id["40104"][5] in ("0", "")  # bob; erin
+    assert by_id["40101"][5] == bob[1] and by_id["40104"][5] in ("0", "")  # bob; erin
     typed(term, "autograde", "export", str(graded), "--to", "moodle", "--out",
           str(base / "moodle.csv"), *course_flags, ok=(0, 1))  # fmt: skip
     moodle = list(csv.reader(io.StringIO((base / "moodle.csv").read_text())))
@@ -178,7 +184,7 @@ def test_a_term_as_an_instructor_types_it(term: dict[str, Path]) -> None:
     bundle = base / "bundles" / "autograder-backprop.zip"
     python = bundled_python(bundle, base / "gradescope-venv")  # what setup.sh installs
     results = run_bundle(bundle, python, base / "autograder", submitted / "bob/backprop")
-    assert results["score"] == 13, results["output"]  # the hidden test ships in the bundle
+    assert results["score"] == FULL - RELU, results["output"]  # the hidden test ships too
     assert "relu_grad must not modify" not in json.dumps(results)
 
 

@@ -249,14 +249,8 @@ def test_csv_cells_round_trip_and_never_start_a_formula() -> None:
 
 def test_numbers_stay_numbers(tmp_path: Path) -> None:
     who = Submitted("-ann", "ann/backprop", "/c/-ann/backprop.ipynb")
-    record = Record(
-        score=0,
-        output="x",
-        seed=-7,
-        max_score=full_marks("backprop"),
-        status="graded",
-        submitted=who,
-    )
+    full = full_marks("backprop")
+    record = Record(score=0, output="x", seed=-7, max_score=full, status="graded", submitted=who)
     write_grades_csv([record], tmp_path / "grades.csv")
     with (tmp_path / "grades.csv").open(newline="", encoding="utf-8") as f:
         [row] = list(csv.DictReader(f))
@@ -321,9 +315,8 @@ def test_a_notebook_s_name_cannot_write_the_pr_summary(
     html = render(summary)
     [title, report] = headings(html)
     assert title == "autograde: pull request grading"
-    assert (
-        report.endswith(f"(backprop): 0/{full_marks('backprop')}") and FAKE_SCORE in report
-    )  # the name, as text
+    assert report.endswith(f"(backprop): 0/{full_marks('backprop')}")
+    assert FAKE_SCORE in report  # the name, as text
     assert "<!--" not in html
     assert "❌ failed" in html and (tmp_path / "out" / "summary.md").read_text() == summary
     # the artifact: a results.json in a folder any artifact takes
