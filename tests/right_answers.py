@@ -14,8 +14,6 @@ from __future__ import annotations
 from nbformat import NotebookNode
 from notebook_tools import STUB, Edit, edited, fn, lin_grad, matmul, mse_grad, relu_grad
 
-from backprop_lab.course import exercises_for
-
 # lin_grad's three lines, as the lesson writes them
 LIN_X_OK = "inp.g = out.g @ w.t()"
 LIN_W_OK = "w.g = inp.t() @ out.g"
