@@ -12,14 +12,15 @@ import nbformat
 import papermill
 from nbformat import NotebookNode
 
+from backprop_lab.course import ASSIGNMENTS as COURSE_ASSIGNMENTS
 from backprop_lab.plan.notebook import read_notebook, replace_function
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 ASSIGNMENTS = sorted((ROOT / "assignments").glob("*/*.ipynb"))
 # assignment -> the instructor's notebook (every answer right) and the student's (stubs)
-SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
-STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in ("matmul", "backprop")}
+SOLUTION = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in COURSE_ASSIGNMENTS}
+STUB = {a: ROOT / "assignments" / a / f"{a}.ipynb" for a in COURSE_ASSIGNMENTS}
 
 
 class Edit(NamedTuple):

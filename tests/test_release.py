@@ -24,6 +24,7 @@ from grading_tools import full_marks
 from notebook_tools import ROOT, SOLUTION, STUB, edited, mse_grad
 
 from backprop_lab import reference
+from backprop_lab.course import ASSIGNMENTS
 from backprop_lab.verbs.assignments import (
     HIDDEN_TEST_MARKERS,
     SOLUTION_MARKERS,
@@ -131,11 +132,11 @@ def test_the_release_holds_the_student_course_and_nothing_else(release: Path) ->
     files = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
     assert files == {
         "README.md", "requirements.txt", "constraints.txt", ".gitignore",
-        "assignments/backprop/backprop.ipynb", "assignments/matmul/matmul.ipynb",
+        *(f"assignments/{a}/{a}.ipynb" for a in ASSIGNMENTS),
         ".github/workflows/check.yml", ".github/actions/allow-user-namespaces/action.yml",
         f"grader/{wheel(release).name}",
     }  # fmt: skip
-    for name in ("backprop", "matmul"):  # what nbgrader generates, as committed
+    for name in ASSIGNMENTS:  # what nbgrader generates, as committed
         got = (release / "assignments" / name / f"{name}.ipynb").read_bytes()
         assert got == STUB[name].read_bytes()
     with zipfile.ZipFile(wheel(release)) as z:
@@ -150,7 +151,7 @@ def test_nothing_in_the_release_or_its_wheel_gives_an_answer_away(
     release: Path, secrets: set[str]
 ) -> None:
     assert leaks(release, secrets) == []
-    for name in ("backprop", "matmul"):  # nbgrader's own test, line by line, in every cell
+    for name in ASSIGNMENTS:  # nbgrader's own test, line by line, in every cell
         source = nbformat.read(SOLUTION[name], as_version=4)
         released = nbformat.read(release / "assignments" / name / f"{name}.ipynb", as_version=4)
         assert find_leaks(source, released) == []
