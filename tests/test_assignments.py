@@ -80,7 +80,8 @@ def test_leak_check_finds_a_planted_solution_line_and_hidden_test(source, releas
     # one line of each assignment's solutions
     solution_line = {"matmul": "c[i] = (a[i, :, None] * b).sum(dim=0)",
                      "backprop": "w.g = inp.t() @ out.g",
-                     "training": "cross_entropy_grad(self.inp, self.targ)"}[source.parent.name]  # fmt: skip
+                     "training": "cross_entropy_grad(self.inp, self.targ)",
+                     }[source.parent.name]  # fmt: skip
     test_cell = next(c for c in src.cells if "### BEGIN HIDDEN TESTS" in c.source)
     hidden = test_cell.source.split("### BEGIN HIDDEN TESTS")[1].strip().splitlines()[0]
     nb.cells[-1].source += f"\n{solution_line}\n{hidden}\n### END SOLUTION"

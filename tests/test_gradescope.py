@@ -141,8 +141,8 @@ def notebook_bytes(path: Path, edits=()) -> bytes:
 def test_one_bundle_per_assignment_named_for_it(
     bundles: dict[str, Path], grader_python: Path, tmp_path: Path
 ) -> None:
-    assert sorted(p.name for p in bundles["backprop"].parent.iterdir()) == [
-        "autograder-backprop.zip", "autograder-matmul.zip"]  # fmt: skip
+    assert sorted(p.name for p in bundles["backprop"].parent.iterdir()) == sorted(
+        f"autograder-{a}.zip" for a in ASSIGNMENTS)  # fmt: skip
     for assignment, path in bundles.items():
         with zipfile.ZipFile(path) as z:
             config = json.loads(z.read(CONFIG))
