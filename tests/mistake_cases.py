@@ -44,6 +44,58 @@ RUNGS = ("matmul_loops", "matmul_elementwise", "matmul_broadcast")
 MATMUL = {cell: f"{cell}: matmul(a, b) equals a @ b" for cell in RUNGS}
 MATMUL_F64 = {cell: f"{cell}: float64 inputs give a float64 result" for cell in RUNGS}
 
+# the training assignment's checks
+LSE = "logsumexp: logsumexp returns one value per row"
+LSE_STABLE = "logsumexp: logsumexp is stable on logits of +-1000"
+LSM = "log_softmax: log_softmax returns log-probabilities"
+LSM_STABLE = "log_softmax: log_softmax is stable on logits of +-1000"
+NLL_N = "nll: nll of labels shaped (N,)"
+NLL_COLUMN = "nll: nll of labels shaped (N, 1)"
+CE = "cross_entropy: cross_entropy returns the loss"
+CE_STABLE = "cross_entropy: cross_entropy is stable on logits of +-1000"
+CEG = "cross_entropy_grad: cross_entropy_grad sets inp.g"
+CEG_STABLE = (
+    "cross_entropy_grad: cross_entropy_grad sets inp.g on logits of +-1000 and a batch of 1"
+)
+CLASSIFIER_GRADS = "classifier: classifier.backward() sets every .g"
+CLASSIFIER_LOSS = "classifier: classifier(x, targ) returns the loss"
+FIT_ONE = "fit: one step of fit updates the parameters in place"
+FIT_EVERY = "fit: fit takes every batch of every epoch, each from fresh gradients"
+FIT_DIGITS = "fit: fit trains on the digits"
+FIT = frozenset({FIT_ONE, FIT_EVERY, FIT_DIGITS})
+
+NAIVE_LOG_SOFTMAX = fn("log_softmax", "return (x.exp() / x.exp().sum(-1, keepdim=True)).log()", "x")
+LOGSUMEXP_DOWN_COLUMNS = fn(
+    "logsumexp",
+    """
+m = x.max(0).values
+return m + (x - m).exp().sum(0).log()
+""",
+    "x",
+)
+NLL_WHOLE_COLUMNS = fn("nll", "return -inp[:, targ.reshape(-1)].mean()", "inp, targ")
+CEG_BODY = """
+targ = targ.reshape(-1)
+n = inp.shape[0]
+softmax = log_softmax(inp).exp()
+one_hot = torch.zeros_like(inp)
+one_hot[torch.arange(n, device=inp.device), targ] = 1.0
+"""
+CEG_SUMMED = fn("cross_entropy_grad", CEG_BODY + "inp.g = softmax - one_hot", "inp, targ")
+CEG_NO_TARGET = fn("cross_entropy_grad", CEG_BODY + "inp.g = softmax / n", "inp, targ")
+FIT_REBINDS = """
+def fit(params, x_train, y_train, x_valid, y_valid, lr=0.5, epochs=10, bs=32):
+    model = Classifier(*params)
+    n = x_train.shape[0]
+    with torch.no_grad():
+        for epoch in range(epochs):
+            for i in range(0, n, bs):
+                model(x_train[i:i + bs], y_train[i:i + bs])
+                model.backward()
+                for p in params:
+                    p = p - lr * p.g
+"""
+
 
 @dataclass(frozen=True)
 class MistakeCase:
@@ -123,6 +175,74 @@ return c
 LIN_CALL_NO_RETURN = LIN_CLASS_SRC.replace("        return self.out\n", "", 1)
 
 MISTAKES = (
+    MistakeCase(
+        # the lesson's first log_softmax, from the definition: right on small logits
+        name="log-softmax-overflows",
+        assignment="training",
+        edit=Edit("log_softmax", NAIVE_LOG_SOFTMAX),
+        lost=lost(LSM_STABLE, CE_STABLE, CEG_STABLE),
+        flagged=LSM_STABLE,
+        mistake="softmax-overflow",
+        hint="Subtract each row's maximum first",
+    ),
+    MistakeCase(
+        name="logsumexp-down-the-columns",
+        assignment="training",
+        edit=Edit("logsumexp", LOGSUMEXP_DOWN_COLUMNS),
+        lost=lost(
+            LSE,
+            LSE_STABLE,
+            LSM,
+            LSM_STABLE,
+            CE,
+            CE_STABLE,
+            CEG,
+            CEG_STABLE,
+            CLASSIFIER_GRADS,
+            CLASSIFIER_LOSS,
+            *FIT,
+        ),
+        flagged=LSE,
+        mistake="softmax-wrong-dimension",
+        hint="`logsumexp(-1)`",
+    ),
+    MistakeCase(
+        name="nll-takes-whole-columns",
+        assignment="training",
+        edit=Edit("nll", NLL_WHOLE_COLUMNS),
+        lost=lost(NLL_N, NLL_COLUMN, CE, CE_STABLE, CLASSIFIER_LOSS),
+        flagged=NLL_N,
+        mistake="labels-as-columns",
+        hint="`inp[range(len(targ)), targ]`",
+    ),
+    MistakeCase(
+        name="cross-entropy-grad-without-the-mean",
+        assignment="training",
+        edit=Edit("cross_entropy_grad", CEG_SUMMED),
+        lost=lost(CEG, CEG_STABLE, CLASSIFIER_GRADS, *FIT),
+        flagged=CEG,
+        mistake="loss-mean-forgotten",
+        hint="N times too large",
+    ),
+    MistakeCase(
+        name="cross-entropy-grad-without-the-target",
+        assignment="training",
+        edit=Edit("cross_entropy_grad", CEG_NO_TARGET),
+        lost=lost(CEG, CEG_STABLE, CLASSIFIER_GRADS, *FIT),
+        flagged=CEG,
+        mistake="target-not-subtracted",
+        hint="the softmax minus the one-hot target",
+    ),
+    MistakeCase(
+        # `p = p - lr * p.g` rebinds the loop's name: the model's tensors never change
+        name="fit-rebinds-its-parameters",
+        assignment="training",
+        edit=Edit("fit", FIT_REBINDS),
+        lost=FIT,
+        flagged=FIT_ONE,
+        mistake="parameters-not-updated",
+        hint="`p -= lr * p.g`",
+    ),
     MistakeCase(
         name="lin-call-returns-nothing",
         assignment="backprop",

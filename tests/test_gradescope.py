@@ -427,9 +427,9 @@ def test_another_assignment_s_notebook_gets_zero_and_which_is_which(
 def test_with_both_notebooks_only_the_expected_one_counts(
     bundles: dict[str, Path], grader_python: Path, tmp_path: Path, expected: str
 ) -> None:
-    """Both right answers uploaded to one assignment: its points, never the sum (the
+    """Every assignment's right answer uploaded to one: its points, never the sum (the
     bundle that graded everything gave 25 on a 15-point assignment)."""
-    other = next(a for a in ASSIGNMENTS if a != expected)
+    others = ", ".join(f"{a}.ipynb (the {a} assignment)" for a in ASSIGNMENTS if a != expected)
     upload = {f"{a}.ipynb": solution(a) for a in ASSIGNMENTS}
     results = run_gradescope(bundles[expected], grader_python, tmp_path / "autograder", upload)
     validate_gradescope(results)
@@ -437,7 +437,7 @@ def test_with_both_notebooks_only_the_expected_one_counts(
     cells = {e.cell for e in exercises_for(expected)}
     assert {t["number"] for t in results["tests"]} == cells
     assert results["output"].startswith(
-        f"Graded {expected}.ipynb. Not graded here: {other}.ipynb (the {other} assignment); "
+        f"Graded {expected}.ipynb. Not graded here: {others}; "
         f"this Gradescope assignment grades only the {expected} assignment.\n"
     ), results["output"]
 

@@ -318,5 +318,5 @@ def test_a_notebook_that_execs_the_installed_reference_finds_none(
     results = json.loads((tmp_path / "r.json").read_text())
     mse = [t for t in results["tests"] if t["name"].startswith("mse_grad")]
     assert mse and all(t["score"] == 0 for t in mse), mse
-    assert any("no reference/backprop.py" in t["output"] for t in mse), mse
+    assert any("no backprop_lab/reference/backprop.py" in t["output"] for t in mse), mse
     assert results["score"] < full_marks("backprop")

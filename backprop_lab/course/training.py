@@ -174,8 +174,8 @@ CLASSIFIER = Protocol(
     Recipe("layer", ("inp", "targ"), grads=("inp", *PARAMS), init=PARAMS, call_value="loss"),
 )  # fmt: skip
 FIT = Protocol(
-    "fit", FIT_MATHS, "{t}(params, x_train, y_train, x_valid, y_valid, lr=, epochs=, bs=)",
-    "{t}",
+    "fit", FIT_MATHS,
+    "{t}(params, x_train, y_train, x_valid, y_valid, lr=lr, epochs=epochs, bs=bs)", "{t}",
     Recipe("function", ("params", "x_train", "y_train", "x_valid", "y_valid"),
            groups=(("params", PARAMS),), scalars=("lr", "epochs", "bs"), updated=PARAMS,
            twice=False),
@@ -204,7 +204,7 @@ EXERCISES = (
               ("inp.g", *(f"{k}.g" for k in PARAMS)), CLASSIFIER_CASES),
         Check("classifier(x, targ) returns the loss", 1, "Classifier", CLASSIFIER, ("loss",),
               CLASSIFIER_CASES),
-    ), builds_on=("cross_entropy_grad",)),
+    ), builds_on=("cross_entropy", "cross_entropy_grad")),
     Exercise("training", "fit", "fit", (
         Check("one step of fit updates the parameters in place", 1, "fit", FIT, PARAMS,
               ONE_STEP),
