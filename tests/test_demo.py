@@ -11,8 +11,16 @@ import nbformat
 import pytest
 from notebook_tools import ROOT
 
+from backprop_lab.course import ASSIGNMENTS, exercises_for
 from backprop_lab.verbs.cli import build_parser
-from backprop_lab.verbs.demo import ASSIGNMENT, STUDENTS, run_demo, student_notebook, submission
+from backprop_lab.verbs.demo import (
+    ASSIGNMENT,
+    CLASS,
+    STUDENTS,
+    run_demo,
+    student_notebook,
+    submission,
+)
 
 
 def test_the_shipped_student_notebook_is_the_assignment() -> None:
@@ -39,6 +47,21 @@ def test_the_three_submissions_differ_where_they_should() -> None:
     assert right["mse_grad"].replace("2.0 * ", "") == wrong["mse_grad"]
     # everything but the answers is the notebook as given (checksummed cells untouched)
     for mine, theirs in zip(correct.cells, given.cells, strict=True):
+        if not mine.metadata.get("nbgrader", {}).get("solution"):
+            assert mine.source == theirs.source
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_correct_student_answers_every_stub_of_every_assignment(assignment: str) -> None:
+    """One notebook of each assignment is graded: the correct student's, every stub
+    answered by the reference (its private helpers too), nothing else of the notebook
+    changed."""
+    assert assignment in CLASS["correct"]
+    given, answered = student_notebook(assignment), submission("correct", assignment)
+    cells = _solution_sources(answered)
+    assert {e.cell for e in exercises_for(assignment)} <= set(cells)
+    assert all("NotImplementedError" not in source for source in cells.values())
+    for mine, theirs in zip(answered.cells, given.cells, strict=True):
         if not mine.metadata.get("nbgrader", {}).get("solution"):
             assert mine.source == theirs.source
 
@@ -87,6 +110,14 @@ def test_demo_grades_the_class(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     for student, score in zip(STUDENTS, (full, full - 7, 0), strict=True):
         assert student in printed and f"{score}/{full}" in printed
         assert (folders[student] / "feedback.html").is_file()
+    # the correct student's notebook of every other assignment: full marks
+    for assignment in ASSIGNMENTS:
+        record = json.loads(
+            (graded / "submissions" / "correct" / assignment / "results.json").read_text()
+        )
+        points = sum(e.points for e in exercises_for(assignment))
+        assert record["score"] == points and _lost(record) == {}, assignment
+        assert f"{points}/{points}" in printed
     assert "needs the factor 2" in printed and "not implemented" in printed
     # rich wraps a path longer than the terminal (80 columns when not a terminal) mid-word:
     # read the lines joined back, as the path is (an xdist worker's temp path is longer)
