@@ -45,6 +45,7 @@ from .run.execute import Execution, run_notebook
 from .run.notebook_process import NotebookProcess, sandbox_policy, start_processes
 
 if TYPE_CHECKING:
+    from .judge.curve import LossCurve
     from .judge.readback import Harvest, Speed
     from .judge.score import Score
     from .plan.calls import Plan
@@ -79,6 +80,7 @@ class GradeResult:
     executed: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     speed: Speed | None = None  # matmul timings in the student's kernel (matmul assignment)
+    curve: LossCurve | None = None  # fit on the digits, epoch by epoch (training assignment)
     # (function, torch call, line) for tensors the student's code puts on the CPU whatever
     # the inputs' device: works on a CPU, fails on a GPU
     device_findings: tuple[tuple[str, str, str], ...] = ()
@@ -168,6 +170,7 @@ def grade(
         notes += harvest_notes(nb, assignment, clean.plan, clean.harvest, findings, clean.why)
         if full is not None:
             notes += full_run_notes(full.plan, full.harvest, full.why, notes)
+        from .judge.curve import loss_curve
         from .judge.score import score
 
         result_score = score(exercises, clean.plan, clean.harvest, not_graded=clean.why,
@@ -178,6 +181,7 @@ def grade(
         review = room_review(room, exercises, result_score.by_exercise(),
                              _full_points(exercises, full))  # fmt: skip
         review += scan_review(scanned)
+        curve = loss_curve(clean.plan, clean.harvest)
         timings["score"] = time.perf_counter() - t
         if full is not None:
             timings["full run"] = full.execution.seconds
@@ -188,6 +192,7 @@ def grade(
                        sum(r.execution.seconds for r in done), digest,
                        executed=executed, timings=timings,
                        speed=clean.harvest.speed if clean.harvest is not None else None,
+                       curve=curve,
                        device_findings=findings, kernel_died=clean.execution.kernel_died,
                        isolation_warning=sandbox_warning, review=review)  # fmt: skip
 

@@ -46,6 +46,7 @@ def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
     }
     subs["course-matmul"] = ("matmul", course_notebook("matmul"))
     subs["course-backprop"] = ("backprop", course_notebook("backprop"))
+    subs["course-training"] = ("training", course_notebook("training"))
     subs["unusual-backprop"] = ("backprop", edited(SOLUTION["backprop"], UNUSUAL_BACKPROP))
     subs["unusual-matmul"] = ("matmul", edited(SOLUTION["matmul"], UNUSUAL_MATMUL))
     subs["debuggers"] = ("backprop", edited(SOLUTION["backprop"], DEBUGGERS))
@@ -157,6 +158,7 @@ def test_most_mistake_reports_have_a_heat_map(graded) -> None:
     [
         "course-matmul",
         "course-backprop",
+        "course-training",
         "unusual-backprop",
         "unusual-backprop-2",
         "unusual-matmul",
@@ -172,6 +174,24 @@ def test_right_answers_get_full_marks(graded, student: str) -> None:
     assert record["score"] == record["extra_data"]["max_score"], [
         t["output"] for t in tests.values() if t["status"] == "failed"
     ]
+
+
+@CLASS
+@pytest.mark.reads("course-training", _folder("fit-rebinds-its-parameters"))
+def test_the_report_draws_fit_s_loss_curve_beside_the_reference_s(graded) -> None:
+    """fit on the digits, epoch by epoch: the right answer's curve is the reference's; a
+    fit that returns its history but never updates the parameters has a flat one."""
+    page = _text(graded["course-training"][FEEDBACK]["html"])
+    assert "How does your fit train?" in page
+    assert (
+        'alt="fit&#x27;s loss and accuracy per epoch' in graded["course-training"][FEEDBACK]["html"]
+    )
+    said = re.search(r"training loss of ([0-9.]+) and ([0-9.]+)% validation accuracy; the "
+                     r"reference's: ([0-9.]+) and ([0-9.]+)%", page)  # fmt: skip
+    assert said and said.group(1) == said.group(3) and said.group(2) == said.group(4), page
+    # the rebinding fit returns no history: the report says what it returned instead
+    rebinds = _text(graded[_folder("fit-rebinds-its-parameters")][FEEDBACK]["html"])
+    assert "No loss curve of yours: fit returned nothing." in rebinds
 
 
 @CLASS

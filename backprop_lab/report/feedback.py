@@ -24,6 +24,7 @@ from .feedback_content import (
     Picture,
     advice_entries,
     checks_to_fix,
+    curve_sentence,
     detail_lines,
     device_lines,
     human_time,
@@ -116,6 +117,12 @@ def feedback_html(result: GradeResult, pics: tuple[Picture, ...] | None = None) 
         out.append(f'<div class="advice-box"><h3>{_e(where)}</h3><p>{_inline_code(text)}</p></div>')
     out.append("<h2>Ready for a GPU?</h2>")
     out += [f"<p>{_inline_code(line)}</p>" for line in device_lines(result)]
+    if result.curve is not None:
+        out.append("<h2>How does your fit train?</h2>")
+        out.append(f"<p>{_e(curve_sentence(result.curve))}</p>")
+        curve_pic = next((p for p in pics if p.key == "fit-curve"), None)
+        if curve_pic is not None:
+            out.append(f"<p>{_img(curve_pic)}</p>")
     rows = ladder_rows(result)
     if result.speed is not None and result.speed.noisy:
         out.append(f"<h2>How fast is your matmul?</h2><p>{_e(NOISY)}</p>")
@@ -188,6 +195,15 @@ def feedback_markdown(
         lines += [f"- **{markdown_text(where)}**: {markdown_text(text)}" for where, text in advice]
     lines += ["", "## Ready for a GPU?", ""]
     lines += [f"- {markdown_text(x)}" for x in device_lines(result)]
+    if result.curve is not None:
+        lines += [
+            "",
+            "## How does your fit train?",
+            "",
+            markdown_text(curve_sentence(result.curve)),
+        ]
+        if "fit-curve" in paths:
+            lines += ["", f"![fit's loss and accuracy per epoch]({paths['fit-curve']})"]
     rows = ladder_rows(result)
     if result.speed is not None and result.speed.noisy:
         lines += ["", "## How fast is your matmul?", "", NOISY]

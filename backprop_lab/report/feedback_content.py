@@ -1,12 +1,13 @@
 """What a feedback report says, whatever its format (feedback.py renders it as HTML and
 as Markdown): the pictures, each failed check's details, the advice, whether the code is
-ready for a GPU, and how fast the student's matmul is."""
+ready for a GPU, how fast the student's matmul is, and how their fit trains."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from ..judge.curve import LossCurve
 from ..judge.score import CheckResult
 from ..judge.speed import TORCH, LadderRow, ladder, ratio_text
 from ..pipeline import GradeResult
@@ -15,6 +16,7 @@ __all__ = [
     "Picture",
     "advice_entries",
     "checks_to_fix",
+    "curve_sentence",
     "detail_lines",
     "device_lines",
     "human_time",
@@ -58,7 +60,7 @@ def ladder_rows(result: GradeResult) -> tuple[LadderRow, ...]:
 def pictures(result: GradeResult) -> tuple[Picture, ...]:
     """The report's pictures: one heat map per failed check whose first wrong value is a
     gradient with both tensors at hand, then the speed ladder."""
-    from .pictures import Bar, heatmap_png, ladder_png
+    from .pictures import Bar, curve_png, heatmap_png, ladder_png
 
     out: list[Picture] = []
     for c in result.score.checks:
@@ -72,6 +74,11 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
         png = heatmap_png(v.value, v.want.numpy(), got, caption=caption)
         key = _slug(f"{c.exercise}-{c.name}-{v.value}")
         out.append(Picture(key, f"heat map of {v.value}: yours against expected", png, c))
+    if result.curve is not None:
+        png = curve_png(result.curve.expected, result.curve.yours,
+                        title="fit on the digits, epoch by epoch")  # fmt: skip
+        out.append(Picture("fit-curve", "fit's loss and accuracy per epoch: yours and the "
+                           "reference's", png))  # fmt: skip
     rows = ladder_rows(result)
     if rows:
         ar, ac, bc = result.speed.shape  # type: ignore[union-attr]
@@ -81,6 +88,19 @@ def pictures(result: GradeResult) -> tuple[Picture, ...]:
         )
         out.append(Picture("matmul-speed", "the matmul speed ladder, log scale", png))
     return tuple(out)
+
+
+def curve_sentence(curve: LossCurve) -> str:
+    """What the loss curve says, in one sentence."""
+    epochs = len(curve.expected)
+    _, _, theirs = curve.expected[-1]
+    if curve.yours is None:
+        return (f"No loss curve of yours: {curve.why_not_yours}. The reference reaches "
+                f"{theirs:.1%} validation accuracy after {epochs} epochs.")  # fmt: skip
+    train, _, mine = curve.yours[-1]
+    return (f"After {epochs} epochs on the digits your fit reports a training loss of "
+            f"{train:.3f} and {mine:.1%} validation accuracy; the reference's: "
+            f"{curve.expected[-1][0]:.3f} and {theirs:.1%}.")  # fmt: skip
 
 
 def speed_sentence(rows: tuple[LadderRow, ...]) -> str:

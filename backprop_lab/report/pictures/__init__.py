@@ -1,5 +1,5 @@
 """Pictures for feedback reports, as PNG bytes: a heat map of a wrong gradient
-(heatmap.py) and the matmul speed ladder (ladder.py).
+(heatmap.py), the matmul speed ladder (ladder.py) and fit's loss curve (curve.py).
 
 Pure functions: numpy arrays and numbers in, PNG bytes out. Only matplotlib's object API is
 used (Figure + the Agg canvas, never pyplot), so nothing touches matplotlib's global state
@@ -8,6 +8,7 @@ matplotlib costs about a second, which is why nothing imports this package until
 is actually written.
 """
 
+from .curve import curve_png
 from .heatmap import heatmap_png, ratio_map, ratio_summary
 from .ladder import (
     REFERENCE_COLOUR,
@@ -24,6 +25,7 @@ __all__ = [
     "STUDENT_COLOUR",
     "TORCH_LABEL",
     "Bar",
+    "curve_png",
     "heatmap_png",
     "ladder_png",
     "ratio_label",
