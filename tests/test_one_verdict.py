@@ -55,27 +55,21 @@ def _with_bug(nb_path: Path, grade_id: str, correct: str, wrong: str) -> nbforma
     return nb
 
 
+# assignment -> (its one bug's cell, the right line, the wrong one)
+ONE_BUG = {
+    "backprop": ("lin_grad", "w.g = inp.t() @ out.g", "w.g = out.g.t() @ inp"),
+    "matmul": ("matmul_broadcast", "a[i, :, None]", "a[i, None]"),
+    "training": ("cross_entropy_grad", "inp.g = (softmax - one_hot) / n",
+                 "inp.g = softmax - one_hot"),
+}  # fmt: skip
 # kind -> assignment -> notebook to submit
 SUBMISSIONS = {
     "solution": lambda a: nbformat.read(SOLUTION[a], as_version=4),
     "untouched": lambda a: nbformat.read(STUB[a], as_version=4),
     # backprop: w.g transposed in lin_grad (the class Lin has its own code and stays right);
-    # matmul: a[i, None] is a row, not a column, so only square shapes come out right.
-    "one_bug": lambda a: (
-        _with_bug(
-            SOLUTION[a],
-            "lin_grad",
-            "w.g = inp.t() @ out.g",
-            "w.g = out.g.t() @ inp",
-        )
-        if a == "backprop"
-        else _with_bug(
-            SOLUTION[a],
-            "matmul_broadcast",
-            "a[i, :, None]",
-            "a[i, None]",
-        )
-    ),
+    # matmul: a[i, None] is a row, not a column, so only square shapes come out right;
+    # training: cross_entropy_grad without its 1/N (the classifier and fit call it).
+    "one_bug": lambda a: _with_bug(SOLUTION[a], *ONE_BUG[a]),
     # The lesson's own code, `torch.zeros(ar, bc)` in every rung: float32 whatever the
     # inputs. autograde gives it full marks (the dtype is 0-point advice), and so must the
     # notebook's hidden float64 tests under nbgrader: one verdict. Likewise the course's
@@ -103,6 +97,7 @@ RIGHT = ("solution", "lesson", "unusual", "unusual_2", "debuggers")
 KINDS = {
     "matmul": ("solution", "untouched", "one_bug", "lesson", "unusual"),
     "backprop": ("solution", "one_bug", "lesson", "unusual", "unusual_2", "debuggers"),
+    "training": ("solution", "untouched", "one_bug"),
 }
 CASES = [(a, k) for a, kinds in KINDS.items() for k in kinds]
 IDS = [f"{a}-{k}" for a, k in CASES]
@@ -128,6 +123,9 @@ WRONG: dict[tuple[str, str], tuple[str, ...]] = {
     ("backprop", "solution"): (),
     ("backprop", "one_bug"): ("lin_grad",),
     ("backprop", "lesson"): (),
+    ("training", "solution"): (),
+    ("training", "untouched"): tuple(e.cell for e in exercises_for("training")),
+    ("training", "one_bug"): ("cross_entropy_grad",),
 }
 
 
