@@ -15,7 +15,17 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["ACCURACY", "CLASSIFIER", "DIGITS", "EXERCISES", "FIT", "FIT_MATHS", "HISTORY", "PARAMS"]
+__all__ = [
+    "ACCURACY",
+    "CLASSIFIER",
+    "DIGITS",
+    "EXERCISES",
+    "FIT",
+    "FIT_MATHS",
+    "HISTORY",
+    "PARAMS",
+    "sgd",
+]
 
 PARAMS = ("w1", "b1", "w2", "b2")
 DIGITS = "the digits"  # Case.variant: the bundled data set, normalised as the lesson does
@@ -133,8 +143,11 @@ def _make_fit(case: Case, gen: torch.Generator) -> Inputs:
     }  # fmt: skip
 
 
-def _oracle_fit(inputs: Inputs) -> dict[str, Expected]:
-    """Minibatch SGD in float64, each step's gradients by autograd, from fresh."""
+def sgd(inputs: Inputs, *, pile_up: bool = False) -> tuple[dict[str, Tensor], Tensor]:
+    """fit on `inputs` in float64: the parameters after minibatch SGD, each step's
+    gradients by autograd from fresh, and each epoch's (training loss, validation loss,
+    validation accuracy). With `pile_up`, each step applies the sum of every gradient so
+    far, as a `.g +=` that is never cleared does (the catalogue's detector)."""
     import torch
 
     from . import lesson
@@ -142,6 +155,7 @@ def _oracle_fit(inputs: Inputs) -> dict[str, Expected]:
 
     t = f64(inputs)
     params = [t[k] for k in PARAMS]
+    applied = [torch.zeros_like(p) for p in params]
     x, y = t["x_train"], t["y_train"]
     lr, bs = t["lr"].item(), int(t["bs"].item())
     history = []
@@ -151,15 +165,20 @@ def _oracle_fit(inputs: Inputs) -> dict[str, Expected]:
             leaves = [p.detach().requires_grad_() for p in params]
             loss = lesson.classifier_loss(x[i : i + bs], y[i : i + bs], *leaves)
             step = torch.autograd.grad(loss, leaves)
-            params = [p.detach() - lr * g for p, g in zip(leaves, step, strict=True)]
+            applied = [a + g if pile_up else g for a, g in zip(applied, step, strict=True)]
+            params = [p.detach() - lr * g for p, g in zip(leaves, applied, strict=True)]
             total += loss.item() * len(x[i : i + bs])
         with torch.no_grad():
             logits = lesson.lin(lesson.relu(lesson.lin(t["x_valid"], *params[:2])), *params[2:])
             valid = lesson.cross_entropy(logits, t["y_valid"]).item()
             right = (logits.argmax(-1) == t["y_valid"]).double().mean().item()
         history.append((total / len(x), valid, right))
-    return {**{k: Expected(p) for k, p in zip(PARAMS, params, strict=True)},
-            HISTORY: Expected(torch.tensor(history, dtype=torch.float64))}  # fmt: skip
+    return dict(zip(PARAMS, params, strict=True)), torch.tensor(history, dtype=torch.float64)
+
+
+def _oracle_fit(inputs: Inputs) -> dict[str, Expected]:
+    params, history = sgd(inputs)
+    return {**{k: Expected(p) for k, p in params.items()}, HISTORY: Expected(history)}
 
 
 def _reference_fit(ref: ModuleType, inputs: Inputs) -> dict[str, Tensor]:

@@ -6,8 +6,6 @@ from the observation's inputs (float64) and asks whether it is what the student 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -107,28 +105,9 @@ def params_unchanged(obs: Observation) -> bool:
     return _is(obs, obs.inputs[obs.value])
 
 
-def _sgd(obs: Observation, step: Callable[[list[Tensor], list[Tensor], list[Tensor]],
-                                          list[Tensor]]) -> dict[str, Tensor]:  # fmt: skip
-    """fit's parameters after SGD whose gradients `step(params, grads, kept)` turns into
-    the ones applied (`kept`: what the previous step left on the parameters)."""
-    t = obs.inputs
-    params = [t[k].double() for k in training.PARAMS]
-    kept = [torch.zeros_like(p) for p in params]
-    x, y = t["x_train"].double(), t["y_train"]
-    lr, bs = float(t["lr"].item()), int(t["bs"].item())
-    for _ in range(int(t["epochs"].item())):
-        for i in range(0, len(x), bs):
-            leaves = [p.detach().requires_grad_() for p in params]
-            loss = lesson.classifier_loss(x[i : i + bs], y[i : i + bs], *leaves)
-            grads = list(torch.autograd.grad(loss, leaves))
-            kept = step(params, grads, kept)
-            params = [p.detach() - lr * g for p, g in zip(leaves, kept, strict=True)]
-    return dict(zip(training.PARAMS, params, strict=True))
-
-
 def gradients_piled_up(obs: Observation) -> bool:
     """Each step applied the sum of every gradient so far: `.g` added to, never cleared."""
     if obs.maths is not training.FIT_MATHS or obs.value not in training.PARAMS:
         return False
-    piled = _sgd(obs, lambda params, grads, kept: [k + g for k, g in zip(kept, grads, strict=True)])
+    piled, _ = training.sgd(obs.inputs, pile_up=True)
     return _is(obs, piled[obs.value])
