@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from course_class import GradedClass
 from grading_tools import full_marks, points
-from mistake_cases import MATMUL_F64, MISTAKES, MistakeCase
-from notebook_tools import SOLUTION, STUB, edited, matmul
+from mistake_cases import FIT_ACCURACY_ON_THE_TRAINING_SET, MATMUL_F64, MISTAKES, MistakeCase
+from notebook_tools import SOLUTION, STUB, Edit, edited, matmul
 from right_answers import (
     DEBUGGERS,
     MODEL_ORDER,
@@ -47,6 +47,10 @@ def submissions() -> dict[str, tuple[str, nbformat.NotebookNode]]:
     subs["course-matmul"] = ("matmul", course_notebook("matmul"))
     subs["course-backprop"] = ("backprop", course_notebook("backprop"))
     subs["course-training"] = ("training", course_notebook("training"))
+    subs["accuracy-on-the-training-set"] = (
+        "training",
+        edited(SOLUTION["training"], [Edit("fit", FIT_ACCURACY_ON_THE_TRAINING_SET)]),
+    )
     subs["unusual-backprop"] = ("backprop", edited(SOLUTION["backprop"], UNUSUAL_BACKPROP))
     subs["unusual-matmul"] = ("matmul", edited(SOLUTION["matmul"], UNUSUAL_MATMUL))
     subs["debuggers"] = ("backprop", edited(SOLUTION["backprop"], DEBUGGERS))
@@ -192,6 +196,21 @@ def test_the_report_draws_fit_s_loss_curve_beside_the_reference_s(graded) -> Non
     # the rebinding fit returns no history: the report says what it returned instead
     rebinds = _text(graded[_folder("fit-rebinds-its-parameters")][FEEDBACK]["html"])
     assert "No loss curve of yours: fit returned nothing." in rebinds
+    assert "is the accuracy on the training set" not in page
+
+
+@CLASS
+@pytest.mark.reads("accuracy-on-the-training-set")
+def test_accuracy_measured_on_the_training_set_is_said_and_costs_nothing(graded) -> None:
+    """The mistake the lesson warns of: a fit that reports the accuracy of the examples it
+    trains on as its validation accuracy. Its parameters are right (full marks); the
+    report says which set its number is, and the validation set's."""
+    record = graded["accuracy-on-the-training-set"][""]
+    assert record["score"] == record["extra_data"]["max_score"]
+    page = _text(graded["accuracy-on-the-training-set"][FEEDBACK]["html"])
+    said = re.search(r"Your ([0-9.]+)% is the accuracy on the training set, which the model "
+                     r"has learnt; on the validation set it is ([0-9.]+)%", page)  # fmt: skip
+    assert said and said.group(1) != said.group(2), page
 
 
 @CLASS

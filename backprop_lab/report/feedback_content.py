@@ -98,9 +98,16 @@ def curve_sentence(curve: LossCurve) -> str:
         return (f"No loss curve of yours: {curve.why_not_yours}. The reference reaches "
                 f"{theirs:.1%} validation accuracy after {epochs} epochs.")  # fmt: skip
     train, _, mine = curve.yours[-1]
-    return (f"After {epochs} epochs on the digits your fit reports a training loss of "
+    said = (f"After {epochs} epochs on the digits your fit reports a training loss of "
             f"{train:.3f} and {mine:.1%} validation accuracy; the reference's: "
             f"{curve.expected[-1][0]:.3f} and {theirs:.1%}.")  # fmt: skip
+    if curve.on_the_training_set is not None:
+        reported, valid = curve.on_the_training_set
+        said += (f" Your {reported:.1%} is the accuracy on the training set, which the model "
+                 f"has learnt; on the validation set it is {valid:.1%}. Measure it on "
+                 "x_valid and y_valid, examples it has not seen (0 points: the grade "
+                 "comes from the parameters).")  # fmt: skip
+    return said
 
 
 def speed_sentence(rows: tuple[LadderRow, ...]) -> str:
