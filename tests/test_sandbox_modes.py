@@ -30,14 +30,14 @@ MODES = {
     "namespaces-only": {"namespaces": True, "landlock": 0},
     "neither": {"namespaces": False, "landlock": 0},
 }
-ATTACKS = ("read-solutions", "write-outside", "grader-cmdline", "grader-environ",
+ATTACKS = ("read-solutions", "read-answers", "write-outside", "grader-cmdline", "grader-environ",
            "signal-grader", "libc-signal-grader", "ptrace-grader", "tcp", "udp",
            "fork-server", "io_uring", "keyctl", "new-user-namespace", "memfd",
            "run-written-file", "core_pattern")  # fmt: skip
 # What each mode holds (every attack above refused or without effect): all of them, except
 # the file attacks where nothing guards files (neither layer), which the grader refuses
 # to run as root (see test_neither_as_root...) and warns about otherwise.
-FILES = ("read-solutions", "write-outside", "run-written-file", "grader-cmdline",
+FILES = ("read-solutions", "read-answers", "write-outside", "run-written-file", "grader-cmdline",
          "grader-environ")  # fmt: skip
 MODES_HOLD = {mode: set(ATTACKS) - (set(FILES) if mode == "neither" else set()) for mode in MODES}
 
@@ -126,6 +126,10 @@ def udp():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     return s.sendto(b"x", ("127.0.0.1", UDP))
 attempt("read-solutions", lambda: open(SOLUTIONS).read(10))
+attempt("read-answers", lambda: open(ANSWERS).read(10))
+def course_data():
+    return importlib.import_module("backprop_lab.coursedata").get_data().x_train.shape
+attempt("course-data", course_data)
 attempt("write-outside", lambda: open(VICTIM, "a").write("forged"))
 attempt("grader-cmdline", lambda: open(f"/proc/{GRADER}/cmdline").read())
 attempt("grader-environ", lambda: open(f"/proc/{GRADER}/environ").read())
@@ -156,6 +160,7 @@ def test_each_attack_in_each_mode(mode, tmp_path: Path, server, listeners) -> No
     victim.write_text("alice,15\n")
     tcp, udp = listeners
     given = {"SOLUTIONS": str(ROOT / "solutions/backprop/backprop.ipynb"), "VICTIM": str(victim),
+             "ANSWERS": str(ROOT / "backprop_lab/reference/backprop.py"),
              "GRADER": os.getpid(), "TCP": tcp.getsockname()[1], "UDP": udp.getsockname()[1],
              "SERVER": str(server.socket_path)}  # fmt: skip
     head = "".join(f"{k} = {v!r}\n" for k, v in given.items())
@@ -182,6 +187,9 @@ def test_each_attack_in_each_mode(mode, tmp_path: Path, server, listeners) -> No
     assert held >= MODES_HOLD[mode], sorted(MODES_HOLD[mode] - held)
     assert victim.read_text() == "alice,15\n" or "write-outside" not in MODES_HOLD[mode]
     assert "0000000000000000" in r["caps"][1], r["caps"]  # no capability, even as root
+    # what every notebook imports stays importable, inside the package it shares with the
+    # answers (Landlock alone: the package's folder listed, its files but the data's not read)
+    assert r["course-data"][0] == "done", r["course-data"]
     if os.geteuid() == 0 and found["namespaces"]:
         assert r["uid"][1] == "65534", "root's notebook is nobody on the host"
 
