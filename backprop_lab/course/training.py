@@ -173,7 +173,7 @@ def sgd(inputs: Inputs, *, pile_up: bool = False) -> tuple[dict[str, Tensor], Te
             valid = lesson.cross_entropy(logits, t["y_valid"]).item()
             right = (logits.argmax(-1) == t["y_valid"]).double().mean().item()
         history.append((total / len(x), valid, right))
-    return dict(zip(PARAMS, params, strict=True)), torch.tensor(history, dtype=torch.float64)
+    return dict(zip(PARAMS, params, strict=True)), torch.tensor(history, dtype=torch.double)
 
 
 def _oracle_fit(inputs: Inputs) -> dict[str, Expected]:
