@@ -78,12 +78,20 @@ def _stubs(nb: NotebookNode) -> list[tuple[str, str]]:
         if cell.cell_type != "code" or _STUB not in cell.source:
             continue
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        for node in ast.parse(cell.source).body:
-            functions = [(node.name, node)] if isinstance(node, ast.FunctionDef) else (
-                [(f"{node.name}.{m.name}", m) for m in node.body if isinstance(m, ast.FunctionDef)]
-                if isinstance(node, ast.ClassDef) else [])  # fmt: skip
-            found += [(grade_id, name) for name, fn in functions
-                      if "NotImplementedError" in ast.unparse(fn)]  # fmt: skip
+        found += [(grade_id, name) for name, fn in _definitions(ast.parse(cell.source))
+                  if "NotImplementedError" in ast.unparse(fn)]  # fmt: skip
+    return found
+
+
+def _definitions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef]]:
+    """The top-level functions of `tree`, and its classes' methods as `Class.method`."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            found.append((node.name, node))
+        elif isinstance(node, ast.ClassDef):
+            found += [(f"{node.name}.{m.name}", m) for m in node.body
+                      if isinstance(m, ast.FunctionDef)]  # fmt: skip
     return found
 
 
