@@ -349,18 +349,22 @@ def test_pr_editing_the_grader_or_workflows_is_graded_and_posted_by_the_base(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["backprop", "training"])
 def test_a_passing_pr_gets_a_clean_summary(
-    base_and_head, tmp_path: Path, capsys: pytest.CaptureFixture
+    base_and_head, tmp_path: Path, capsys: pytest.CaptureFixture, assignment: str
 ) -> None:
     base, head = base_and_head
-    write_notebook(head, ROOT / "solutions/backprop/backprop.ipynb")
+    nb = read_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
+    import nbformat
+
+    nbformat.write(nb, head / "assignments" / assignment / f"{assignment}.ipynb")
     summary = tmp_path / "summary.md"
     argv = ["ci-grade", "--base", str(base), "--head", str(head), "--summary", str(summary)]
     assert main(argv) == 0
     assert not [p for p in capsys.readouterr().out.splitlines() if p.startswith("::")]
     md = summary.read_text()
-    full = full_marks("backprop")
-    assert f"backprop.ipynb (backprop): {full}/{full}" in md and "WARNING" not in md
+    full = full_marks(assignment)
+    assert f"{assignment}.ipynb ({assignment}): {full}/{full}" in md and "WARNING" not in md
 
 
 def test_refuses_to_run_a_grader_that_is_not_the_base_branch(
