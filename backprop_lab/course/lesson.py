@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 __all__ = [
+    "classifier_logits",
     "classifier_loss",
     "cross_entropy",
     "lin",
@@ -67,8 +68,13 @@ def cross_entropy(x: Tensor, targ: Tensor) -> Tensor:
     return F.cross_entropy(x, targ.reshape(-1))
 
 
+def classifier_logits(inp: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """lin -> relu -> lin: the classifier's logits (N, classes)."""
+    return lin(relu(lin(inp, w1, b1)), w2, b2)
+
+
 def classifier_loss(
     inp: Tensor, targ: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor
 ) -> Tensor:
-    """lin -> relu -> lin -> cross-entropy: the loss the classifier and `fit` differentiate."""
-    return cross_entropy(lin(relu(lin(inp, w1, b1)), w2, b2), targ)
+    """The logits' cross-entropy: the loss the classifier and `fit` differentiate."""
+    return cross_entropy(classifier_logits(inp, w1, b1, w2, b2), targ)

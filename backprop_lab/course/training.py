@@ -169,7 +169,7 @@ def sgd(inputs: Inputs, *, pile_up: bool = False) -> tuple[dict[str, Tensor], Te
             params = [p.detach() - lr * g for p, g in zip(leaves, applied, strict=True)]
             total += loss.item() * len(x[i : i + bs])
         with torch.no_grad():
-            logits = lesson.lin(lesson.relu(lesson.lin(t["x_valid"], *params[:2])), *params[2:])
+            logits = lesson.classifier_logits(t["x_valid"], *params)
             valid = lesson.cross_entropy(logits, t["y_valid"]).item()
             right = (logits.argmax(-1) == t["y_valid"]).double().mean().item()
         history.append((total / len(x), valid, right))
