@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..course import ASSIGNMENTS
+from ..course.oracle import ANSWERS
 from ..options import GradingError
 from ..report.records import unscored
 from .gradescope import CONFIG, BundleConfig
@@ -39,8 +40,7 @@ CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # students and for Gradescope alike: the lesson's answers. Student code runs beside the
 # installed grader and may read its environment's site-packages, so nothing there may hold
 # an answer; the grader's expected values come from autograd (course/oracle.py) and need none.
-PACKAGE = "backprop_lab"
-ANSWERS = f"{PACKAGE}.reference"
+PACKAGE = ANSWERS.partition(".")[0]
 
 
 _SETUP = """\
